@@ -1,0 +1,86 @@
+//! The `Connector` trait every source implements, and the page sink through
+//! which a connector hands records over (the store implements the sink, so
+//! this crate never touches it).
+
+use crate::record::Record;
+
+/// How much a sync pass reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// What changed since the stored cursor.
+    Incremental,
+    /// Everything; records the source no longer returns are marked gone.
+    Full,
+}
+
+/// One page of converted records and the cursor that follows it. The sink
+/// writes both in one atomic step, so a crash resumes after the last page.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Page {
+    /// Converted records.
+    pub records: Vec<Record>,
+    /// Opaque cursor to resume after this page (`None` keeps the previous one).
+    pub cursor: Option<String>,
+}
+
+/// What the sink did with one page.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Committed {
+    /// Records new to the store.
+    pub inserted: u64,
+    /// Records that replaced a different earlier version.
+    pub replaced: u64,
+    /// Records equal to what was stored (nothing written).
+    pub unchanged: u64,
+}
+
+impl std::ops::AddAssign for Committed {
+    fn add_assign(&mut self, o: Committed) {
+        self.inserted += o.inserted;
+        self.replaced += o.replaced;
+        self.unchanged += o.unchanged;
+    }
+}
+
+/// Where a connector sends its pages.
+pub trait PageSink: Send {
+    /// Write a page and its cursor atomically and durably.
+    fn commit(&mut self, page: Page) -> Result<Committed, SinkError>;
+}
+
+/// The sink could not write a page; the sync stops and resumes later.
+#[derive(Debug, thiserror::Error)]
+#[error("could not commit a page: {0}")]
+pub struct SinkError(pub String);
+
+/// The outcome of one finished sync pass.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SyncOutcome {
+    /// Pages committed.
+    pub pages: u64,
+    /// Requests or files read.
+    pub requests: u64,
+    /// Records by what the store did with them.
+    pub committed: Committed,
+    /// Items the source returned that could not be converted (each logged).
+    pub skipped: u64,
+}
+
+/// A source of normalized records.
+#[async_trait::async_trait]
+pub trait Connector: Send + Sync {
+    /// The configured instance name (also the `source` of its records).
+    fn name(&self) -> &str;
+
+    /// The configured kind, e.g. `github_secret_scanning`.
+    fn kind(&self) -> &'static str;
+
+    /// One sync pass from `cursor` (none: from the beginning), committing page
+    /// by page into `sink`.
+    async fn sync(
+        &self,
+        cursor: Option<String>,
+        mode: SyncMode,
+        sink: &mut dyn PageSink,
+    ) -> Result<SyncOutcome, crate::Error>;
+}

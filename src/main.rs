@@ -1,0 +1,2 @@
+//! The `secmetrics` command line.
+fn main() {}
