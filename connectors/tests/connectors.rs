@@ -1,1 +1,8 @@
-//! Connector tests.
+//! The connectors' integration tests, one binary: external services are
+//! played on loopback (`support`), real third-party payloads feed the
+//! conformance suite when `SECMETRICS_FIXTURES` is set.
+
+mod conformance;
+mod github;
+mod sarif;
+mod support;

@@ -12,9 +12,9 @@
 //!
 //! The mapping rules, in the order they apply:
 //! - severity: a `kind` other than `fail` → info; else `security-severity`
-//!   of the result's, then the rule's, `properties` (string or number:
-//!   >= 9.0 critical, >= 7.0 high, >= 4.0 medium, > 0 low, 0 info); else the
-//!   level: the result's `level`, else the rule's
+//!   of the result's, then the rule's, `properties` (string or number; from
+//!   9.0 critical, from 7.0 high, from 4.0 medium, above 0 low, 0 info);
+//!   else the level: the result's `level`, else the rule's
 //!   `defaultConfiguration.level`, else `warning` (error → high, warning →
 //!   medium, note → low, none → info);
 //! - the rule: `rule.toolComponent.index` (or `.name`) into
