@@ -4,7 +4,9 @@
 //! the next scan no longer reports is resolved (`remediated`) at that
 //! scan's time; the cursor keeps the last scan of each asset and tool.
 
-use super::{finding_id, to_finding, FindingContext, ReadError, SarifFile, SuppressionPolicy};
+use super::{
+    finding_id, to_finding, FindingContext, Occurrences, ReadError, SarifFile, SuppressionPolicy,
+};
 use crate::connector::{Connector, Page, PageSink, SyncMode, SyncOutcome};
 use crate::github::env_serde;
 use crate::record::{
@@ -286,7 +288,7 @@ impl SarifConnector {
             environment: self.environment(asset),
         };
         let mut current: HashMap<String, BTreeMap<String, Kept>> = HashMap::new();
-        let mut occurrences: HashMap<(String, String), u32> = HashMap::new();
+        let mut occurrences = Occurrences::default();
         let mut page: Vec<Record> = Vec::with_capacity(self.settings.page_size.min(4096));
         let page_size = self.settings.page_size;
         let res = file.results(
@@ -294,11 +296,8 @@ impl SarifConnector {
             fallback,
             |r| -> Result<(), Error> {
                 let key = scan_key(asset, &r.tool);
-                let n = occurrences
-                    .entry((r.tool.clone(), r.fingerprint.clone()))
-                    .or_insert(0);
-                *n += 1;
-                let id = finding_id(asset, &r.tool, &r.fingerprint, *n);
+                let n = occurrences.next(&r.tool, &r.fingerprint);
+                let id = finding_id(asset, &r.tool, &r.fingerprint, n);
                 let prev_opened = cur
                     .scans
                     .get(&key)

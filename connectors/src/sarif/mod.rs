@@ -743,6 +743,21 @@ pub fn finding_id(asset: &str, tool: &str, fingerprint: &str, occurrence: u32) -
     }
 }
 
+/// Counts results per (tool, fingerprint) within one scan, 16 bytes a key,
+/// so identical results get distinct ids.
+#[derive(Debug, Default)]
+pub struct Occurrences(HashMap<u128, u32>);
+
+impl Occurrences {
+    /// The occurrence number (1-based) of this result of `tool` with `fingerprint`.
+    pub fn next(&mut self, tool: &str, fingerprint: &str) -> u32 {
+        let key = u128::from_str_radix(&stable_hash(&[tool, fingerprint]), 16).unwrap_or_default();
+        let n = self.0.entry(key).or_insert(0);
+        *n += 1;
+        *n
+    }
+}
+
 /// Turn a converted result into a `finding` record.
 pub fn to_finding(ctx: &FindingContext, r: &SarifResult, id: String, opened_at: Time) -> Finding {
     let mut extra = serde_json::Map::new();
@@ -787,13 +802,10 @@ pub fn import_file<E>(
     fallback_time: Time,
     mut on_finding: impl FnMut(Finding) -> Result<(), E>,
 ) -> Result<u64, ReadError<E>> {
-    let mut seen: HashMap<String, u32> = HashMap::new();
+    let mut seen = Occurrences::default();
     read_results(path, policy, fallback_time, |r| {
-        let n = seen
-            .entry(format!("{}\u{0}{}", r.tool, r.fingerprint))
-            .or_insert(0);
-        *n += 1;
-        let id = finding_id(&ctx.asset, &r.tool, &r.fingerprint, *n);
+        let n = seen.next(&r.tool, &r.fingerprint);
+        let id = finding_id(&ctx.asset, &r.tool, &r.fingerprint, n);
         let opened = r.first_detected.unwrap_or(r.scan_time);
         on_finding(to_finding(ctx, &r, id, opened))
     })
