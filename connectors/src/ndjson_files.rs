@@ -79,6 +79,10 @@ impl Connector for NdjsonConnector {
             if cur.files.get(&key) == Some(&stamp) {
                 continue;
             }
+            if sink.cancelled() {
+                outcome.interrupted = true;
+                break;
+            }
             outcome.requests += 1;
             let file = std::fs::File::open(&path).map_err(|source| Error::Io {
                 path: key.clone(),

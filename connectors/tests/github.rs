@@ -542,3 +542,108 @@ async fn errors_name_connector_method_path_and_status_never_token_or_query() {
     );
     assert_eq!(gh.seen().len(), 1, "a plain 403 is not retried");
 }
+
+#[tokio::test]
+async fn a_timed_out_request_is_retried() {
+    let gh = FakeGithub::start().await;
+    gh.set("secret", alerts(2));
+    gh.script(
+        "secret",
+        1,
+        vec![Scripted::new(200, &[], "[]").delayed(1500)],
+    );
+    let mut retry = fast_retry();
+    retry["timeout_secs"] = json!(0.4);
+    let c = secret_connector(&gh, json!({"repos": {"enabled": false}, "retry": retry}));
+    let mut sink = MemorySink::default();
+    c.sync(None, SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    assert_eq!(sink.count("secret_alert"), 2);
+    assert_eq!(c.api().http().stats().snapshot().retries, 1);
+}
+
+#[tokio::test]
+async fn a_reset_connection_is_retried_and_a_persistent_one_fails_naming_the_path() {
+    let (base, accepted) = flaky_server(2, "[]").await;
+    let s: GithubSecretScanningSettings = serde_json::from_value(json!({
+        "name": "gh-secrets", "org": "acme", "base_url": base, "rate": 1000.0, "burst": 100,
+        "repos": {"enabled": false}, "retry": fast_retry()
+    }))
+    .unwrap();
+    let c = s.build(Some(SecretString::from(TOKEN))).unwrap();
+    let out = c
+        .sync(None, SyncMode::Incremental, &mut MemorySink::default())
+        .await
+        .unwrap();
+    assert_eq!(out.pages, 1);
+    assert_eq!(*accepted.lock().unwrap(), 3, "two resets, then the answer");
+
+    let (base, _) = flaky_server(100, "[]").await;
+    let s: GithubSecretScanningSettings = serde_json::from_value(json!({
+        "name": "gh-secrets", "org": "acme", "base_url": base, "rate": 1000.0, "burst": 100,
+        "repos": {"enabled": false}, "retry": fast_retry()
+    }))
+    .unwrap();
+    let c = s.build(Some(SecretString::from(TOKEN))).unwrap();
+    let err = c
+        .sync(None, SyncMode::Incremental, &mut MemorySink::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("gh-secrets: GET /orgs/acme/secret-scanning/alerts: "),
+        "{err}"
+    );
+    assert!(err.ends_with("(after 4 attempts)"), "{err}");
+    assert!(!err.contains(TOKEN) && !err.contains("per_page"), "{err}");
+}
+
+#[tokio::test]
+async fn a_rate_limit_wait_longer_than_allowed_fails_at_once() {
+    let gh = FakeGithub::start().await;
+    gh.script(
+        "secret",
+        1,
+        vec![Scripted::new(429, &[("retry-after", "3600")], "{}")],
+    );
+    let c = secret_connector(&gh, json!({"repos": {"enabled": false}}));
+    let t = Instant::now();
+    let err = c
+        .sync(None, SyncMode::Incremental, &mut MemorySink::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(t.elapsed() < Duration::from_secs(2));
+    assert_eq!(
+        err,
+        "gh-secrets: GET /orgs/acme/secret-scanning/alerts: HTTP 429: rate limited for 3600 s, longer than the allowed wait"
+    );
+}
+
+#[tokio::test]
+async fn a_cancelled_pass_stops_after_the_page_in_flight_and_resumes_later() {
+    let gh = FakeGithub::start().await;
+    gh.set("secret", alerts(6));
+    let c = secret_connector(&gh, json!({"repos": {"enabled": false}}));
+    let mut sink = MemorySink {
+        cancel_after: Some(1),
+        ..MemorySink::default()
+    };
+    let out = c
+        .sync(None, SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    assert!(out.interrupted);
+    assert_eq!((out.pages, gh.seen().len()), (1, 1));
+    sink.cancel_after = None;
+    let out = c
+        .sync(sink.cursor.clone(), SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    assert!(!out.interrupted);
+    assert_eq!(sink.count("secret_alert"), 6);
+    assert!(sink.times.values().all(|n| *n == 1));
+    let stats = c.http_stats().unwrap();
+    assert_eq!(stats.requests, 3);
+}

@@ -315,6 +315,10 @@ impl Connector for GithubCodeScanning {
         "github_code_scanning"
     }
 
+    fn http_stats(&self) -> Option<crate::http::HttpStatsSnapshot> {
+        Some(self.api.http.stats().snapshot())
+    }
+
     async fn sync(
         &self,
         cursor: Option<String>,

@@ -330,6 +330,10 @@ pub(crate) async fn sync_list<T: DeserializeOwned>(
     };
     let mut first = !resumed;
     loop {
+        if sink.cancelled() {
+            outcome.interrupted = true;
+            return Ok(());
+        }
         let etag = if first && !pass.full {
             ep.etag.as_deref()
         } else {

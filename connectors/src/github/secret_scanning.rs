@@ -215,6 +215,10 @@ impl Connector for GithubSecretScanning {
         "github_secret_scanning"
     }
 
+    fn http_stats(&self) -> Option<crate::http::HttpStatsSnapshot> {
+        Some(self.api.http.stats().snapshot())
+    }
+
     async fn sync(
         &self,
         cursor: Option<String>,
@@ -234,6 +238,9 @@ impl Connector for GithubSecretScanning {
                 &mut outcome,
             )
             .await?;
+        }
+        if outcome.interrupted {
+            return Ok(outcome);
         }
         let per_page = self.api.per_page.to_string();
         let types = self.settings.secret_types.join(",");

@@ -425,6 +425,10 @@ impl Connector for SarifConnector {
                 if cur.files.get(&key) == Some(&stamp) {
                     continue;
                 }
+                if sink.cancelled() {
+                    outcome.interrupted = true;
+                    break;
+                }
                 outcome.requests += 1;
                 let imported = match self.asset_of(&path) {
                     Some(asset) => {

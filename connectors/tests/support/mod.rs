@@ -26,6 +26,8 @@ pub struct MemorySink {
     pub records: BTreeMap<(String, String), Record>,
     /// How many times each (kind, id) was committed.
     pub times: BTreeMap<(String, String), u32>,
+    /// Ask the connector to stop once this many pages are committed.
+    pub cancel_after: Option<usize>,
 }
 
 impl PageSink for MemorySink {
@@ -45,6 +47,10 @@ impl PageSink for MemorySink {
         }
         self.pages.push(page);
         Ok(c)
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel_after.is_some_and(|n| self.pages.len() >= n)
     }
 }
 
@@ -66,6 +72,8 @@ pub struct Scripted {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// Wait this long before answering (to trip the client's timeout).
+    pub delay_ms: u64,
 }
 
 impl Scripted {
@@ -77,7 +85,13 @@ impl Scripted {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             body: body.to_string(),
+            delay_ms: 0,
         }
+    }
+
+    pub fn delayed(mut self, ms: u64) -> Scripted {
+        self.delay_ms = ms;
+        self
     }
 }
 
@@ -176,6 +190,14 @@ async fn handle(
     State((state, base)): State<(Arc<Mutex<GithubState>>, String)>,
     req: Request,
 ) -> Response {
+    let (response, delay_ms) = respond(&state, &base, &req);
+    if delay_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+    }
+    response
+}
+
+fn respond(state: &Mutex<GithubState>, base: &str, req: &Request) -> (Response, u64) {
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
     let params: Vec<(String, String)> = query
@@ -206,10 +228,13 @@ async fn handle(
     let Some(list) = list_of(&path) else {
         seen.status = 404;
         st.seen.push(seen);
-        return json_response(
-            404,
-            &[],
-            r#"{"message":"Not Found","documentation_url":"https://docs.github.com/rest","status":"404"}"#.into(),
+        return (
+            json_response(
+                404,
+                &[],
+                r#"{"message":"Not Found","documentation_url":"https://docs.github.com/rest","status":"404"}"#.into(),
+            ),
+            0,
         );
     };
     seen.list = list.to_string();
@@ -225,7 +250,10 @@ async fn handle(
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        return json_response(answer.status, &hs, answer.body);
+        return (
+            json_response(answer.status, &hs, answer.body.clone()),
+            answer.delay_ms,
+        );
     }
     let items = st.lists.get(list).cloned().unwrap_or_default();
     let pages = items.len().div_ceil(per_page).max(1) as u32;
@@ -240,7 +268,7 @@ async fn handle(
         *r.status_mut() = StatusCode::NOT_MODIFIED;
         r.headers_mut()
             .insert("etag", HeaderValue::from_str(&etag).unwrap());
-        return r;
+        return (r, 0);
     }
     let link_for = |p: u32| {
         let mut q: Vec<String> = params
@@ -252,7 +280,7 @@ async fn handle(
         let host = if st.foreign_link {
             "http://127.0.0.2:1"
         } else {
-            base.as_str()
+            base
         };
         format!("{host}{path}?{}", q.join("&"))
     };
@@ -274,7 +302,7 @@ async fn handle(
     }
     st.seen.push(seen);
     let hs: Vec<(&str, &str)> = hs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    json_response(200, &hs, String::from_utf8(body).unwrap())
+    (json_response(200, &hs, String::from_utf8(body).unwrap()), 0)
 }
 
 fn json_response(status: u16, headers: &[(&str, &str)], body: String) -> Response {
@@ -407,4 +435,41 @@ impl LogBuffer {
 /// Time since `t`.
 pub fn since(t: Instant) -> Duration {
     t.elapsed()
+}
+
+/// A raw HTTP server on loopback that drops the first `drops` connections
+/// right after reading the request (a connection reset), then answers
+/// every request with `200` and `body`. Returns its base URL and a counter
+/// of connections accepted.
+pub async fn flaky_server(drops: usize, body: &'static str) -> (String, Arc<Mutex<usize>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let count = Arc::new(Mutex::new(0usize));
+    let c = count.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let n = {
+                let mut g = c.lock().unwrap();
+                *g += 1;
+                *g
+            };
+            let mut buf = vec![0u8; 8192];
+            let _ = sock.read(&mut buf).await;
+            if n <= drops {
+                drop(sock);
+                continue;
+            }
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{}",
+                body.len(),
+                body
+            );
+            let _ = sock.write_all(resp.as_bytes()).await;
+        }
+    });
+    (base, count)
 }
