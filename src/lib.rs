@@ -11,3 +11,4 @@ pub mod config;
 pub mod estate;
 pub mod logging;
 pub mod store;
+pub mod sync;

@@ -4,6 +4,7 @@
 mod check;
 mod import;
 mod status;
+mod sync;
 
 use crate::config::Config;
 use crate::store::Store;
@@ -35,6 +36,9 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Validate the configuration (and its secrets) and say what is wrong.
     Check,
+    /// One pass of the configured connectors: what changed since each
+    /// connector's cursor (or everything, with `--full`).
+    Sync(sync::SyncArgs),
 }
 
 /// What every command gets: the loaded configuration and where the store is.
@@ -80,6 +84,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Import(args) => import::run(&ctx, args),
         Command::Status(args) => status::run(&ctx, args),
+        Command::Sync(args) => sync::run(&ctx, args),
         Command::Check => unreachable!("handled above"),
     }
 }
