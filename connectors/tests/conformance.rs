@@ -220,7 +220,7 @@ fn recorded_link_headers_lead_to_the_recorded_next_requests() {
 }
 
 fn settings_json(base: &str, kind_extra: Value) -> Value {
-    let mut v = json!({"name": "gh", "org": "github", "base_url": base, "rate": 1000.0, "burst": 100,
+    let mut v = json!({"name": "gh", "org": "github", "base_url": base, "rate": 1000.0, "burst": 100, "pages_per_commit": 1,
         "retry": {"max_attempts": 3, "backoff_base_ms": 10, "backoff_max_ms": 20, "secondary_min_wait_secs": 0.2}});
     for (k, x) in kind_extra.as_object().unwrap() {
         v[k] = x.clone();

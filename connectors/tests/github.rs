@@ -23,7 +23,7 @@ fn fast_retry() -> Value {
 
 fn secret_connector(gh: &FakeGithub, extra: Value) -> GithubSecretScanning {
     let mut v = json!({"name": "gh-secrets", "org": "acme", "base_url": gh.base, "rate": 1000.0, "burst": 100,
-                       "per_page": 2, "retry": fast_retry()});
+                       "per_page": 2, "pages_per_commit": 1, "retry": fast_retry()});
     for (k, x) in extra.as_object().unwrap() {
         v[k] = x.clone();
     }
@@ -34,7 +34,7 @@ fn secret_connector(gh: &FakeGithub, extra: Value) -> GithubSecretScanning {
 fn code_connector(gh: &FakeGithub) -> GithubCodeScanning {
     let s: GithubCodeScanningSettings = serde_json::from_value(json!({
         "name": "gh-code", "org": "acme", "base_url": gh.base, "rate": 1000.0, "burst": 100,
-        "per_page": 2, "retry": fast_retry(), "assets": {"acme/web": "web-shop"},
+        "per_page": 2, "pages_per_commit": 1, "retry": fast_retry(), "assets": {"acme/web": "web-shop"},
         "environments": {"acme/tools": "non_production"}
     }))
     .unwrap();
@@ -646,4 +646,39 @@ async fn a_cancelled_pass_stops_after_the_page_in_flight_and_resumes_later() {
     assert!(sink.times.values().all(|n| *n == 1));
     let stats = c.http_stats().unwrap();
     assert_eq!(stats.requests, 3);
+}
+
+#[tokio::test]
+async fn several_http_pages_per_commit_resume_after_the_last_committed_one() {
+    let gh = FakeGithub::start().await;
+    gh.set("secret", alerts(9));
+    let bad = Scripted::new(502, &[], "bad gateway");
+    gh.script(
+        "secret",
+        4,
+        vec![bad.clone(), bad.clone(), bad.clone(), bad],
+    );
+    let c = secret_connector(
+        &gh,
+        json!({"repos": {"enabled": false}, "pages_per_commit": 2}),
+    );
+    let mut sink = MemorySink::default();
+    c.sync(None, SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap_err();
+    // Pages 1 and 2 went out in one commit; page 3 was fetched but not
+    // committed when page 4 failed.
+    assert_eq!((sink.pages.len(), sink.count("secret_alert")), (1, 4));
+    gh.clear_seen();
+    let out = c
+        .sync(sink.cursor.clone(), SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    assert_eq!(
+        gh.seen().iter().map(|s| s.page).collect::<Vec<_>>(),
+        vec![3, 4, 5]
+    );
+    assert_eq!(out.pages, 2);
+    assert_eq!(sink.count("secret_alert"), 9);
+    assert!(sink.times.values().all(|n| *n == 1));
 }

@@ -10,8 +10,9 @@
 //! else → closed (reason kept in `extra`), each at `dismissed_at`.
 
 use super::{
-    default_base_url, default_burst, default_per_page, default_rate, env_serde, environment_of,
-    opt_time, req_time, sync_list, Access, Converted, GithubApi, GithubCursor, Item, RepoRef,
+    default_base_url, default_burst, default_pages_per_commit, default_per_page, default_rate,
+    env_serde, environment_of, opt_time, req_time, sync_list, Access, Converted, GithubApi,
+    GithubCursor, Item, RepoRef,
 };
 use crate::connector::{Connector, PageSink, SyncMode, SyncOutcome};
 use crate::http::RetrySettings;
@@ -53,6 +54,10 @@ pub struct GithubCodeScanningSettings {
     /// Items per page, at most 100.
     #[serde(default = "default_per_page")]
     pub per_page: u32,
+    /// HTTP pages per store commit: each commit is one durable write with
+    /// the cursor, so a failure re-reads at most this many pages.
+    #[serde(default = "default_pages_per_commit")]
+    pub pages_per_commit: u32,
     /// Retries, timeouts and longest rate-limit wait.
     #[serde(default)]
     pub retry: RetrySettings,
@@ -84,6 +89,7 @@ impl GithubCodeScanningSettings {
                 rate: self.rate,
                 burst: self.burst,
                 per_page: self.per_page,
+                pages_per_commit: self.pages_per_commit,
                 retry: &self.retry,
             },
             token,

@@ -41,6 +41,9 @@ pub(crate) fn default_burst() -> u32 {
 pub(crate) fn default_per_page() -> u32 {
     100
 }
+pub(crate) fn default_pages_per_commit() -> u32 {
+    10
+}
 
 /// The GitHub API of one connector instance: its client and where it points.
 #[derive(Debug)]
@@ -49,6 +52,7 @@ pub struct GithubApi {
     pub(crate) base: String,
     pub(crate) org: String,
     pub(crate) per_page: u32,
+    pub(crate) pages_per_commit: u32,
 }
 
 /// The connection settings shared by the GitHub connector kinds.
@@ -59,6 +63,7 @@ pub(crate) struct Access<'a> {
     pub rate: f64,
     pub burst: u32,
     pub per_page: u32,
+    pub pages_per_commit: u32,
     pub retry: &'a RetrySettings,
 }
 
@@ -107,6 +112,7 @@ impl GithubApi {
             base,
             org: a.org.to_string(),
             per_page: a.per_page,
+            pages_per_commit: a.pages_per_commit.max(1),
         })
     }
 
@@ -329,8 +335,20 @@ pub(crate) async fn sync_list<T: DeserializeOwned>(
         _ => None,
     };
     let mut first = !resumed;
+    // Records of fetched pages not yet committed, and how many pages.
+    let mut pending: Vec<Record> = Vec::new();
+    let mut pending_pages = 0u32;
     loop {
         if sink.cancelled() {
+            if pending_pages > 0 {
+                commit(
+                    &connector,
+                    cursor,
+                    std::mem::take(&mut pending),
+                    sink,
+                    outcome,
+                )?;
+            }
             outcome.interrupted = true;
             return Ok(());
         }
@@ -359,7 +377,6 @@ pub(crate) async fn sync_list<T: DeserializeOwned>(
                 connector: connector.clone(),
                 message: format!("{key}: the page is not a JSON array: {e}"),
             })?;
-        let mut records = Vec::with_capacity(items.len());
         let mut stop = false;
         for raw in items {
             let parsed = serde_json::from_str::<T>(raw.get()).map_err(|e| e.to_string());
@@ -392,7 +409,7 @@ pub(crate) async fn sync_list<T: DeserializeOwned>(
                     pass.at_max = vec![item.record.id().to_string()];
                 }
             }
-            records.push(item.record);
+            pending.push(item.record);
         }
         drop(fetched.body);
         let next = if stop { None } else { fetched.next };
@@ -410,16 +427,17 @@ pub(crate) async fn sync_list<T: DeserializeOwned>(
             None => finish(&ep, &pass),
         };
         cursor.endpoints.insert(key.to_string(), new_ep);
-        let cursor_text = serde_json::to_string(cursor).map_err(|e| Error::Source {
-            connector: connector.clone(),
-            message: format!("cannot encode the cursor: {e}"),
-        })?;
-        let committed = sink.commit(Page {
-            records,
-            cursor: Some(cursor_text),
-        })?;
-        outcome.pages += 1;
-        outcome.committed += committed;
+        pending_pages += 1;
+        if next.is_none() || pending_pages >= api.pages_per_commit {
+            commit(
+                &connector,
+                cursor,
+                std::mem::take(&mut pending),
+                sink,
+                outcome,
+            )?;
+            pending_pages = 0;
+        }
         match next {
             Some(n) => {
                 url = n;
@@ -428,6 +446,27 @@ pub(crate) async fn sync_list<T: DeserializeOwned>(
             None => return Ok(()),
         }
     }
+}
+
+/// Commit `records` with the whole cursor in one store write.
+fn commit(
+    connector: &str,
+    cursor: &GithubCursor,
+    records: Vec<Record>,
+    sink: &mut dyn PageSink,
+    outcome: &mut SyncOutcome,
+) -> Result<(), Error> {
+    let cursor_text = serde_json::to_string(cursor).map_err(|e| Error::Source {
+        connector: connector.to_string(),
+        message: format!("cannot encode the cursor: {e}"),
+    })?;
+    let committed = sink.commit(Page {
+        records,
+        cursor: Some(cursor_text),
+    })?;
+    outcome.pages += 1;
+    outcome.committed += committed;
+    Ok(())
 }
 
 /// The endpoint cursor after a finished pass.

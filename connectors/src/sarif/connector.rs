@@ -115,27 +115,52 @@ struct SarifCursor {
 struct ScanState {
     /// Scan time, microseconds since the epoch.
     t: i64,
-    /// Finding id → what re-emitting it as resolved needs.
+    /// (rule id, title) pairs the findings refer to by index.
+    #[serde(default)]
+    rules: Vec<(Option<String>, Option<String>)>,
+    /// Fingerprint (with `#n` for repeats) → what re-emitting the finding
+    /// as resolved needs. Kept compact: 200,000 findings are a few MB.
     f: BTreeMap<String, Kept>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Kept {
-    /// Fingerprint.
-    p: String,
-    /// Title.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    n: Option<String>,
-    /// Rule id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    r: Option<String>,
-    /// Severity.
-    s: Severity,
-    /// Opened at, microseconds.
-    o: i64,
-    /// Still open in that scan.
-    #[serde(default)]
-    open: bool,
+/// (rule index, severity, opened at in microseconds, still open).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct Kept(u32, Severity, i64, bool);
+
+/// A scan state being built while a file is read.
+#[derive(Default)]
+struct ScanBuilder {
+    state: ScanState,
+    rule_index: HashMap<(Option<String>, Option<String>), u32>,
+}
+
+impl ScanBuilder {
+    fn add(
+        &mut self,
+        key: String,
+        rule: &Option<String>,
+        title: &Option<String>,
+        kept: (Severity, i64, bool),
+    ) {
+        let next = self.state.rules.len() as u32;
+        let ix = *self
+            .rule_index
+            .entry((rule.clone(), title.clone()))
+            .or_insert_with(|| {
+                self.state.rules.push((rule.clone(), title.clone()));
+                next
+            });
+        self.state.f.insert(key, Kept(ix, kept.0, kept.1, kept.2));
+    }
+}
+
+/// The state key of a finding: its fingerprint, `#n` for the n-th repeat.
+fn local_key(fingerprint: &str, occurrence: u32) -> String {
+    if occurrence <= 1 {
+        fingerprint.to_string()
+    } else {
+        format!("{fingerprint}#{occurrence}")
+    }
 }
 
 fn micros(t: Time) -> i64 {
@@ -287,7 +312,7 @@ impl SarifConnector {
             asset: asset.to_string(),
             environment: self.environment(asset),
         };
-        let mut current: HashMap<String, BTreeMap<String, Kept>> = HashMap::new();
+        let mut current: HashMap<String, ScanBuilder> = HashMap::new();
         let mut occurrences = Occurrences::default();
         let mut page: Vec<Record> = Vec::with_capacity(self.settings.page_size.min(4096));
         let page_size = self.settings.page_size;
@@ -298,23 +323,19 @@ impl SarifConnector {
                 let key = scan_key(asset, &r.tool);
                 let n = occurrences.next(&r.tool, &r.fingerprint);
                 let id = finding_id(asset, &r.tool, &r.fingerprint, n);
+                let local = local_key(&r.fingerprint, n);
                 let prev_opened = cur
                     .scans
                     .get(&key)
-                    .and_then(|s| s.f.get(&id))
-                    .map(|k| from_micros(k.o));
+                    .and_then(|s| s.f.get(&local))
+                    .map(|k| from_micros(k.2));
                 let opened = r.first_detected.or(prev_opened).unwrap_or(r.scan_time);
-                let finding = to_finding(&ctx, &r, id.clone(), opened);
-                current.entry(key).or_default().insert(
-                    id,
-                    Kept {
-                        p: r.fingerprint.clone(),
-                        n: r.title.clone(),
-                        r: r.rule_id.clone(),
-                        s: r.severity,
-                        o: micros(opened),
-                        open: r.status == Status::Open,
-                    },
+                let finding = to_finding(&ctx, &r, id, opened);
+                current.entry(key).or_default().add(
+                    local,
+                    &r.rule_id,
+                    &r.title,
+                    (r.severity, micros(opened), r.status == Status::Open),
                 );
                 page.push(Record::Finding(finding));
                 if page.len() >= page_size {
@@ -334,21 +355,19 @@ impl SarifConnector {
         }
         for (tool, t) in tools {
             let key = scan_key(asset, &tool);
-            let now = current.remove(&key).unwrap_or_default();
+            let mut now = current.remove(&key).unwrap_or_default().state;
+            now.t = micros(t);
             if let Some(prev) = cur.scans.remove(&key) {
-                for (id, kept) in prev.f {
-                    if kept.open && !now.contains_key(&id) {
-                        page.push(Record::Finding(self.resolved(&ctx, &tool, id, &kept, t)));
+                for (local, kept) in &prev.f {
+                    if kept.3 && !now.f.contains_key(local) {
+                        let rule = prev.rules.get(kept.0 as usize).cloned().unwrap_or_default();
+                        page.push(Record::Finding(
+                            self.resolved(&ctx, &tool, local, rule, kept, t),
+                        ));
                     }
                 }
             }
-            cur.scans.insert(
-                key,
-                ScanState {
-                    t: micros(t),
-                    f: now,
-                },
-            );
+            cur.scans.insert(key, now);
         }
         cur.files.insert(path.display().to_string(), stamp);
         self.commit(sink, outcome, page, Some(cur))?;
@@ -359,33 +378,38 @@ impl SarifConnector {
         &self,
         ctx: &FindingContext,
         tool: &str,
-        id: String,
+        local: &str,
+        (rule, title): (Option<String>, Option<String>),
         kept: &Kept,
         at: Time,
     ) -> Finding {
+        let (fingerprint, occurrence) = match local.split_once('#') {
+            Some((fp, n)) => (fp, n.parse().unwrap_or(1)),
+            None => (local, 1),
+        };
         let mut extra = serde_json::Map::new();
         extra.insert("tool".into(), Value::String(tool.to_string()));
-        if let Some(r) = &kept.r {
-            extra.insert("rule".into(), Value::String(r.clone()));
+        if let Some(r) = rule {
+            extra.insert("rule".into(), Value::String(r));
         }
         extra.insert(
             "resolved_by".into(),
             Value::String("absent_from_next_scan".into()),
         );
         Finding {
-            id,
+            id: finding_id(&ctx.asset, tool, fingerprint, occurrence),
             source: ctx.source.clone(),
             asset: ctx.asset.clone(),
-            title: kept.n.clone(),
-            severity: kept.s,
+            title,
+            severity: kept.1,
             environment: ctx.environment,
             domain: Domain::Application,
-            opened_at: from_micros(kept.o),
+            opened_at: from_micros(kept.2),
             status: Status::Remediated,
             resolved_at: Some(at),
             validity: Validity::Unverified,
             duplicate_of: None,
-            fingerprint: Some(kept.p.clone()),
+            fingerprint: Some(fingerprint.to_string()),
             url: None,
             extra: Extra(extra),
         }
