@@ -1,7 +1,9 @@
 //! End-to-end sync benchmark (`cargo bench --bench sync`): 100,000 GitHub
 //! secret scanning alerts and 100,000 code scanning alerts from a local
-//! server into a sled store through `sync_one`, then a second pass with
-//! nothing changed. Prints requests, wall time and peak RSS.
+//! server into a sled store through `sync_one`: a first pass into an empty
+//! store, a `--full` pass (re-reads all, tracks identities to mark the rest
+//! gone), and a pass with nothing changed. Prints requests, records
+//! written, wall time and peak RSS (reset before each pass).
 
 use secmetrics::store::Store;
 use secmetrics::sync::sync_one;
@@ -65,6 +67,7 @@ fn serve(total: usize) -> String {
         for stream in listener.incoming().flatten() {
             let b = b.clone();
             std::thread::spawn(move || {
+                let _ = stream.set_nodelay(true);
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
                 let mut out = stream;
                 loop {
@@ -126,9 +129,10 @@ fn serve(total: usize) -> String {
                         ));
                     }
                     head.push_str("\r\n");
-                    if out.write_all(head.as_bytes()).is_err()
-                        || out.write_all(body.as_bytes()).is_err()
-                    {
+                    // One write: a head and body sent apart stall on Nagle
+                    // and delayed ACKs.
+                    head.push_str(&body);
+                    if out.write_all(head.as_bytes()).is_err() {
                         return;
                     }
                 }
@@ -139,51 +143,73 @@ fn serve(total: usize) -> String {
 }
 
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
+    let args: Vec<String> = std::env::args().collect();
+    // Each case runs in its own process so one case's memory cannot
+    // inflate the next one's peak RSS.
+    if let Some(pos) = args.iter().position(|a| a == "--case") {
+        let kind = args[pos + 1].clone();
+        let total: usize = args[pos + 2].parse().unwrap();
+        run_case(&kind, total);
+        return;
+    }
+    if !args.iter().any(|a| a == "--bench") {
         println!("sync benchmark: run with `cargo bench --bench sync`");
         return;
     }
+    let exe = std::env::current_exe().unwrap();
+    for total in ["10000", "100000"] {
+        for kind in ["github_secret_scanning", "github_code_scanning"] {
+            let status = std::process::Command::new(&exe)
+                .args(["--case", kind, total])
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+    }
+}
+
+fn run_case(kind: &str, total: usize) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    for total in [10_000usize, 100_000] {
-        let base = serve(total);
-        for kind in ["github_secret_scanning", "github_code_scanning"] {
-            let dir = tempfile::tempdir().unwrap();
-            let store = Store::open(dir.path()).unwrap();
-            let mut settings = serde_json::json!({
-                "kind": kind, "name": "bench", "org": "acme", "base_url": base,
-                "rate": 100000.0, "burst": 1000
-            });
-            if kind == "github_secret_scanning" {
-                settings["repos"] = serde_json::json!({"enabled": false});
-            }
-            let connector = serde_json::from_value::<ConnectorSettings>(settings)
-                .unwrap()
-                .build(None)
-                .unwrap();
-            for (pass, mode) in [("full", SyncMode::Full), ("again", SyncMode::Incremental)] {
-                reset_peak_rss();
-                let before = connector.http_stats().unwrap().requests;
-                let t = Instant::now();
-                let report = rt
-                    .block_on(sync_one(
-                        &store,
-                        connector.as_ref(),
-                        mode,
-                        Arc::new(AtomicBool::new(false)),
-                    ))
-                    .unwrap();
-                let wall = t.elapsed().as_secs_f64();
-                let requests = connector.http_stats().unwrap().requests - before;
-                let written = report.outcome.committed.inserted + report.outcome.committed.replaced;
-                println!(
-                    "{kind:<23} {total:>7} alerts, {pass:<5} pass: requests {requests:>5}, records written {written:>7}, wall {wall:>6.2} s, peak RSS {:>6.1} MiB",
-                    peak_rss_mib()
-                );
-            }
-        }
+    let base = serve(total);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut settings = serde_json::json!({
+        "kind": kind, "name": "bench", "org": "acme", "base_url": base,
+        "rate": 100000.0, "burst": 1000
+    });
+    if kind == "github_secret_scanning" {
+        settings["repos"] = serde_json::json!({"enabled": false});
+    }
+    let connector = serde_json::from_value::<ConnectorSettings>(settings)
+        .unwrap()
+        .build(None)
+        .unwrap();
+    for (pass, mode) in [
+        ("first", SyncMode::Incremental),
+        ("full", SyncMode::Full),
+        ("again", SyncMode::Incremental),
+    ] {
+        reset_peak_rss();
+        let before = connector.http_stats().unwrap().requests;
+        let t = Instant::now();
+        let report = rt
+            .block_on(sync_one(
+                &store,
+                connector.as_ref(),
+                mode,
+                Arc::new(AtomicBool::new(false)),
+            ))
+            .unwrap();
+        let wall = t.elapsed().as_secs_f64();
+        let requests = connector.http_stats().unwrap().requests - before;
+        let written = report.outcome.committed.inserted + report.outcome.committed.replaced;
+        println!(
+            "{kind:<23} {total:>7} alerts, {pass:<5} pass: requests {requests:>5}, records written {written:>7}, wall {wall:>6.2} s, peak RSS {:>6.1} MiB",
+            peak_rss_mib()
+        );
     }
 }

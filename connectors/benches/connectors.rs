@@ -284,22 +284,45 @@ async fn sarif(results: usize) {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let rt = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    // Each case runs in its own process so one case's memory cannot
+    // inflate the next one's peak RSS.
+    if let Some(pos) = args.iter().position(|a| a == "--case") {
+        let what = args[pos + 1].clone();
+        let n: usize = args[pos + 2].parse().unwrap();
+        rt().block_on(async {
+            match what.as_str() {
+                "sarif" => sarif(n).await,
+                kind => github(kind, n).await,
+            }
+        });
+        return;
+    }
     // `cargo bench` passes `--bench`; `cargo test --benches` does not.
-    if !std::env::args().any(|a| a == "--bench") {
+    if !args.iter().any(|a| a == "--bench") {
         println!("connectors benchmark: run with `cargo bench -p secmetrics-connectors`");
         return;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        for total in [10_000, 100_000] {
-            github("secret", total).await;
-            github("code", total).await;
-        }
-        sarif(20_000).await;
-        sarif(200_000).await;
-    });
+    let exe = std::env::current_exe().unwrap();
+    for (what, n) in [
+        ("secret", "10000"),
+        ("code", "10000"),
+        ("secret", "100000"),
+        ("code", "100000"),
+        ("sarif", "20000"),
+        ("sarif", "200000"),
+    ] {
+        let status = std::process::Command::new(&exe)
+            .args(["--case", what, n])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
 }
