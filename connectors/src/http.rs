@@ -217,6 +217,9 @@ pub struct HttpClient {
     headers: HeaderMap,
     retry: RetrySettings,
     stats: Arc<HttpStats>,
+    /// Set when an answer said the quota is spent (`x-ratelimit-remaining:
+    /// 0`): no request leaves before this time.
+    blocked_until: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl std::fmt::Debug for HttpClient {
@@ -272,6 +275,7 @@ impl HttpClient {
             headers,
             retry,
             stats: Arc::new(HttpStats::default()),
+            blocked_until: std::sync::Mutex::new(None),
         })
     }
 
@@ -299,6 +303,7 @@ impl HttpClient {
             if attempt > 1 {
                 self.stats.retries.fetch_add(1, Ordering::Relaxed);
             }
+            self.wait_for_reset(method, &path).await?;
             self.limiter.until_ready().await;
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
             let mut req = self
@@ -339,6 +344,7 @@ impl HttpClient {
                 return Ok(Conditional::NotModified);
             }
             if status.is_success() {
+                self.note_quota(&headers);
                 match response.bytes().await {
                     Ok(body) => {
                         return Ok(Conditional::Modified(Fetched {
@@ -397,6 +403,49 @@ impl HttpClient {
             );
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// Remember a spent quota (remaining 0 with a reset time), also from a
+    /// successful answer, so the next request waits for the reset instead
+    /// of being refused.
+    fn note_quota(&self, headers: &HeaderMap) {
+        let remaining =
+            header_str(headers, "x-ratelimit-remaining").and_then(|v| v.trim().parse::<u64>().ok());
+        let reset =
+            header_str(headers, "x-ratelimit-reset").and_then(|v| v.trim().parse::<i64>().ok());
+        if let (Some(0), Some(reset)) = (remaining, reset) {
+            let ms = (reset * 1000 - chrono::Utc::now().timestamp_millis()).max(0) + 1000;
+            let until = std::time::Instant::now() + Duration::from_millis(ms as u64);
+            if let Ok(mut b) = self.blocked_until.lock() {
+                *b = Some(until);
+            }
+        }
+    }
+
+    /// Wait out a quota spent according to an earlier answer.
+    async fn wait_for_reset(&self, method: &'static str, path: &str) -> Result<(), HttpError> {
+        let until = self.blocked_until.lock().ok().and_then(|mut b| b.take());
+        let Some(until) = until else { return Ok(()) };
+        let wait = until.saturating_duration_since(std::time::Instant::now());
+        if wait.is_zero() {
+            return Ok(());
+        }
+        if wait.as_secs_f64() > self.retry.max_wait_secs {
+            return Err(HttpError::RateLimited {
+                connector: self.connector.clone(),
+                method,
+                path: path.to_string(),
+                status: 200,
+                wait_secs: wait.as_secs(),
+            });
+        }
+        self.stats.rate_limit_waits.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .rate_limit_wait_ms
+            .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
+        tracing::info!(connector = %self.connector, wait_ms = wait.as_millis() as u64, "rate limit spent; waiting for its reset");
+        tokio::time::sleep(wait).await;
+        Ok(())
     }
 
     fn backoff(&self, attempt: u32) -> Duration {

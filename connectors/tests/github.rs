@@ -682,3 +682,31 @@ async fn several_http_pages_per_commit_resume_after_the_last_committed_one() {
     assert_eq!(sink.count("secret_alert"), 9);
     assert!(sink.times.values().all(|n| *n == 1));
 }
+
+#[tokio::test]
+async fn a_spent_quota_on_a_successful_page_is_waited_out_before_the_next_request() {
+    let gh = FakeGithub::start().await;
+    gh.set("secret", alerts(4));
+    let reset = chrono::Utc::now().timestamp() + 1;
+    gh.state.lock().unwrap().page_headers = vec![
+        ("x-ratelimit-limit".into(), "5000".into()),
+        ("x-ratelimit-remaining".into(), "0".into()),
+        ("x-ratelimit-reset".into(), reset.to_string()),
+    ];
+    let c = secret_connector(&gh, json!({"repos": {"enabled": false}}));
+    let mut sink = MemorySink::default();
+    c.sync(None, SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    let seen = gh.seen();
+    assert_eq!(
+        seen.iter().map(|s| s.status).collect::<Vec<_>>(),
+        vec![200, 200]
+    );
+    let wall = |i: Instant| chrono::Utc::now() - chrono::Duration::from_std(i.elapsed()).unwrap();
+    assert!(
+        wall(seen[1].at).timestamp() >= reset,
+        "the second page was asked before the reset"
+    );
+    assert_eq!(c.api().http().stats().snapshot().rate_limit_waits, 1);
+}
