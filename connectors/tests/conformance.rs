@@ -418,3 +418,42 @@ async fn code_scanning_fixtures_served_on_loopback_convert_exactly() {
     }
     assert_eq!(fixed, n_fixed);
 }
+
+#[tokio::test]
+async fn the_sarif_connector_reads_the_fixture_folder_whole() {
+    let Some(dir) = fixtures("sarif connector conformance") else {
+        return;
+    };
+    let folder = dir.join("sarif");
+    let mut total = 0;
+    let mut files = 0;
+    for e in std::fs::read_dir(&folder).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "sarif") {
+            files += 1;
+            for run in load(p)["runs"].as_array().unwrap() {
+                total += run["results"].as_array().map_or(0, Vec::len);
+            }
+        }
+    }
+    let s: secmetrics_connectors::ConnectorSettings = serde_json::from_value(json!({
+        "kind": "sarif", "name": "sast", "paths": [folder.display().to_string()],
+        "default_asset": "fixtures", "page_size": 10
+    }))
+    .unwrap();
+    let c = s.build(None).unwrap();
+    let mut sink = MemorySink::default();
+    let out = c
+        .sync(None, SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    assert_eq!((out.requests, out.skipped), (files, 0));
+    assert_eq!(sink.count("finding"), total);
+    // Read again: every file is known, nothing is read or written.
+    let pages = sink.pages.len();
+    let out = c
+        .sync(sink.cursor.clone(), SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    assert_eq!((out.requests, sink.pages.len()), (0, pages));
+}
