@@ -60,7 +60,10 @@ pub fn parse_object(map: Map<String, Value>, default_source: &str) -> Result<Rec
     let kind = Kind::parse(&kind_text).ok_or_else(|| {
         FieldError::at(
             "kind",
-            format!("unknown value {kind_text:?} (expected one of {})", Kind::expected()),
+            format!(
+                "unknown value {kind_text:?} (expected one of {})",
+                Kind::expected()
+            ),
         )
     })?;
     let id = f.req_str("id")?;
@@ -86,7 +89,8 @@ pub fn parse_object(map: Map<String, Value>, default_source: &str) -> Result<Rec
             })
         }
         Kind::Repo => Record::Repo(Repo {
-            repo_type: f.opt_enum("type", RepoType::parse, RepoType::expected)?
+            repo_type: f
+                .opt_enum("type", RepoType::parse, RepoType::expected)?
                 .unwrap_or(RepoType::Repository),
             asset: f.opt_str("asset")?,
             in_scope: f.opt_bool("in_scope")?.unwrap_or(true),
@@ -270,7 +274,10 @@ impl Fields {
             None => Err(FieldError::at("tier", "required field is missing")),
             Some(Value::Number(n)) => match n.as_u64() {
                 Some(t @ 1..=3) => Ok(t as u8),
-                _ => Err(FieldError::at("tier", format!("must be 1, 2 or 3, found {n}"))),
+                _ => Err(FieldError::at(
+                    "tier",
+                    format!("must be 1, 2 or 3, found {n}"),
+                )),
             },
             Some(other) => Err(FieldError::at(
                 "tier",
