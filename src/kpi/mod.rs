@@ -721,3 +721,6 @@ pub fn with_history(
     pack.history = history(estate, period, cfg, n);
     pack
 }
+
+#[cfg(test)]
+mod tests;
