@@ -8,3 +8,4 @@
 
 pub mod estate;
 pub mod kpi;
+pub mod report;

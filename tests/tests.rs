@@ -2,4 +2,5 @@
 //! shared helpers in `util` and fixtures under `tests/data`.
 
 mod kpi_golden;
+mod report_render;
 mod util;
