@@ -6,6 +6,7 @@
 //! rendered by `report`, and delivered by `deliver`, with `daemon` driving it.
 #![deny(missing_docs)]
 
+pub mod demo;
 pub mod estate;
 pub mod kpi;
 pub mod report;
