@@ -156,7 +156,7 @@ pub fn review_coverage(
     }
     let mut security = CoverageTally::new(&[1, 2, 3]);
     let mut design = CoverageTally::new(&[1, 2]);
-    for a in estate.assets.iter().filter(|a| a.in_scope) {
+    for a in scope.assets().filter(|a| a.in_scope) {
         security.count(a, reviewed.contains(a.id.as_str()));
         if a.tier == 1 || a.tier == 2 {
             design.count(a, design_reviewed.contains(a.id.as_str()));
@@ -187,7 +187,7 @@ pub fn threat_model_coverage(
     let mut out = ThreatModelCoverage::default();
     let mut product_lines: BTreeMap<String, Ratio> = BTreeMap::new();
     let mut total = Ratio::default();
-    for a in estate.assets.iter().filter(|a| a.in_scope && a.critical) {
+    for a in scope.assets().filter(|a| a.in_scope && a.critical) {
         let covered = match latest.get(a.id.as_str()) {
             Some(t) if *t >= fresh_from => true,
             Some(_) => {

@@ -3,7 +3,7 @@
 //! names something no record defines (counted under `unmapped`).
 
 use crate::estate::Estate;
-use secmetrics_connectors::Asset;
+use secmetrics_connectors::{Asset, Repo};
 use std::collections::HashMap;
 
 /// What a record's asset or repo reference resolves to.
@@ -24,6 +24,8 @@ struct RepoScope<'a> {
     in_scope: bool,
     /// The repo's asset, when defined.
     asset: Option<&'a Asset>,
+    /// The repo record.
+    repo: &'a Repo,
 }
 
 /// Assets and repos by id.
@@ -47,7 +49,14 @@ impl<'a> Scope<'a> {
                 // scanning denominator, and its asset link is informational
                 // (the golden estates count repos of out-of-scope assets).
                 let in_scope = r.in_scope;
-                (r.id.as_str(), RepoScope { in_scope, asset })
+                (
+                    r.id.as_str(),
+                    RepoScope {
+                        in_scope,
+                        asset,
+                        repo: r,
+                    },
+                )
             })
             .collect();
         Scope { assets, repos }
@@ -61,6 +70,17 @@ impl<'a> Scope<'a> {
             Some(_) => Attach::Out,
             None => Attach::Unmapped,
         }
+    }
+
+    /// Every defined asset once per id (the last record wins when two
+    /// sources define the same id), in no particular order.
+    pub fn assets(&self) -> impl Iterator<Item = &'a Asset> + '_ {
+        self.assets.values().copied()
+    }
+
+    /// Every defined repo id once with whether it counts, and its record.
+    pub fn repos(&self) -> impl Iterator<Item = (&'a Repo, bool)> + '_ {
+        self.repos.values().map(|r| (r.repo, r.in_scope))
     }
 
     /// True when an asset with this id is defined.

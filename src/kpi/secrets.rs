@@ -40,8 +40,8 @@ fn confirmed(a: &SecretAlert) -> bool {
 /// `secret_exposure` for `period`.
 pub fn compute(estate: &Estate, scope: &Scope<'_>, period: &Period) -> SecretExposure {
     let mut out = SecretExposure::default();
-    for r in &estate.repos {
-        if scope.repo_in_scope(&r.id) {
+    for (r, in_scope) in scope.repos() {
+        if in_scope {
             out.repos_in_scope += 1;
             if r.secret_scanning == Some(true) {
                 out.repos_covered += 1;

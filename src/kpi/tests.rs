@@ -343,3 +343,11 @@ fn json_times_are_rfc3339_utc_seconds() {
     assert_eq!(v["period"]["end"], "2026-11-01T00:00:00Z");
     assert_eq!(v["generated_at"], "2026-11-02T00:00:00Z");
 }
+
+#[test]
+fn an_asset_defined_by_two_sources_counts_once() {
+    let a2 = r#"{"kind":"asset","id":"a","source":"cmdb","tier":1}"#;
+    let p = pack(&[ASSET, a2]);
+    let cov = &p.kpis.security_review_coverage.as_ref().expect("shown").figures;
+    assert_eq!(cov.denominator, 1);
+}
