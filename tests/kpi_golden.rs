@@ -14,7 +14,7 @@ fn numbers_equal(a: f64, b: f64) -> bool {
 
 /// Every field of `expected` present in `actual` and equal; mismatches are
 /// collected with their JSON path.
-fn compare(path: &str, expected: &Value, actual: Option<&Value>, out: &mut Vec<String>) {
+pub fn compare(path: &str, expected: &Value, actual: Option<&Value>, out: &mut Vec<String>) {
     let Some(actual) = actual else {
         out.push(format!("{path}: missing (expected {expected})"));
         return;

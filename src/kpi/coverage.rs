@@ -67,6 +67,8 @@ pub struct ThreatModelCoverage {
     pub stale: Vec<String>,
     /// Critical assets with no model before end, sorted.
     pub missing: Vec<String>,
+    /// Per tier of the critical assets ("1", "2", "3").
+    pub by_tier: Segments<Ratio>,
     /// Per product line.
     pub by_product_line: Segments<Ratio>,
 }
@@ -185,8 +187,7 @@ pub fn threat_model_coverage(
         }
     }
     let mut out = ThreatModelCoverage::default();
-    let mut product_lines: BTreeMap<String, Ratio> = BTreeMap::new();
-    let mut total = Ratio::default();
+    let mut tally = CoverageTally::new(&[1, 2, 3]);
     for a in scope.assets().filter(|a| a.in_scope && a.critical) {
         let covered = match latest.get(a.id.as_str()) {
             Some(t) if *t >= fresh_from => true,
@@ -199,26 +200,17 @@ pub fn threat_model_coverage(
                 false
             }
         };
-        total.count(covered);
-        let pl = a.product_line.as_deref().unwrap_or(NO_PRODUCT_LINE);
-        product_lines
-            .entry(pl.to_string())
-            .or_default()
-            .count(covered);
+        tally.count(a, covered);
     }
-    let total = total.finish();
-    out.numerator = total.numerator;
-    out.denominator = total.denominator;
-    out.value = total.value;
+    let coverage = tally.finish();
+    out.numerator = coverage.numerator;
+    out.denominator = coverage.denominator;
+    out.value = coverage.value;
+    out.by_tier = coverage.by_tier;
+    out.by_product_line = coverage.by_product_line;
     out.stale.sort();
     out.stale.dedup();
     out.missing.sort();
     out.missing.dedup();
-    out.by_product_line = Segments(
-        product_lines
-            .into_iter()
-            .map(|(k, r)| (k, r.finish()))
-            .collect(),
-    );
     out
 }

@@ -348,6 +348,11 @@ fn json_times_are_rfc3339_utc_seconds() {
 fn an_asset_defined_by_two_sources_counts_once() {
     let a2 = r#"{"kind":"asset","id":"a","source":"cmdb","tier":1}"#;
     let p = pack(&[ASSET, a2]);
-    let cov = &p.kpis.security_review_coverage.as_ref().expect("shown").figures;
+    let cov = &p
+        .kpis
+        .security_review_coverage
+        .as_ref()
+        .expect("shown")
+        .figures;
     assert_eq!(cov.denominator, 1);
 }
