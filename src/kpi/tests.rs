@@ -356,3 +356,186 @@ fn an_asset_defined_by_two_sources_counts_once() {
         .figures;
     assert_eq!(cov.denominator, 1);
 }
+
+#[test]
+fn secret_exposure_counts_confirmed_alerts_per_in_scope_repo() {
+    let lines = [
+        r#"{"kind":"repo","id":"o/a","secret_scanning":true}"#,
+        r#"{"kind":"repo","id":"o/b","secret_scanning":false}"#,
+        r#"{"kind":"repo","id":"o/c","secret_scanning":true,"in_scope":false}"#,
+        // Confirmed: revoked; never resolved and active; wont_fix.
+        r#"{"kind":"secret_alert","id":"s1","repo":"o/a","opened_at":"2026-10-02T00:00:00Z","resolved_at":"2026-10-03T00:00:00Z","resolution":"revoked"}"#,
+        r#"{"kind":"secret_alert","id":"s2","repo":"o/a","opened_at":"2026-10-02T00:00:00Z","validity":"active","push_protection_bypassed":true}"#,
+        // Open as of end, not confirmed: untriaged.
+        r#"{"kind":"secret_alert","id":"s3","repo":"o/b","opened_at":"2026-10-02T00:00:00Z","validity":"unknown"}"#,
+        // Out-of-scope repo: left out.
+        r#"{"kind":"secret_alert","id":"s4","repo":"o/c","opened_at":"2026-10-02T00:00:00Z","validity":"active"}"#,
+        // Unknown repo: counts.
+        r#"{"kind":"secret_alert","id":"s5","repo":"o/ghost","opened_at":"2026-10-02T00:00:00Z","resolved_at":"2026-10-05T00:00:00Z","resolution":"wont_fix"}"#,
+        // Opened before P: not in `confirmed`, but untriaged if open.
+        r#"{"kind":"secret_alert","id":"s6","repo":"o/a","opened_at":"2026-09-02T00:00:00Z"}"#,
+    ];
+    let v = json(&lines);
+    let s = &v["kpis"]["secret_exposure"];
+    assert_eq!(s["repos_in_scope"], 2);
+    assert_eq!(s["repos_covered"], 1);
+    assert_eq!(s["coverage"], 0.5);
+    assert_eq!(s["confirmed"], 3);
+    assert_eq!(s["rate"], 1.5);
+    assert_eq!(s["per_100_repos"], 150.0);
+    assert_eq!(s["untriaged"], 2);
+    assert_eq!(s["push_protection_bypasses"], 1);
+    assert!(v["warnings"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .any(|w| w.as_str().is_some_and(|w| w.contains("`o/ghost`"))));
+}
+
+#[test]
+fn release_gate_counts_reasons_of_releases_that_were_not_a_clean_pass() {
+    let r = |id: &str, at: &str, gate: &str, reason: &str| {
+        format!(
+            r#"{{"kind":"release","id":"{id}","asset":"a","at":"{at}","gate":"{gate}","reason":"{reason}"}}"#
+        )
+    };
+    let lines = [
+        ASSET.to_string(),
+        r("1", "2026-10-01T00:00:00Z", "passed", "sbom missing"),
+        r(
+            "2",
+            "2026-10-10T00:00:00Z",
+            "passed_with_exception",
+            "sbom missing",
+        ),
+        r("3", "2026-10-11T00:00:00Z", "failed", "critical vuln open"),
+        r("4", "2026-10-12T00:00:00Z", "failed", "sbom missing"),
+        r("5", "2026-11-01T00:00:00Z", "failed", "outside"),
+    ];
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let v = json(&refs);
+    let g = &v["kpis"]["release_gate"];
+    assert_eq!(g["total"], 4);
+    assert_eq!(g["pass_rate"], 0.25);
+    assert_eq!(g["exception_rate"], 0.25);
+    assert_eq!(g["reasons"]["sbom missing"], 2);
+    assert_eq!(g["reasons"]["critical vuln open"], 1);
+    assert!(g["reasons"].get("outside").is_none());
+}
+
+#[test]
+fn exception_debt_is_open_as_of_end_with_expiry_classes() {
+    let e = |id: &str, opened: &str, expires: &str, closed: &str| {
+        format!(
+            r#"{{"kind":"exception","id":"{id}","asset":"a","opened_at":"{opened}","expires_at":{expires},"closed_at":{closed}}}"#
+        )
+    };
+    let lines = [
+        ASSET.to_string(),
+        e(
+            "expired",
+            "2026-01-01T00:00:00Z",
+            r#""2026-10-31T23:59:59Z""#,
+            "null",
+        ),
+        e(
+            "soon",
+            "2026-10-15T00:00:00Z",
+            r#""2026-11-01T00:00:00Z""#,
+            "null",
+        ),
+        e(
+            "later",
+            "2026-10-15T00:00:00Z",
+            r#""2026-12-01T00:00:00Z""#,
+            "null",
+        ),
+        e(
+            "none",
+            "2026-09-15T00:00:00Z",
+            "null",
+            r#""2026-11-01T00:00:00Z""#,
+        ),
+        e(
+            "closed",
+            "2026-09-15T00:00:00Z",
+            "null",
+            r#""2026-10-31T00:00:00Z""#,
+        ),
+        e("future", "2026-11-01T00:00:00Z", "null", "null"),
+    ];
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let v = json(&refs);
+    let x = &v["kpis"]["exception_debt"];
+    assert_eq!(x["open"], 4);
+    assert_eq!(x["on_critical"], 4);
+    assert_eq!(x["expired"], 1);
+    assert_eq!(x["expiring_30d"], 1);
+    assert_eq!(x["no_expiry"], 1);
+    assert_eq!(x["aging"]["0_30"], 2);
+    assert_eq!(x["aging"]["31_90"], 1);
+    assert_eq!(x["aging"]["over_90"], 1);
+}
+
+#[test]
+fn detection_triage_summarizes_validated_incidents_only() {
+    let i = |id: &str, triaged: &str, validated: &str| {
+        format!(
+            r#"{{"kind":"incident","id":"{id}","alerted_at":"2026-10-10T00:00:00Z","triaged_at":{triaged},"validated":{validated}}}"#
+        )
+    };
+    let lines = [
+        i("a", r#""2026-10-10T01:00:00Z""#, "true"),
+        i("b", r#""2026-10-10T03:00:00Z""#, "true"),
+        i("c", "null", "true"),
+        i("d", r#""2026-10-10T09:00:00Z""#, "false"),
+        i("e", r#""2026-10-10T09:00:00Z""#, "null"),
+    ];
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let v = json(&refs);
+    let d = &v["kpis"]["detection_triage"];
+    assert_eq!(d["incidents"], 5);
+    assert_eq!(d["validated"], 3);
+    assert_eq!(d["excluded_false_positive"], 1);
+    assert_eq!(d["undecided"], 1);
+    assert_eq!(d["missing_triage"], 1);
+    assert_eq!(d["triage_hours"]["mean"], 2.0);
+    assert_eq!(d["triage_hours"]["median"], 2.0);
+    assert_eq!(d["triage_hours"]["p90"], 3.0);
+    assert!(d["contain_hours"]["mean"].is_null());
+    assert_eq!(d["headline"], 2.0);
+}
+
+#[test]
+fn coverage_windows_end_at_period_end_and_reach_back_365_days() {
+    let rev = |id: &str, ty: &str, at: &str| {
+        format!(
+            r#"{{"kind":"review","id":"{id}","asset":"{id}","type":"{ty}","completed_at":"{at}"}}"#
+        )
+    };
+    let asset = |id: &str, tier: u8| format!(r#"{{"kind":"asset","id":"{id}","tier":{tier}}}"#);
+    let lines = [
+        asset("edge-in", 1),
+        asset("edge-out", 2),
+        asset("at-end", 2),
+        asset("t3", 3),
+        // 2026-11-01 minus 365 days is 2025-11-01: inclusive.
+        rev("edge-in", "design", "2025-11-01T00:00:00Z"),
+        rev("edge-out", "design", "2025-10-31T23:59:59Z"),
+        rev("at-end", "design", "2026-11-01T00:00:00Z"),
+        rev("t3", "security", "2026-06-01T00:00:00Z"),
+    ];
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let v = json(&refs);
+    let d = &v["kpis"]["design_review_coverage"];
+    assert_eq!(d["denominator"], 3);
+    assert_eq!(d["numerator"], 1);
+    assert_eq!(d["by_tier"]["1"]["value"], 1.0);
+    assert_eq!(d["by_tier"]["2"]["value"], 0.0);
+    let s = &v["kpis"]["security_review_coverage"];
+    assert_eq!(s["numerator"], 2);
+    assert_eq!(s["denominator"], 4);
+    assert!(v["kpis"]["threat_model_coverage"]["missing"]
+        .as_array()
+        .is_some_and(|m| m.len() == 1 && m[0] == "edge-in"));
+}
