@@ -1,12 +1,16 @@
 //! secmetrics: the product-security KPI daemon.
 //!
 //! Data flows one way and the modules follow it: records arrive through
-//! `connectors` (a separate crate) or `import`, are kept in the `store`,
+//! `connectors` (a separate crate) or `import`, are kept in the [`store`],
 //! gathered into an [`estate::Estate`], turned into the KPI pack by `kpi`,
 //! rendered by `report`, and delivered by `deliver`, with `daemon` driving it.
 #![deny(missing_docs)]
 
+pub mod cli;
+pub mod config;
 pub mod demo;
 pub mod estate;
 pub mod kpi;
+pub mod logging;
 pub mod report;
+pub mod store;

@@ -1,7 +1,7 @@
 //! Golden estates: the pack for 2026-10 must contain every field of the
 //! independent implementation's `.expected.json` with equal values.
 
-use crate::util;
+use crate::common as util;
 use secmetrics::kpi::{self, KpiConfig, Period};
 use serde_json::Value;
 

@@ -1,7 +1,7 @@
 //! Renderings of a golden pack: every shown KPI line carries its figure,
 //! trend, target status and business sentence; HTML is self-contained.
 
-use crate::util;
+use crate::common as util;
 use secmetrics::kpi::{self, KpiConfig, KpiId, Period};
 use secmetrics::report::{self, Format};
 

@@ -1,0 +1,201 @@
+//! `secmetrics import FILE...`: load NDJSON records into the store in atomic
+//! batches, report every bad line with its file, line and field, and keep
+//! every good line.
+
+use super::Context;
+use crate::store::{BatchOutcome, Store};
+use secmetrics_connectors::{ndjson, Kind, Record};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+
+/// Options of `import`.
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// Files to load; `-` reads standard input.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Input format.
+    #[arg(long, value_enum, default_value_t = ImportFormat::Ndjson)]
+    pub format: ImportFormat,
+    /// `source` for lines that name none.
+    #[arg(long, default_value = "import")]
+    pub source: String,
+    /// Records per atomic, durable write.
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_size: u64,
+    /// Print a line on stderr after each committed batch.
+    #[arg(long)]
+    pub progress: bool,
+}
+
+/// Input formats of `import`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ImportFormat {
+    /// The normalized records of `records.md`, one JSON object per line.
+    Ndjson,
+}
+
+/// Per-kind tallies of one import.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    loaded: u64,
+    new: u64,
+    replaced: u64,
+    unchanged: u64,
+    rejected: u64,
+}
+
+/// Import the files; exit code 1 when any line or file was rejected.
+pub fn run(ctx: &Context, args: ImportArgs) -> anyhow::Result<i32> {
+    let store = ctx.open_store()?;
+    let mut importer = Importer {
+        store: &store,
+        batch: Vec::with_capacity(args.batch_size as usize),
+        batch_size: args.batch_size as usize,
+        progress: args.progress,
+        committed: 0,
+        tally: BTreeMap::new(),
+        unparsed_rejected: 0,
+    };
+    let mut failed_files = 0;
+    for file in &args.files {
+        let origin = file.display().to_string();
+        let reader: Box<dyn BufRead> = if origin == "-" {
+            Box::new(BufReader::new(std::io::stdin().lock()))
+        } else {
+            match std::fs::File::open(file) {
+                Ok(f) => Box::new(BufReader::with_capacity(1 << 16, f)),
+                Err(e) => {
+                    eprintln!("{origin}: cannot open: {e}");
+                    failed_files += 1;
+                    continue;
+                }
+            }
+        };
+        if let Err(e) = importer.read(reader, &origin, &args.source) {
+            eprintln!("{origin}: {e:#}");
+            failed_files += 1;
+        }
+    }
+    importer.flush()?;
+    let rejected = importer.print_summary();
+    Ok(if rejected > 0 || failed_files > 0 {
+        1
+    } else {
+        0
+    })
+}
+
+struct Importer<'a> {
+    store: &'a Store,
+    batch: Vec<Record>,
+    batch_size: usize,
+    progress: bool,
+    committed: u64,
+    tally: BTreeMap<Kind, Tally>,
+    unparsed_rejected: u64,
+}
+
+impl Importer<'_> {
+    fn read(
+        &mut self,
+        mut reader: Box<dyn BufRead>,
+        origin: &str,
+        source: &str,
+    ) -> anyhow::Result<()> {
+        let mut buf = String::new();
+        let mut line_no = 0usize;
+        loop {
+            buf.clear();
+            match reader.read_line(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => anyhow::bail!("read error after line {line_no}: {e}"),
+            }
+            line_no += 1;
+            let line = buf.trim_end_matches(['\n', '\r']);
+            if line.trim().is_empty() {
+                continue;
+            }
+            match ndjson::parse_line(line, source) {
+                Ok(record) => {
+                    self.tally.entry(record.kind()).or_default().loaded += 1;
+                    self.batch.push(record);
+                    if self.batch.len() >= self.batch_size {
+                        self.flush()?;
+                    }
+                }
+                Err(error) => {
+                    eprintln!("{origin}:{line_no}: {error}");
+                    match kind_of(line) {
+                        Some(kind) => self.tally.entry(kind).or_default().rejected += 1,
+                        None => self.unparsed_rejected += 1,
+                    }
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let outcome: BatchOutcome = self.store.upsert_batch(&self.batch, chrono::Utc::now())?;
+        for (kind, c) in outcome.by_kind {
+            let t = self.tally.entry(kind).or_default();
+            t.new += c.new;
+            t.replaced += c.replaced;
+            t.unchanged += c.unchanged;
+        }
+        self.committed += self.batch.len() as u64;
+        self.batch.clear();
+        if self.progress {
+            eprintln!("committed {} records", self.committed);
+        }
+        Ok(())
+    }
+
+    /// Print the per-kind table; returns the number of rejected lines.
+    fn print_summary(&self) -> u64 {
+        println!(
+            "{:<14} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "kind", "loaded", "new", "replaced", "unchanged", "rejected"
+        );
+        let mut total = Tally::default();
+        for (kind, t) in &self.tally {
+            println!(
+                "{:<14} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                kind.as_str(),
+                t.loaded,
+                t.new,
+                t.replaced,
+                t.unchanged,
+                t.rejected
+            );
+            total.loaded += t.loaded;
+            total.new += t.new;
+            total.replaced += t.replaced;
+            total.unchanged += t.unchanged;
+            total.rejected += t.rejected;
+        }
+        if self.unparsed_rejected > 0 {
+            println!(
+                "{:<14} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                "(no kind)", 0, 0, 0, 0, self.unparsed_rejected
+            );
+        }
+        total.rejected += self.unparsed_rejected;
+        println!(
+            "{:<14} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "total", total.loaded, total.new, total.replaced, total.unchanged, total.rejected
+        );
+        total.rejected
+    }
+}
+
+/// The `kind` of a line that failed validation, when it can be read at all.
+fn kind_of(line: &str) -> Option<Kind> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    Kind::parse(v.get("kind")?.as_str()?)
+}

@@ -1,0 +1,93 @@
+//! The command line: global options, one module per command, and the
+//! context (configuration, store location) the commands share.
+
+mod check;
+mod demo;
+mod import;
+mod report;
+mod status;
+
+use crate::config::Config;
+use crate::store::Store;
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// secmetrics: exact product-security KPIs from the tools you already run.
+#[derive(Debug, Parser)]
+#[command(name = "secmetrics", version, about)]
+pub struct Cli {
+    /// Configuration file (TOML). Without one, defaults apply.
+    #[arg(long, global = true, env = "SECMETRICS_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Store directory (overrides `store.path`).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load records (NDJSON, `-` for stdin) into the store.
+    Import(import::ImportArgs),
+    /// Records per kind and source, last import, connector cursors, store size.
+    Status(status::StatusArgs),
+    /// Validate the configuration (and its secrets) and say what is wrong.
+    Check,
+    /// Compute and render the KPI pack of a period.
+    Report(report::ReportArgs),
+    /// Generate a demo estate into a temporary store and show its pack.
+    Demo(demo::DemoArgs),
+}
+
+/// What every command gets: the loaded configuration and where the store is.
+pub struct Context {
+    /// The configuration.
+    pub config: Config,
+    /// The configuration file, if one was given.
+    pub config_path: Option<PathBuf>,
+    /// The store directory.
+    pub store_path: PathBuf,
+}
+
+impl Context {
+    /// Open the store, with a plain message when the daemon holds it.
+    pub fn open_store(&self) -> anyhow::Result<Store> {
+        Ok(Store::open(&self.store_path)?)
+    }
+}
+
+/// Run the command line; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("secmetrics: {e:#}");
+            2
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<i32> {
+    if let Command::Check = cli.command {
+        return Ok(check::run(cli.config.as_deref()));
+    }
+    let config = Config::load(cli.config.as_deref()).context("invalid configuration")?;
+    crate::logging::init(&config.log);
+    let ctx = Context {
+        store_path: config.store_path(cli.data_dir.as_deref()),
+        config,
+        config_path: cli.config,
+    };
+    match cli.command {
+        Command::Import(args) => import::run(&ctx, args),
+        Command::Status(args) => status::run(&ctx, args),
+        Command::Report(args) => report::run(&ctx, args),
+        Command::Demo(args) => demo::run(&ctx.config.kpi, args),
+        Command::Check => unreachable!("handled above"),
+    }
+}

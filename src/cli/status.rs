@@ -1,0 +1,114 @@
+//! `secmetrics status`: what the store holds, per kind and source.
+
+use super::Context;
+use secmetrics_connectors::Kind;
+use std::collections::BTreeMap;
+
+/// Options of `status`.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Print the store status.
+pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<i32> {
+    let store = ctx.open_store()?;
+    let status = store.status()?;
+    let mut per_kind: BTreeMap<Kind, u64> = BTreeMap::new();
+    for ((kind, _), n) in &status.records {
+        *per_kind.entry(*kind).or_default() += n;
+    }
+    if args.json {
+        let json = serde_json::json!({
+            "store": store.path(),
+            "size_on_disk": status.size_on_disk,
+            "last_import": status.last_import.map(|t| t.to_rfc3339()),
+            "records": per_kind.iter().map(|(k, n)| (k.as_str(), n)).collect::<BTreeMap<_, _>>(),
+            "records_by_source": status.records.iter()
+                .map(|((k, s), n)| serde_json::json!({"kind": k.as_str(), "source": s, "count": n}))
+                .collect::<Vec<_>>(),
+            "gone": status.gone.values().sum::<u64>(),
+            "history_entries": status.history_entries,
+            "repos_secret_scanning_unknown": status.repos_unknown_scanning,
+            "connectors": status.cursors.iter().map(|(name, c)| (name.clone(), serde_json::json!({
+                "last_commit": c.last_commit_us.map(crate::store::time_text),
+                "last_success": c.last_success_us.map(crate::store::time_text),
+                "last_error": c.last_error,
+            }))).collect::<BTreeMap<_, _>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&json)?);
+        return Ok(0);
+    }
+    println!(
+        "store        {} ({})",
+        store.path().display(),
+        human_bytes(status.size_on_disk)
+    );
+    println!(
+        "last import  {}",
+        status
+            .last_import
+            .map(|t| t.to_rfc3339())
+            .unwrap_or_else(|| "never".into())
+    );
+    println!();
+    println!("{:<14} {:<20} {:>10}", "kind", "source", "records");
+    for ((kind, source), n) in &status.records {
+        println!("{:<14} {:<20} {:>10}", kind.as_str(), source, n);
+    }
+    println!();
+    println!("{:<14} {:>10}", "kind", "distinct");
+    for (kind, n) in &per_kind {
+        println!("{:<14} {:>10}", kind.as_str(), n);
+    }
+    println!("{:<14} {:>10}", "total", per_kind.values().sum::<u64>());
+    let gone: u64 = status.gone.values().sum();
+    if gone > 0 {
+        println!("\n{gone} records are marked gone (no longer returned by their source).");
+    }
+    if status.repos_unknown_scanning > 0 {
+        println!(
+            "\n{} in-scope repos have an unknown secret-scanning state (the token cannot see \
+             `security_and_analysis`); they count as not covered.",
+            status.repos_unknown_scanning
+        );
+    }
+    println!("history entries {}", status.history_entries);
+    if !status.cursors.is_empty() {
+        println!(
+            "\n{:<20} {:<26} {:<26} last error",
+            "connector", "last commit", "last success"
+        );
+        for (name, c) in &status.cursors {
+            println!(
+                "{:<20} {:<26} {:<26} {}",
+                name,
+                c.last_commit_us
+                    .map(crate::store::time_text)
+                    .unwrap_or_else(|| "-".into()),
+                c.last_success_us
+                    .map(crate::store::time_text)
+                    .unwrap_or_else(|| "-".into()),
+                c.last_error.as_deref().unwrap_or("-"),
+            );
+        }
+    }
+    Ok(0)
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}

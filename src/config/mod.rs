@@ -1,0 +1,298 @@
+//! Configuration: one TOML file plus environment overrides
+//! (`SECMETRICS__SECTION__KEY`), read with the `config` crate into serde
+//! structs with defaults. Unknown keys are errors that name the key, so a
+//! typo never silently does nothing. `config/secmetrics.example.toml`
+//! documents every key.
+
+pub mod secret;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The whole configuration.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the store lives.
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// The daemon's admin API and push endpoint.
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// The KPI pack: maturity stage, per-KPI owner, cadence, target and
+    /// business sentence, coverage windows and SLA days.
+    #[serde(default)]
+    pub kpi: crate::kpi::KpiConfig,
+}
+
+/// `[store]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Store directory (created with mode 0700). Default: `$STATE_DIRECTORY`
+    /// under systemd, else `$XDG_DATA_HOME/secmetrics`, else
+    /// `~/.local/share/secmetrics`. `--data-dir` overrides it.
+    pub path: Option<PathBuf>,
+}
+
+/// `[log]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// Level filter in `RUST_LOG` syntax (e.g. `info`, `secmetrics=debug`).
+    /// `RUST_LOG`, when set, wins.
+    #[serde(default = "default_level")]
+    pub level: String,
+    /// `auto` (human-readable on a terminal, JSON otherwise), `text` or `json`.
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: default_level(),
+            format: LogFormat::default(),
+        }
+    }
+}
+
+fn default_level() -> String {
+    "info".into()
+}
+
+/// Log line format.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Text on a terminal, JSON otherwise.
+    #[default]
+    Auto,
+    /// Human-readable text.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[admin]`: the daemon's admin API.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Unix socket of the admin API (mode 0600).
+    #[serde(default = "default_socket")]
+    pub socket: PathBuf,
+    /// Optional loopback TCP address for Prometheus scrapes, e.g. `127.0.0.1:9477`.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Bearer token for `POST /api/v1/records` (inline; prefer `push_token_file`).
+    pub push_token: Option<SecretString>,
+    /// File holding the push token (e.g. a systemd credential).
+    pub push_token_file: Option<PathBuf>,
+    /// Environment variable holding the push token.
+    pub push_token_env: Option<String>,
+    /// Largest accepted push body in bytes.
+    #[serde(default = "default_push_max")]
+    pub push_max_bytes: u64,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            socket: default_socket(),
+            metrics_listen: None,
+            push_token: None,
+            push_token_file: None,
+            push_token_env: None,
+            push_max_bytes: default_push_max(),
+        }
+    }
+}
+
+fn default_socket() -> PathBuf {
+    PathBuf::from("/run/secmetrics/admin.sock")
+}
+
+fn default_push_max() -> u64 {
+    16 * 1024 * 1024
+}
+
+/// Secrets resolved from the configuration.
+#[derive(Debug, Default)]
+pub struct Secrets {
+    /// The push endpoint's bearer token.
+    pub push_token: Option<SecretString>,
+}
+
+/// A configuration problem, in plain words, naming the key or file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or an override could not be read or does not fit.
+    #[error("{0}")]
+    Invalid(String),
+    /// A secret could not be resolved.
+    #[error(transparent)]
+    Secret(#[from] secret::SecretError),
+}
+
+impl Config {
+    /// Load `path` (if any) plus `SECMETRICS__SECTION__KEY` overrides.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = path {
+            if !path.is_file() {
+                return Err(ConfigError::Invalid(format!(
+                    "configuration file {} does not exist",
+                    path.display()
+                )));
+            }
+            builder = builder.add_source(
+                config::File::from(path)
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            );
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("SECMETRICS")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true),
+        );
+        let raw = builder.build().map_err(|e| describe(e, path))?;
+        raw.try_deserialize::<Config>()
+            .map_err(|e| describe(e, path))
+    }
+
+    /// Resolve every secret (files, environment), reporting the first problem.
+    pub fn secrets(&self) -> Result<Secrets, ConfigError> {
+        Ok(Secrets {
+            push_token: secret::resolve(
+                "admin.push_token",
+                self.admin.push_token.as_ref(),
+                self.admin.push_token_file.as_ref(),
+                self.admin.push_token_env.as_ref(),
+            )?,
+        })
+    }
+
+    /// The store directory: `--data-dir`, else `store.path`, else the default.
+    pub fn store_path(&self, data_dir: Option<&Path>) -> PathBuf {
+        if let Some(d) = data_dir {
+            return d.to_path_buf();
+        }
+        if let Some(p) = &self.store.path {
+            return p.clone();
+        }
+        default_store_path()
+    }
+}
+
+fn default_store_path() -> PathBuf {
+    if let Some(dir) = std::env::var_os("STATE_DIRECTORY") {
+        // systemd may pass several, colon-separated; the first is ours.
+        let dir = dir
+            .to_string_lossy()
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        if !dir.is_empty() {
+            return PathBuf::from(dir);
+        }
+    }
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("secmetrics");
+    }
+    if let Some(h) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        return PathBuf::from(h).join(".local/share/secmetrics");
+    }
+    PathBuf::from("secmetrics-data")
+}
+
+/// Turn the config crate's error into one plain line naming file and key.
+fn describe(e: config::ConfigError, path: Option<&Path>) -> ConfigError {
+    let file = path
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "environment".into());
+    let text = e.to_string();
+    let text = if text.contains(&file) {
+        text
+    } else {
+        format!("{file}: {text}")
+    };
+    ConfigError::Invalid(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, text).unwrap();
+        Config::load(Some(&p))
+    }
+
+    #[test]
+    fn the_annotated_example_parses() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/secmetrics.example.toml");
+        let cfg = Config::load(Some(&p)).expect("example config parses");
+        assert_eq!(cfg.admin.push_max_bytes, 16 * 1024 * 1024);
+        // The example shows the KPI defaults, not other values.
+        assert_eq!(cfg.kpi, crate::kpi::KpiConfig::default());
+    }
+
+    #[test]
+    fn kpi_settings_are_read_and_a_misspelt_kpi_is_an_error() {
+        let cfg = parse(
+            "[kpi]\nmaturity = \"growing\"\n[kpi.sla_days]\ncritical = 7\n\
+             [kpi.kpis.mttr]\nowner = \"platform\"\ntarget = 10\n",
+        )
+        .expect("parses");
+        assert_eq!(cfg.kpi.maturity, crate::kpi::Maturity::Growing);
+        assert_eq!(cfg.kpi.sla_days.critical, Some(7));
+        assert_eq!(cfg.kpi.sla_days.high, Some(30));
+        assert_eq!(cfg.kpi.kpis.mttr.owner.as_deref(), Some("platform"));
+        assert_eq!(cfg.kpi.kpis.mttr.target, Some(10.0));
+        let e = parse("[kpi.kpis.mtr]\nowner = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("mtr"), "{e}");
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_naming_it() {
+        let e = parse("[store]\npaht = \"/tmp/x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("paht"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_is_an_error_naming_the_key() {
+        let e = parse("[admin]\npush_max_bytes = \"lots\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("push_max_bytes"), "{e}");
+    }
+
+    #[test]
+    fn missing_secret_file_names_key_and_path() {
+        let cfg = parse("[admin]\npush_token_file = \"/nonexistent/token\"\n").unwrap();
+        let e = cfg.secrets().unwrap_err().to_string();
+        assert!(
+            e.starts_with("`admin.push_token_file`: cannot read /nonexistent/token"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_output() {
+        let cfg = parse("[admin]\npush_token = \"s3cr3t-value\"\n").unwrap();
+        let secrets = cfg.secrets().unwrap();
+        assert!(!format!("{cfg:?} {secrets:?}").contains("s3cr3t-value"));
+    }
+}

@@ -1,0 +1,68 @@
+//! `secmetrics check` and configuration errors: one clear line each.
+
+use crate::common::*;
+
+fn check(toml: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("secmetrics.toml");
+    std::fs::write(&p, toml).unwrap();
+    let o = bin().arg("--config").arg(&p).arg("check").output().unwrap();
+    let err = stderr(&o);
+    (
+        o.status.code(),
+        err.replace(&p.display().to_string(), "FILE"),
+    )
+}
+
+#[test]
+fn unknown_key_gives_one_line_naming_the_key() {
+    let (code, err) = check("[store]\npth = \"/tmp/x\"\n");
+    assert_eq!(code, Some(1));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("configuration error: "), "{err}");
+    assert!(err.contains("unknown field `pth`"), "{err}");
+}
+
+#[test]
+fn missing_secret_file_gives_one_line_naming_key_and_path() {
+    let (code, err) = check("[admin]\npush_token_file = \"/nonexistent/push\"\n");
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        err.trim_end(),
+        "configuration error: `admin.push_token_file`: cannot read /nonexistent/push: No such file or directory (os error 2)"
+    );
+}
+
+#[test]
+fn wrong_type_gives_one_line_naming_the_key() {
+    let (code, err) = check("[admin]\npush_max_bytes = \"lots\"\n");
+    assert_eq!(code, Some(1));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("push_max_bytes"), "{err}");
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("c.toml");
+    std::fs::write(&p, "[store]\npath = \"/from/file\"\n").unwrap();
+    let o = bin()
+        .arg("--config")
+        .arg(&p)
+        .arg("check")
+        .env("SECMETRICS__STORE__PATH", "/from/env")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("store: /from/env"), "{}", stdout(&o));
+}
+
+#[test]
+fn every_command_works_without_a_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(dir.path(), &["status"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = bin().arg("check").env("HOME", dir.path()).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("configuration OK: defaults"));
+}
