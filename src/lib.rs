@@ -8,6 +8,9 @@
 
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod estate;
+pub mod kpi;
 pub mod logging;
+pub mod report;
 pub mod store;

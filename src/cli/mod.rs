@@ -2,7 +2,9 @@
 //! context (configuration, store location) the commands share.
 
 mod check;
+mod demo;
 mod import;
+mod report;
 mod status;
 
 use crate::config::Config;
@@ -35,6 +37,10 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Validate the configuration (and its secrets) and say what is wrong.
     Check,
+    /// Compute and render the KPI pack of a period.
+    Report(report::ReportArgs),
+    /// Generate a demo estate into a temporary store and show its pack.
+    Demo(demo::DemoArgs),
 }
 
 /// What every command gets: the loaded configuration and where the store is.
@@ -80,6 +86,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Import(args) => import::run(&ctx, args),
         Command::Status(args) => status::run(&ctx, args),
+        Command::Report(args) => report::run(&ctx, args),
+        Command::Demo(args) => demo::run(&ctx.config.kpi, args),
         Command::Check => unreachable!("handled above"),
     }
 }

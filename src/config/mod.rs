@@ -23,6 +23,10 @@ pub struct Config {
     /// The daemon's admin API and push endpoint.
     #[serde(default)]
     pub admin: AdminConfig,
+    /// The KPI pack: maturity stage, per-KPI owner, cadence, target and
+    /// business sentence, coverage windows and SLA days.
+    #[serde(default)]
+    pub kpi: crate::kpi::KpiConfig,
 }
 
 /// `[store]`
@@ -237,6 +241,26 @@ mod tests {
         let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/secmetrics.example.toml");
         let cfg = Config::load(Some(&p)).expect("example config parses");
         assert_eq!(cfg.admin.push_max_bytes, 16 * 1024 * 1024);
+        // The example shows the KPI defaults, not other values.
+        assert_eq!(cfg.kpi, crate::kpi::KpiConfig::default());
+    }
+
+    #[test]
+    fn kpi_settings_are_read_and_a_misspelt_kpi_is_an_error() {
+        let cfg = parse(
+            "[kpi]\nmaturity = \"growing\"\n[kpi.sla_days]\ncritical = 7\n\
+             [kpi.kpis.mttr]\nowner = \"platform\"\ntarget = 10\n",
+        )
+        .expect("parses");
+        assert_eq!(cfg.kpi.maturity, crate::kpi::Maturity::Growing);
+        assert_eq!(cfg.kpi.sla_days.critical, Some(7));
+        assert_eq!(cfg.kpi.sla_days.high, Some(30));
+        assert_eq!(cfg.kpi.kpis.mttr.owner.as_deref(), Some("platform"));
+        assert_eq!(cfg.kpi.kpis.mttr.target, Some(10.0));
+        let e = parse("[kpi.kpis.mtr]\nowner = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("mtr"), "{e}");
     }
 
     #[test]
