@@ -8,6 +8,8 @@
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
+pub mod deliver;
 pub mod demo;
 pub mod estate;
 pub mod kpi;

@@ -4,7 +4,7 @@
 mod check;
 mod demo;
 mod import;
-mod report;
+pub mod report;
 mod status;
 
 use crate::config::Config;
