@@ -16,3 +16,4 @@ pub mod kpi;
 pub mod logging;
 pub mod report;
 pub mod store;
+pub mod sync;

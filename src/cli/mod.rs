@@ -6,6 +6,7 @@ mod demo;
 mod import;
 pub mod report;
 mod status;
+mod sync;
 
 use crate::config::Config;
 use crate::store::Store;
@@ -41,6 +42,9 @@ pub enum Command {
     Report(report::ReportArgs),
     /// Generate a demo estate into a temporary store and show its pack.
     Demo(demo::DemoArgs),
+    /// One pass of the configured connectors: what changed since each
+    /// connector's cursor (or everything, with `--full`).
+    Sync(sync::SyncArgs),
 }
 
 /// What every command gets: the loaded configuration and where the store is.
@@ -88,6 +92,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Status(args) => status::run(&ctx, args),
         Command::Report(args) => report::run(&ctx, args),
         Command::Demo(args) => demo::run(&ctx.config.kpi, args),
+        Command::Sync(args) => sync::run(&ctx, args),
         Command::Check => unreachable!("handled above"),
     }
 }

@@ -6,8 +6,10 @@
 
 pub mod secret;
 
+use secmetrics_connectors::ConnectorSettings;
 use secrecy::SecretString;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The whole configuration.
@@ -37,6 +39,11 @@ pub struct Config {
     pub slack: Option<SlackConfig>,
     /// Email delivery.
     pub email: Option<EmailConfig>,
+    /// `[[connectors]]`: one table per source instance, each with a unique
+    /// `name` and a `kind` from the closed set of
+    /// [`secmetrics_connectors::ConnectorSettings`].
+    #[serde(default)]
+    pub connectors: Vec<ConnectorSettings>,
 }
 
 /// `[daemon]`
@@ -325,6 +332,8 @@ pub struct Secrets {
     pub slack_bot_token: Option<SecretString>,
     /// SMTP password.
     pub smtp_password: Option<SecretString>,
+    /// Each connector's token, by connector name (kinds that take one).
+    pub connector_tokens: BTreeMap<String, SecretString>,
 }
 
 /// A configuration problem, in plain words, naming the key or file.
@@ -362,14 +371,56 @@ impl Config {
                 .try_parsing(true),
         );
         let raw = builder.build().map_err(|e| describe(e, path))?;
-        raw.try_deserialize::<Config>()
-            .map_err(|e| describe(e, path))
+        let config = raw
+            .try_deserialize::<Config>()
+            .map_err(|e| describe(e, path))?;
+        config.validate().map_err(|e| {
+            let file = path
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "environment".into());
+            ConfigError::Invalid(format!("{file}: {e}"))
+        })?;
+        Ok(config)
+    }
+
+    /// Checks serde cannot express: connector names are unique and usable
+    /// as the `source` of records.
+    fn validate(&self) -> Result<(), String> {
+        let mut names = std::collections::BTreeSet::new();
+        for c in &self.connectors {
+            let name = c.name();
+            if name.is_empty() || name.chars().any(|ch| ch.is_control() || ch.is_whitespace()) {
+                return Err(format!(
+                    "connector name {name:?} must be non-empty, without spaces or control characters"
+                ));
+            }
+            if name == "import" {
+                return Err("connector name \"import\" is reserved for `secmetrics import`".into());
+            }
+            if !names.insert(name) {
+                return Err(format!(
+                    "two [[connectors]] are named {name:?}; names must be unique"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The connector named `name`.
+    pub fn connector(&self, name: &str) -> Option<&ConnectorSettings> {
+        self.connectors.iter().find(|c| c.name() == name)
     }
 
     /// Resolve every secret (files, environment), reporting the first problem.
     pub fn secrets(&self) -> Result<Secrets, ConfigError> {
         let slack = self.slack.as_ref();
         let email = self.email.as_ref();
+        let mut connector_tokens = BTreeMap::new();
+        for c in &self.connectors {
+            if let Some(token) = connector_token(c)? {
+                connector_tokens.insert(c.name().to_string(), token);
+            }
+        }
         Ok(Secrets {
             push_token: secret::resolve(
                 "admin.push_token",
@@ -395,6 +446,7 @@ impl Config {
                 email.and_then(|e| e.password_file.as_ref()),
                 email.and_then(|e| e.password_env.as_ref()),
             )?,
+            connector_tokens,
         })
     }
 
@@ -408,6 +460,19 @@ impl Config {
         }
         default_store_path()
     }
+}
+
+/// Resolve one connector's token (`token`, `token_file` or `token_env`).
+pub fn connector_token(c: &ConnectorSettings) -> Result<Option<SecretString>, ConfigError> {
+    let t = c.token_ref();
+    let file = t.token_file.map(Path::to_path_buf);
+    let env = t.token_env.map(str::to_string);
+    Ok(secret::resolve(
+        &format!("connectors.{}.token", c.name()),
+        t.token,
+        file.as_ref(),
+        env.as_ref(),
+    )?)
 }
 
 fn default_store_path() -> PathBuf {
@@ -482,6 +547,66 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("mtr"), "{e}");
+    }
+
+    #[test]
+    fn the_example_documents_every_connector_kind() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/secmetrics.example.toml");
+        let cfg = Config::load(Some(&p)).expect("example config parses");
+        let kinds: Vec<&str> = cfg.connectors.iter().map(|c| c.kind()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "github_secret_scanning",
+                "github_code_scanning",
+                "sarif",
+                "ndjson"
+            ]
+        );
+        for c in cfg.connectors {
+            let name = c.name().to_string();
+            c.build(None).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+
+    #[test]
+    fn connector_names_must_be_unique() {
+        let e = parse(
+            "[[connectors]]\nkind = \"ndjson\"\nname = \"a\"\npaths = []\n\
+             [[connectors]]\nkind = \"sarif\"\nname = \"a\"\npaths = []\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("two [[connectors]] are named \"a\""), "{e}");
+    }
+
+    #[test]
+    fn unknown_connector_key_or_kind_is_an_error_naming_it() {
+        let e =
+            parse("[[connectors]]\nkind = \"ndjson\"\nname = \"a\"\npaths = []\npath = \"x\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("path"), "{e}");
+        let e = parse("[[connectors]]\nkind = \"jira_cloud\"\nname = \"a\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("jira_cloud"), "{e}");
+    }
+
+    #[test]
+    fn repo_names_keep_their_case_in_connector_tables() {
+        let cfg = parse(
+            "[[connectors]]\nkind = \"github_code_scanning\"\nname = \"cs\"\norg = \"Octo\"\n\
+             token_env = \"NO_SUCH_VAR_FOR_TEST\"\n[connectors.assets]\n\"Octo/Hello-World\" = \"Web\"\n",
+        )
+        .unwrap();
+        let json = format!("{:?}", cfg.connectors[0]);
+        assert!(json.contains("\"Octo/Hello-World\": \"Web\""), "{json}");
+        let e = cfg.secrets().unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "`connectors.cs.token_env`: environment variable NO_SUCH_VAR_FOR_TEST is not set"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod metrics;
 pub mod notify;
+pub mod resync;
 pub mod schedule;
 
 use crate::config::{Config, Secrets};
@@ -222,7 +223,7 @@ async fn scheduler(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             jobs.push((Job::Digest(d.name.clone()), s));
         }
     }
-    for name in crate::sync::connector_names(&shared.config) {
+    for name in resync::connector_names(&shared.config) {
         let expr = shared
             .config
             .daemon
@@ -301,7 +302,7 @@ async fn run_job(shared: &Arc<Shared>, job: &Job, at: Time) {
             }
         }
         Job::Sync(name) => {
-            let _ = crate::sync::run_in_daemon(shared, Some(name.as_str()), false, None).await;
+            resync::run(shared, Some(name.as_str()), false, None).await;
         }
     }
 }
