@@ -4,6 +4,7 @@
 mod cli_report;
 mod common;
 mod config_errors;
+mod daemon;
 mod import;
 mod kpi_golden;
 mod report_render;

@@ -81,8 +81,16 @@ fn png(
 pub fn email_pngs(pack: &KpiPack) -> Vec<(String, String, Vec<u8>)> {
     let mut out = Vec::new();
     let charts: [(&str, &str, fn(&KpiPack) -> Result<Vec<u8>, String>); 3] = [
-        ("aging", "Open findings by severity and age", aging_by_severity_png),
-        ("mttr", "Mean time to remediate over time", mttr_over_time_png),
+        (
+            "aging",
+            "Open findings by severity and age",
+            aging_by_severity_png,
+        ),
+        (
+            "mttr",
+            "Mean time to remediate over time",
+            mttr_over_time_png,
+        ),
         ("coverage", "Coverage over time", coverage_over_time_png),
     ];
     for (cid, alt, draw) in charts {
@@ -104,7 +112,10 @@ pub fn aging_by_severity_png(pack: &KpiPack) -> Result<Vec<u8>, String> {
     png(|root| aging_on(root, pack))
 }
 
-fn aging_on<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, pack: &KpiPack) -> Result<(), String> {
+fn aging_on<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    pack: &KpiPack,
+) -> Result<(), String> {
     let aging = pack
         .kpis
         .findings_aging
@@ -293,7 +304,10 @@ pub fn mttr_over_time_png(pack: &KpiPack) -> Result<Vec<u8>, String> {
     png(|root| mttr_on(root, pack))
 }
 
-fn mttr_on<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, pack: &KpiPack) -> Result<(), String> {
+fn mttr_on<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    pack: &KpiPack,
+) -> Result<(), String> {
     let series = [
         Series {
             name: "critical (production)",
@@ -325,7 +339,10 @@ pub fn coverage_over_time_png(pack: &KpiPack) -> Result<Vec<u8>, String> {
     png(|root| coverage_on(root, pack))
 }
 
-fn coverage_on<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, pack: &KpiPack) -> Result<(), String> {
+fn coverage_on<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    pack: &KpiPack,
+) -> Result<(), String> {
     let series = [
         Series {
             name: "design review (tier 1-2)",
