@@ -30,7 +30,7 @@ pub fn render(pack: &KpiPack) -> String {
     for l in lines(pack) {
         let _ = writeln!(
             out,
-            "| {} | **{}** | {} | {} {} (previous {}) | {} {} | {} | {} |",
+            "| {} | **{}** | {} | {} {} (previous {}) | {}{} | {} | {} |",
             cell(l.title),
             cell(&l.figure),
             cell(&l.detail),
@@ -41,7 +41,7 @@ pub fn render(pack: &KpiPack) -> String {
             if l.target == "-" {
                 String::new()
             } else {
-                format!("({})", cell(&l.target))
+                format!(" ({})", cell(&l.target))
             },
             cell(&l.owner),
             cell(&l.business)
