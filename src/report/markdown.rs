@@ -112,6 +112,15 @@ pub fn render(pack: &KpiPack) -> String {
             }
         }
     }
+    let (labels, rows) = super::history_rows(pack);
+    if !labels.is_empty() {
+        let _ = writeln!(out, "\n## Headline history\n");
+        let _ = writeln!(out, "| KPI | {} |", labels.join(" | "));
+        let _ = writeln!(out, "|---|{}", "---:|".repeat(labels.len()));
+        for (title, values) in rows {
+            let _ = writeln!(out, "| {} | {} |", cell(title), values.join(" | "));
+        }
+    }
     if !pack.warnings.is_empty() {
         let _ = writeln!(out, "\n## Warnings\n");
         for w in &pack.warnings {
