@@ -71,6 +71,7 @@ pub fn aging_by_severity(pack: &KpiPack) -> Result<String, String> {
         chart
             .configure_mesh()
             .disable_x_mesh()
+            .light_line_style(WHITE)
             .x_labels(groups.len())
             .x_label_formatter(&label)
             .y_desc("findings")
@@ -147,6 +148,7 @@ fn line_chart(
         chart
             .configure_mesh()
             .disable_x_mesh()
+            .light_line_style(WHITE)
             .x_labels(labels.len())
             .x_label_formatter(&label)
             .y_desc(y_desc)
