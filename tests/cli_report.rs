@@ -186,3 +186,35 @@ fn a_bad_period_is_an_error_that_names_it() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("2026-13"));
 }
+
+#[test]
+fn a_severity_lowered_by_a_later_import_is_reported_as_a_downgrade() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let line = |sev: &str| {
+        format!(
+            r#"{{"kind":"finding","id":"F-1","asset":"a","severity":"{sev}","opened_at":"2026-01-01T00:00:00Z","status":"open"}}"#
+        )
+    };
+    for (name, sev) in [("before.ndjson", "critical"), ("after.ndjson", "low")] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, line(sev) + "\n").expect("write");
+        secmetrics(
+            &dir.path().join("store"),
+            &["import", path.to_str().expect("path")],
+        );
+    }
+    // History is stamped with the import time, so ask for a range around now.
+    let now = chrono::Utc::now();
+    let from = (now - chrono::TimeDelta::days(1)).to_rfc3339();
+    let to = (now + chrono::TimeDelta::days(1)).to_rfc3339();
+    let out = secmetrics(
+        &dir.path().join("store"),
+        &["report", "--from", &from, "--to", &to, "--format", "json"],
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["severity_downgrades"]["count"], 1);
+    assert_eq!(v["severity_downgrades"]["ids"][0], "F-1");
+    assert!(v["warnings"].as_array().expect("warnings").iter().any(|w| w
+        .as_str()
+        .is_some_and(|w| w.contains("from critical to low"))));
+}
