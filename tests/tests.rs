@@ -7,3 +7,4 @@ mod config_errors;
 mod import;
 mod kpi_golden;
 mod report_render;
+mod sync;

@@ -46,6 +46,14 @@ impl std::ops::AddAssign for Committed {
 pub trait PageSink: Send {
     /// Write a page and its cursor atomically and durably.
     fn commit(&mut self, page: Page) -> Result<Committed, SinkError>;
+
+    /// True when the pass should stop (e.g. on SIGTERM). Connectors check it
+    /// between pages: the page in flight is finished and committed, then the
+    /// pass returns with [`SyncOutcome::interrupted`] set, and the next pass
+    /// resumes from the committed cursor.
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 /// The sink could not write a page; the sync stops and resumes later.
@@ -64,6 +72,8 @@ pub struct SyncOutcome {
     pub committed: Committed,
     /// Items the source returned that could not be converted (each logged).
     pub skipped: u64,
+    /// The pass stopped early because the sink asked it to.
+    pub interrupted: bool,
 }
 
 /// A source of normalized records.
@@ -74,6 +84,12 @@ pub trait Connector: Send + Sync {
 
     /// The configured kind, e.g. `github_secret_scanning`.
     fn kind(&self) -> &'static str;
+
+    /// Counters of the connector's HTTP client (requests, retries,
+    /// rate-limit waits), for metrics; `None` for connectors without one.
+    fn http_stats(&self) -> Option<crate::http::HttpStatsSnapshot> {
+        None
+    }
 
     /// One sync pass from `cursor` (none: from the beginning), committing page
     /// by page into `sink`.

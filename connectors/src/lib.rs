@@ -7,11 +7,17 @@
 #![deny(missing_docs)]
 
 pub mod connector;
+pub mod github;
+pub mod http;
 pub mod ndjson;
+pub mod ndjson_files;
 pub mod record;
+pub mod sarif;
+pub mod settings;
 
 pub use connector::{Committed, Connector, Page, PageSink, SinkError, SyncMode, SyncOutcome};
 pub use record::*;
+pub use settings::ConnectorSettings;
 
 /// Errors of a connector's sync pass.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +33,20 @@ pub enum Error {
         /// Underlying error.
         source: std::io::Error,
     },
+    /// An HTTP request failed (names connector, method, path and status).
+    #[error(transparent)]
+    Http(#[from] http::HttpError),
+    /// The connector's settings are unusable.
+    #[error("connector {connector}: {message}")]
+    Config {
+        /// Connector instance.
+        connector: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A SARIF file could not be read.
+    #[error(transparent)]
+    Sarif(#[from] sarif::SarifError),
     /// The source answered something this connector cannot use.
     #[error("{connector}: {message}")]
     Source {

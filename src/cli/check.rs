@@ -16,11 +16,39 @@ pub fn run(path: Option<&Path>) -> i32 {
             return 1;
         }
     };
-    if let Err(e) = config.secrets() {
-        eprintln!("configuration error: {e}");
+    let secrets = match config.secrets() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("configuration error: {e}");
+            return 1;
+        }
+    };
+    // Build every connector (no request is sent): bad URLs, quotas or
+    // patterns show here rather than at the first sync.
+    for c in &config.connectors {
+        let name = c.name().to_string();
+        let token = secrets.connector_tokens.get(&name).cloned();
+        if let Err(e) = c.clone().build(token) {
+            eprintln!("configuration error: connector {name}: {e}");
+            return 1;
+        }
+    }
+    let problems = crate::daemon::validate(&config);
+    if !problems.is_empty() {
+        for p in &problems {
+            eprintln!("configuration error: {p}");
+        }
         return 1;
     }
     println!("configuration OK: {name}");
+    if !config.connectors.is_empty() {
+        let list: Vec<String> = config
+            .connectors
+            .iter()
+            .map(|c| format!("{} ({})", c.name(), c.kind()))
+            .collect();
+        println!("connectors: {}", list.join(", "));
+    }
     println!("store: {}", config.store_path(None).display());
     0
 }

@@ -1,6 +1,7 @@
-//! `secmetrics import FILE...`: load NDJSON records into the store in atomic
-//! batches, report every bad line with its file, line and field, and keep
-//! every good line.
+//! `secmetrics import FILE...`: load NDJSON records (or, with `--format
+//! sarif`, SARIF results as findings) into the store in atomic batches,
+//! report every bad line with its file, line and field, and keep every good
+//! line.
 
 use super::Context;
 use crate::store::{BatchOutcome, Store};
@@ -18,6 +19,10 @@ pub struct ImportArgs {
     /// Input format.
     #[arg(long, value_enum, default_value_t = ImportFormat::Ndjson)]
     pub format: ImportFormat,
+    /// SARIF only: the asset of every finding. Default: each file's name
+    /// without its `.sarif`/`.json` extension.
+    #[arg(long, value_name = "ID")]
+    pub asset: Option<String>,
     /// `source` for lines that name none.
     #[arg(long, default_value = "import")]
     pub source: String,
@@ -34,6 +39,8 @@ pub struct ImportArgs {
 pub enum ImportFormat {
     /// The normalized records of `records.md`, one JSON object per line.
     Ndjson,
+    /// SARIF 2.1.0 logs: each result becomes a finding of `--asset`.
+    Sarif,
 }
 
 /// Per-kind tallies of one import.
@@ -59,6 +66,21 @@ pub fn run(ctx: &Context, args: ImportArgs) -> anyhow::Result<i32> {
         unparsed_rejected: 0,
     };
     let mut failed_files = 0;
+    if args.format == ImportFormat::Sarif {
+        for file in &args.files {
+            if let Err(e) = importer.read_sarif(file, &args) {
+                eprintln!("{}: {e:#}", file.display());
+                failed_files += 1;
+            }
+        }
+        importer.flush()?;
+        let rejected = importer.print_summary();
+        return Ok(if rejected > 0 || failed_files > 0 {
+            1
+        } else {
+            0
+        });
+    }
     for file in &args.files {
         let origin = file.display().to_string();
         let reader: Box<dyn BufRead> = if origin == "-" {
@@ -137,6 +159,43 @@ impl Importer<'_> {
         }
     }
 
+    /// Stream one SARIF file's results into the batches as findings.
+    fn read_sarif(&mut self, file: &std::path::Path, args: &ImportArgs) -> anyhow::Result<()> {
+        use secmetrics_connectors::sarif::{
+            import_file, FindingContext, ReadError, SuppressionPolicy,
+        };
+        if file.as_os_str() == "-" {
+            anyhow::bail!("SARIF is read from files (it takes two passes), not standard input");
+        }
+        let asset = match &args.asset {
+            Some(a) => a.clone(),
+            None => sarif_asset_of(file),
+        };
+        let ctx = FindingContext {
+            source: args.source.clone(),
+            asset,
+            environment: secmetrics_connectors::Environment::Production,
+        };
+        // Runs without an invocation time were scanned when the file was written.
+        let modified = std::fs::metadata(file)
+            .and_then(|m| m.modified())
+            .map(chrono::DateTime::<chrono::Utc>::from)
+            .unwrap_or_else(|_| chrono::Utc::now());
+        let result = import_file(file, &ctx, &SuppressionPolicy::default(), modified, |f| {
+            self.tally.entry(Kind::Finding).or_default().loaded += 1;
+            self.batch.push(Record::Finding(f));
+            if self.batch.len() >= self.batch_size {
+                self.flush()?;
+            }
+            Ok::<(), anyhow::Error>(())
+        });
+        match result {
+            Ok(_) => Ok(()),
+            Err(ReadError::Sarif(e)) => Err(anyhow::anyhow!("{}", e.message)),
+            Err(ReadError::Stopped(e)) => Err(e),
+        }
+    }
+
     fn flush(&mut self) -> anyhow::Result<()> {
         if self.batch.is_empty() {
             return Ok(());
@@ -198,4 +257,19 @@ impl Importer<'_> {
 fn kind_of(line: &str) -> Option<Kind> {
     let v: serde_json::Value = serde_json::from_str(line).ok()?;
     Kind::parse(v.get("kind")?.as_str()?)
+}
+
+/// The default asset of a SARIF file: its name without `.sarif`, `.json`
+/// or `.sarif.json`.
+fn sarif_asset_of(file: &std::path::Path) -> String {
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = name
+        .strip_suffix(".sarif.json")
+        .or_else(|| name.strip_suffix(".sarif"))
+        .or_else(|| name.strip_suffix(".json"))
+        .unwrap_or(&name);
+    stem.to_string()
 }

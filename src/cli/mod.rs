@@ -1,11 +1,16 @@
 //! The command line: global options, one module per command, and the
 //! context (configuration, store location) the commands share.
 
+mod admin_client;
 mod check;
 mod demo;
+mod digest;
 mod import;
-mod report;
+pub mod report;
+mod resync;
+mod run;
 mod status;
+mod sync;
 
 use crate::config::Config;
 use crate::store::Store;
@@ -41,6 +46,15 @@ pub enum Command {
     Report(report::ReportArgs),
     /// Generate a demo estate into a temporary store and show its pack.
     Demo(demo::DemoArgs),
+    /// One pass of the configured connectors: what changed since each
+    /// connector's cursor (or everything, with `--full`).
+    Sync(sync::SyncArgs),
+    /// Run the daemon: scheduled syncs and digests, outbox, admin API.
+    Run,
+    /// Ask the running daemon to sync now (or sync here when none runs).
+    Resync(resync::ResyncArgs),
+    /// Render a digest now and send it (or print it with `--dry-run`).
+    Digest(digest::DigestArgs),
 }
 
 /// What every command gets: the loaded configuration and where the store is.
@@ -88,6 +102,10 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Status(args) => status::run(&ctx, args),
         Command::Report(args) => report::run(&ctx, args),
         Command::Demo(args) => demo::run(&ctx.config.kpi, args),
+        Command::Sync(args) => sync::run(&ctx, args),
+        Command::Run => run::run(ctx),
+        Command::Resync(args) => resync::run(&ctx, args),
+        Command::Digest(args) => digest::run(&ctx, args),
         Command::Check => unreachable!("handled above"),
     }
 }

@@ -6,8 +6,10 @@
 
 pub mod secret;
 
+use secmetrics_connectors::ConnectorSettings;
 use secrecy::SecretString;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The whole configuration.
@@ -27,6 +29,206 @@ pub struct Config {
     /// business sentence, coverage windows and SLA days.
     #[serde(default)]
     pub kpi: crate::kpi::KpiConfig,
+    /// The daemon: time zone, sync schedules, shutdown, retries.
+    #[serde(default)]
+    pub daemon: DaemonConfig,
+    /// Scheduled digests (`[[digests]]`).
+    #[serde(default)]
+    pub digests: Vec<DigestConfig>,
+    /// Slack delivery.
+    pub slack: Option<SlackConfig>,
+    /// Email delivery.
+    pub email: Option<EmailConfig>,
+    /// `[[connectors]]`: one table per source instance, each with a unique
+    /// `name` and a `kind` from the closed set of
+    /// [`secmetrics_connectors::ConnectorSettings`].
+    #[serde(default)]
+    pub connectors: Vec<ConnectorSettings>,
+}
+
+/// `[daemon]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// IANA time zone the cron schedules are read in, e.g. `Europe/Berlin`.
+    #[serde(default = "default_tz")]
+    pub timezone: String,
+    /// Cron schedule (6 fields, seconds first) of every connector's sync.
+    #[serde(default = "default_sync_schedule")]
+    pub sync_schedule: String,
+    /// Per-connector schedules that replace `sync_schedule`, by connector name.
+    #[serde(default)]
+    pub sync_schedules: std::collections::BTreeMap<String, String>,
+    /// Seconds SIGTERM may take: the page in flight finishes, then the daemon exits.
+    #[serde(default = "default_grace")]
+    pub shutdown_grace_secs: u64,
+    /// First retry delay of an undelivered digest, in seconds (doubles each time).
+    #[serde(default = "default_retry_base")]
+    pub retry_base_secs: u64,
+    /// Longest retry delay of an undelivered digest, in seconds.
+    #[serde(default = "default_retry_max")]
+    pub retry_max_secs: u64,
+    /// Public URL of the HTML report, linked from Slack and email when set.
+    pub report_url: Option<String>,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            timezone: default_tz(),
+            sync_schedule: default_sync_schedule(),
+            sync_schedules: Default::default(),
+            shutdown_grace_secs: default_grace(),
+            retry_base_secs: default_retry_base(),
+            retry_max_secs: default_retry_max(),
+            report_url: None,
+        }
+    }
+}
+
+fn default_tz() -> String {
+    "UTC".into()
+}
+fn default_sync_schedule() -> String {
+    "0 0 * * * *".into()
+}
+fn default_grace() -> u64 {
+    8
+}
+fn default_retry_base() -> u64 {
+    30
+}
+fn default_retry_max() -> u64 {
+    3600
+}
+
+/// One `[[digests]]` table: what to send, when, and where.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DigestConfig {
+    /// Unique name (used in the outbox key and `secmetrics digest NAME`).
+    pub name: String,
+    /// Cron schedule (6 fields, seconds first), in `daemon.timezone`.
+    pub schedule: String,
+    /// Which period the digest covers: the last complete `month`, `week` (Monday to Monday) or `day`.
+    #[serde(default)]
+    pub period: DigestPeriod,
+    /// KPI ids to show; default: the spec's monthly pack.
+    pub kpis: Option<Vec<String>>,
+    /// Channels: `slack` and/or `email`.
+    pub channels: Vec<ChannelKind>,
+    /// Slack channel for this digest (bot token only; overrides `slack.channel`).
+    pub slack_channel: Option<String>,
+    /// Email recipients for this digest (override `email.to`).
+    pub email_to: Option<Vec<String>>,
+}
+
+/// The period a digest covers.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DigestPeriod {
+    /// The last complete calendar month.
+    #[default]
+    Month,
+    /// The last complete ISO week (Monday 00:00 UTC to Monday).
+    Week,
+    /// The last complete UTC day.
+    Day,
+}
+
+/// A delivery channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelKind {
+    /// Slack (webhook or bot token).
+    Slack,
+    /// Email over SMTP.
+    Email,
+}
+
+impl ChannelKind {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelKind::Slack => "slack",
+            ChannelKind::Email => "email",
+        }
+    }
+}
+
+/// `[slack]`: an incoming webhook, or a bot token with a channel.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackConfig {
+    /// Incoming webhook URL (a secret: it grants posting).
+    pub webhook_url: Option<SecretString>,
+    /// File holding the webhook URL.
+    pub webhook_url_file: Option<PathBuf>,
+    /// Environment variable holding the webhook URL.
+    pub webhook_url_env: Option<String>,
+    /// Bot token (`xoxb-…`) for `chat.postMessage`.
+    pub bot_token: Option<SecretString>,
+    /// File holding the bot token.
+    pub bot_token_file: Option<PathBuf>,
+    /// Environment variable holding the bot token.
+    pub bot_token_env: Option<String>,
+    /// Channel id or name for `chat.postMessage`.
+    pub channel: Option<String>,
+    /// Web API base URL (change only for tests or proxies).
+    #[serde(default = "default_slack_api")]
+    pub api_base: String,
+    /// Request timeout in seconds.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_slack_api() -> String {
+    "https://slack.com/api".into()
+}
+fn default_timeout() -> u64 {
+    30
+}
+
+/// `[email]`: SMTP submission.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    /// SMTP server host name.
+    pub host: String,
+    /// Port; default 587 for `starttls`, 465 for `implicit`, 25 for `none`.
+    pub port: Option<u16>,
+    /// `starttls`, `implicit` (SMTPS) or `none` (plain, for a local relay only).
+    #[serde(default)]
+    pub tls: SmtpTls,
+    /// SMTP user name (with a password: authenticate).
+    pub username: Option<String>,
+    /// SMTP password (inline; prefer `password_file`).
+    pub password: Option<SecretString>,
+    /// File holding the SMTP password.
+    pub password_file: Option<PathBuf>,
+    /// Environment variable holding the SMTP password.
+    pub password_env: Option<String>,
+    /// Sender, e.g. `secmetrics <secmetrics@example.com>`.
+    pub from: String,
+    /// Default recipients.
+    #[serde(default)]
+    pub to: Vec<String>,
+    /// Connection timeout in seconds.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+}
+
+/// How SMTP is secured.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (required).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (SMTPS).
+    Implicit,
+    /// No TLS: only for a relay on the same host.
+    None,
 }
 
 /// `[store]`
@@ -124,6 +326,14 @@ fn default_push_max() -> u64 {
 pub struct Secrets {
     /// The push endpoint's bearer token.
     pub push_token: Option<SecretString>,
+    /// Slack incoming webhook URL.
+    pub slack_webhook: Option<SecretString>,
+    /// Slack bot token.
+    pub slack_bot_token: Option<SecretString>,
+    /// SMTP password.
+    pub smtp_password: Option<SecretString>,
+    /// Each connector's token, by connector name (kinds that take one).
+    pub connector_tokens: BTreeMap<String, SecretString>,
 }
 
 /// A configuration problem, in plain words, naming the key or file.
@@ -161,12 +371,56 @@ impl Config {
                 .try_parsing(true),
         );
         let raw = builder.build().map_err(|e| describe(e, path))?;
-        raw.try_deserialize::<Config>()
-            .map_err(|e| describe(e, path))
+        let config = raw
+            .try_deserialize::<Config>()
+            .map_err(|e| describe(e, path))?;
+        config.validate().map_err(|e| {
+            let file = path
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "environment".into());
+            ConfigError::Invalid(format!("{file}: {e}"))
+        })?;
+        Ok(config)
+    }
+
+    /// Checks serde cannot express: connector names are unique and usable
+    /// as the `source` of records.
+    fn validate(&self) -> Result<(), String> {
+        let mut names = std::collections::BTreeSet::new();
+        for c in &self.connectors {
+            let name = c.name();
+            if name.is_empty() || name.chars().any(|ch| ch.is_control() || ch.is_whitespace()) {
+                return Err(format!(
+                    "connector name {name:?} must be non-empty, without spaces or control characters"
+                ));
+            }
+            if name == "import" {
+                return Err("connector name \"import\" is reserved for `secmetrics import`".into());
+            }
+            if !names.insert(name) {
+                return Err(format!(
+                    "two [[connectors]] are named {name:?}; names must be unique"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The connector named `name`.
+    pub fn connector(&self, name: &str) -> Option<&ConnectorSettings> {
+        self.connectors.iter().find(|c| c.name() == name)
     }
 
     /// Resolve every secret (files, environment), reporting the first problem.
     pub fn secrets(&self) -> Result<Secrets, ConfigError> {
+        let slack = self.slack.as_ref();
+        let email = self.email.as_ref();
+        let mut connector_tokens = BTreeMap::new();
+        for c in &self.connectors {
+            if let Some(token) = connector_token(c)? {
+                connector_tokens.insert(c.name().to_string(), token);
+            }
+        }
         Ok(Secrets {
             push_token: secret::resolve(
                 "admin.push_token",
@@ -174,6 +428,25 @@ impl Config {
                 self.admin.push_token_file.as_ref(),
                 self.admin.push_token_env.as_ref(),
             )?,
+            slack_webhook: secret::resolve(
+                "slack.webhook_url",
+                slack.and_then(|s| s.webhook_url.as_ref()),
+                slack.and_then(|s| s.webhook_url_file.as_ref()),
+                slack.and_then(|s| s.webhook_url_env.as_ref()),
+            )?,
+            slack_bot_token: secret::resolve(
+                "slack.bot_token",
+                slack.and_then(|s| s.bot_token.as_ref()),
+                slack.and_then(|s| s.bot_token_file.as_ref()),
+                slack.and_then(|s| s.bot_token_env.as_ref()),
+            )?,
+            smtp_password: secret::resolve(
+                "email.password",
+                email.and_then(|e| e.password.as_ref()),
+                email.and_then(|e| e.password_file.as_ref()),
+                email.and_then(|e| e.password_env.as_ref()),
+            )?,
+            connector_tokens,
         })
     }
 
@@ -187,6 +460,19 @@ impl Config {
         }
         default_store_path()
     }
+}
+
+/// Resolve one connector's token (`token`, `token_file` or `token_env`).
+pub fn connector_token(c: &ConnectorSettings) -> Result<Option<SecretString>, ConfigError> {
+    let t = c.token_ref();
+    let file = t.token_file.map(Path::to_path_buf);
+    let env = t.token_env.map(str::to_string);
+    Ok(secret::resolve(
+        &format!("connectors.{}.token", c.name()),
+        t.token,
+        file.as_ref(),
+        env.as_ref(),
+    )?)
 }
 
 fn default_store_path() -> PathBuf {
@@ -261,6 +547,66 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("mtr"), "{e}");
+    }
+
+    #[test]
+    fn the_example_documents_every_connector_kind() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/secmetrics.example.toml");
+        let cfg = Config::load(Some(&p)).expect("example config parses");
+        let kinds: Vec<&str> = cfg.connectors.iter().map(|c| c.kind()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "github_secret_scanning",
+                "github_code_scanning",
+                "sarif",
+                "ndjson"
+            ]
+        );
+        for c in cfg.connectors {
+            let name = c.name().to_string();
+            c.build(None).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+
+    #[test]
+    fn connector_names_must_be_unique() {
+        let e = parse(
+            "[[connectors]]\nkind = \"ndjson\"\nname = \"a\"\npaths = []\n\
+             [[connectors]]\nkind = \"sarif\"\nname = \"a\"\npaths = []\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("two [[connectors]] are named \"a\""), "{e}");
+    }
+
+    #[test]
+    fn unknown_connector_key_or_kind_is_an_error_naming_it() {
+        let e =
+            parse("[[connectors]]\nkind = \"ndjson\"\nname = \"a\"\npaths = []\npath = \"x\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("path"), "{e}");
+        let e = parse("[[connectors]]\nkind = \"jira_cloud\"\nname = \"a\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("jira_cloud"), "{e}");
+    }
+
+    #[test]
+    fn repo_names_keep_their_case_in_connector_tables() {
+        let cfg = parse(
+            "[[connectors]]\nkind = \"github_code_scanning\"\nname = \"cs\"\norg = \"Octo\"\n\
+             token_env = \"NO_SUCH_VAR_FOR_TEST\"\n[connectors.assets]\n\"Octo/Hello-World\" = \"Web\"\n",
+        )
+        .unwrap();
+        let json = format!("{:?}", cfg.connectors[0]);
+        assert!(json.contains("\"Octo/Hello-World\": \"Web\""), "{json}");
+        let e = cfg.secrets().unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "`connectors.cs.token_env`: environment variable NO_SUCH_VAR_FOR_TEST is not set"
+        );
     }
 
     #[test]

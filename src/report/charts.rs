@@ -1,8 +1,10 @@
-//! SVG charts of the HTML report, drawn with `plotters`' SVG backend: the
-//! text becomes SVG `<text>` that the browser renders, so no font library
-//! or font file is needed here.
+//! Charts of the reports, drawn with `plotters`: SVG for the HTML report
+//! (text becomes SVG `<text>` the browser renders) and PNG for email (mail
+//! clients block SVG), with an embedded font so no system font library is
+//! needed.
 
 use crate::kpi::{Figure, KpiPack};
+use plotters::coord::Shift;
 use plotters::prelude::*;
 
 const BUCKET_COLORS: [RGBColor; 3] = [
@@ -23,8 +25,86 @@ fn err<E: std::fmt::Debug>(e: E) -> String {
     format!("{e:?}")
 }
 
+/// The embedded font (DejaVu Sans, see `assets/fonts/DejaVuSans.LICENSE`):
+/// PNG charts need glyphs, and no system font library is used.
+static FONT_BYTES: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+
+fn register_font() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        for style in [FontStyle::Normal, FontStyle::Bold] {
+            // The bytes are a valid TrueType font compiled into the binary.
+            let _ = plotters::style::register_font(FONT, style, FONT_BYTES);
+        }
+    });
+}
+
+/// Draw on an SVG canvas and return the SVG text.
+fn svg(
+    draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), String>,
+) -> Result<String, String> {
+    register_font();
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, SIZE).into_drawing_area();
+        draw(&root)?;
+        root.present().map_err(err)?;
+    }
+    Ok(out)
+}
+
+/// Draw on an RGB bitmap and return it encoded as PNG.
+fn png(
+    draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> Result<(), String>,
+) -> Result<Vec<u8>, String> {
+    register_font();
+    let (w, h) = SIZE;
+    let mut rgb = vec![255u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, SIZE).into_drawing_area();
+        draw(&root)?;
+        root.present().map_err(err)?;
+    }
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, w, h);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut writer = enc.write_header().map_err(err)?;
+        writer.write_image_data(&rgb).map_err(err)?;
+    }
+    Ok(out)
+}
+
+/// The charts of an email, as (content id, alt text, PNG bytes); a chart
+/// that cannot be drawn (e.g. its KPI is not in the pack) is left out.
+pub fn email_pngs(pack: &KpiPack) -> Vec<(String, String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let charts: [(&str, &str, fn(&KpiPack) -> Result<Vec<u8>, String>); 3] = [
+        ("aging", "Open findings by severity and age", aging_by_severity_png),
+        ("mttr", "Mean time to remediate over time", mttr_over_time_png),
+        ("coverage", "Coverage over time", coverage_over_time_png),
+    ];
+    for (cid, alt, draw) in charts {
+        match draw(pack) {
+            Ok(png) => out.push((format!("{cid}@secmetrics"), alt.to_string(), png)),
+            Err(e) => tracing::debug!(chart = cid, error = %e, "chart left out of the email"),
+        }
+    }
+    out
+}
+
 /// Open findings by severity and age bucket, as grouped bars.
 pub fn aging_by_severity(pack: &KpiPack) -> Result<String, String> {
+    svg(|root| aging_on(root, pack))
+}
+
+/// The aging chart as a PNG (for email, where SVG is blocked).
+pub fn aging_by_severity_png(pack: &KpiPack) -> Result<Vec<u8>, String> {
+    png(|root| aging_on(root, pack))
+}
+
+fn aging_on<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, pack: &KpiPack) -> Result<(), String> {
     let aging = pack
         .kpis
         .findings_aging
@@ -45,11 +125,9 @@ pub fn aging_by_severity(pack: &KpiPack) -> Result<String, String> {
         .unwrap_or(0)
         .max(1) as f64;
     let n = groups.len() as f64;
-    let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(root)
             .caption(
                 format!("Open findings by age, {}", pack.period.label()),
                 (FONT, 18),
@@ -100,9 +178,8 @@ pub fn aging_by_severity(pack: &KpiPack) -> Result<String, String> {
             .background_style(WHITE.mix(0.9))
             .draw()
             .map_err(err)?;
-        root.present().map_err(err)?;
     }
-    Ok(svg)
+    Ok(())
 }
 
 /// One line of a chart over periods; `None` leaves a gap.
@@ -111,14 +188,15 @@ struct Series {
     values: Vec<Option<f64>>,
 }
 
-fn line_chart(
+fn line_chart<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
     caption: &str,
     y_desc: &str,
     labels: &[String],
     series: &[Series],
     y_fixed: Option<f64>,
     y_fmt: &dyn Fn(&f64) -> String,
-) -> Result<String, String> {
+) -> Result<(), String> {
     let n = labels.len().max(1) as f64;
     let max = series
         .iter()
@@ -126,11 +204,9 @@ fn line_chart(
         .copied()
         .fold(0.0f64, f64::max);
     let top = y_fixed.unwrap_or(if max > 0.0 { max * 1.15 } else { 1.0 });
-    let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(root)
             .caption(caption, (FONT, 18))
             .margin(12)
             .x_label_area_size(32)
@@ -193,9 +269,8 @@ fn line_chart(
             .background_style(WHITE.mix(0.9))
             .draw()
             .map_err(err)?;
-        root.present().map_err(err)?;
     }
-    Ok(svg)
+    Ok(())
 }
 
 fn history_labels(pack: &KpiPack) -> Vec<String> {
@@ -212,6 +287,15 @@ fn history_of(pack: &KpiPack, key: &str) -> Vec<Option<f64>> {
 /// Mean days to remediate critical and high production findings over the
 /// pack's history.
 pub fn mttr_over_time(pack: &KpiPack) -> Result<String, String> {
+    svg(|root| mttr_on(root, pack))
+}
+
+/// The MTTR chart as a PNG.
+pub fn mttr_over_time_png(pack: &KpiPack) -> Result<Vec<u8>, String> {
+    png(|root| mttr_on(root, pack))
+}
+
+fn mttr_on<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, pack: &KpiPack) -> Result<(), String> {
     let series = [
         Series {
             name: "critical (production)",
@@ -223,6 +307,7 @@ pub fn mttr_over_time(pack: &KpiPack) -> Result<String, String> {
         },
     ];
     line_chart(
+        root,
         "Mean time to remediate",
         "days",
         &history_labels(pack),
@@ -234,6 +319,15 @@ pub fn mttr_over_time(pack: &KpiPack) -> Result<String, String> {
 
 /// Review and threat-model coverage over the pack's history.
 pub fn coverage_over_time(pack: &KpiPack) -> Result<String, String> {
+    svg(|root| coverage_on(root, pack))
+}
+
+/// The coverage chart as a PNG.
+pub fn coverage_over_time_png(pack: &KpiPack) -> Result<Vec<u8>, String> {
+    png(|root| coverage_on(root, pack))
+}
+
+fn coverage_on<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, pack: &KpiPack) -> Result<(), String> {
     let series = [
         Series {
             name: "design review (tier 1-2)",
@@ -249,6 +343,7 @@ pub fn coverage_over_time(pack: &KpiPack) -> Result<String, String> {
         },
     ];
     line_chart(
+        root,
         "Coverage",
         "share of assets",
         &history_labels(pack),

@@ -3,7 +3,7 @@
 //! facts about the store itself. Writes that belong together are one sled
 //! transaction, flushed before the call returns.
 
-mod codec;
+pub mod codec;
 mod keys;
 
 pub use codec::{HistoryEntry, StoredRecord};
@@ -476,3 +476,4 @@ fn create_private_dir(path: &Path) -> std::io::Result<()> {
 pub fn time_text(us: i64) -> String {
     codec::time(us).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
+

@@ -1,0 +1,690 @@
+//! The HTTP client every connector shares: one `governor` quota per
+//! connector, rate-limit headers honoured, retries with jittered backoff,
+//! `Link` pagination and conditional requests with ETags.
+//!
+//! What is waited out, and for how long:
+//! - `Retry-After` (seconds or an HTTP date) on any 403/429/5xx;
+//! - GitHub's `x-ratelimit-remaining: 0` with `x-ratelimit-reset` (epoch
+//!   seconds) on 403 or 429: until the reset;
+//! - a 403/429 that says it is a secondary rate limit but gives neither: at
+//!   least `secondary_min_wait_secs`, growing exponentially;
+//! - 429 without headers, 5xx, timeouts and connection failures: exponential
+//!   backoff with jitter.
+//!
+//! Every wait counts as an attempt, attempts are bounded, and a single wait
+//! longer than `max_wait_secs` fails the request instead of stalling a sync.
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, ETAG, IF_NONE_MATCH, LINK};
+use reqwest::StatusCode;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Retry, timeout and wait limits of one connector's HTTP client.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetrySettings {
+    /// Attempts per request, the first included (waits for rate limits count).
+    pub max_attempts: u32,
+    /// Timeout of one request, connect to last body byte, in seconds.
+    pub timeout_secs: f64,
+    /// First backoff step in milliseconds; doubles per attempt, with jitter.
+    pub backoff_base_ms: u64,
+    /// Ceiling of one backoff step in milliseconds.
+    pub backoff_max_ms: u64,
+    /// Smallest wait after a secondary rate limit that names no wait (GitHub
+    /// asks for at least 60 s).
+    pub secondary_min_wait_secs: f64,
+    /// A rate-limit wait longer than this fails the request instead.
+    pub max_wait_secs: f64,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        RetrySettings {
+            max_attempts: 6,
+            timeout_secs: 30.0,
+            backoff_base_ms: 500,
+            backoff_max_ms: 30_000,
+            secondary_min_wait_secs: 60.0,
+            max_wait_secs: 3_700.0,
+        }
+    }
+}
+
+/// How requests are authenticated.
+#[derive(Clone)]
+pub enum Auth {
+    /// No `Authorization` header.
+    None,
+    /// `Authorization: Bearer <token>`.
+    Bearer(SecretString),
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::None => f.write_str("None"),
+            Auth::Bearer(_) => f.write_str("Bearer([redacted])"),
+        }
+    }
+}
+
+/// Counters of one client, for the metrics endpoint.
+#[derive(Debug, Default)]
+pub struct HttpStats {
+    /// Requests sent (every attempt).
+    pub requests: AtomicU64,
+    /// Attempts after the first one of a request.
+    pub retries: AtomicU64,
+    /// Waits caused by rate-limit answers (403/429 with limit headers).
+    pub rate_limit_waits: AtomicU64,
+    /// Total milliseconds spent in rate-limit waits.
+    pub rate_limit_wait_ms: AtomicU64,
+    /// Answers `304 Not Modified`.
+    pub not_modified: AtomicU64,
+}
+
+/// A plain copy of [`HttpStats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HttpStatsSnapshot {
+    /// Requests sent (every attempt).
+    pub requests: u64,
+    /// Attempts after the first one of a request.
+    pub retries: u64,
+    /// Waits caused by rate-limit answers.
+    pub rate_limit_waits: u64,
+    /// Total milliseconds spent in rate-limit waits.
+    pub rate_limit_wait_ms: u64,
+    /// Answers `304 Not Modified`.
+    pub not_modified: u64,
+}
+
+impl HttpStats {
+    /// Read all counters.
+    pub fn snapshot(&self) -> HttpStatsSnapshot {
+        HttpStatsSnapshot {
+            requests: self.requests.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
+            rate_limit_waits: self.rate_limit_waits.load(Ordering::Relaxed),
+            rate_limit_wait_ms: self.rate_limit_wait_ms.load(Ordering::Relaxed),
+            not_modified: self.not_modified.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A failed request. Names the connector, method, URL path (never the query
+/// or a token) and the status.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// The server answered with a status that is not retried, or still failed
+    /// after the last attempt.
+    #[error("{connector}: {method} {path}: HTTP {status}{}{}", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default(), attempts_note(*attempts))]
+    Status {
+        /// Connector instance.
+        connector: String,
+        /// HTTP method.
+        method: &'static str,
+        /// URL path, without query.
+        path: String,
+        /// HTTP status code.
+        status: u16,
+        /// The provider's error message, if it gave one (shortened).
+        message: Option<String>,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// The request never got an answer (timeout, refused, reset), after the
+    /// last attempt.
+    #[error("{connector}: {method} {path}: {reason}{}", attempts_note(*attempts))]
+    Transport {
+        /// Connector instance.
+        connector: String,
+        /// HTTP method.
+        method: &'static str,
+        /// URL path, without query.
+        path: String,
+        /// What failed (the URL is left out).
+        reason: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// The provider asked for a wait longer than `max_wait_secs`.
+    #[error("{connector}: {method} {path}: HTTP {status}: rate limited for {wait_secs} s, longer than the allowed wait")]
+    RateLimited {
+        /// Connector instance.
+        connector: String,
+        /// HTTP method.
+        method: &'static str,
+        /// URL path, without query.
+        path: String,
+        /// HTTP status code.
+        status: u16,
+        /// The wait asked for, in seconds.
+        wait_secs: u64,
+    },
+    /// The URL could not be parsed (a misconfigured base URL or a bad `Link`).
+    #[error("{connector}: invalid URL: {reason}")]
+    Url {
+        /// Connector instance.
+        connector: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn attempts_note(attempts: u32) -> String {
+    if attempts > 1 {
+        format!(" (after {attempts} attempts)")
+    } else {
+        String::new()
+    }
+}
+
+/// A successful answer.
+#[derive(Debug)]
+pub struct Fetched {
+    /// HTTP status code (2xx).
+    pub status: u16,
+    /// The body.
+    pub body: Vec<u8>,
+    /// The `ETag` header.
+    pub etag: Option<String>,
+    /// The `Link` header's `rel="next"` URL.
+    pub next: Option<String>,
+}
+
+/// The answer to a conditional GET.
+#[derive(Debug)]
+pub enum Conditional {
+    /// `304 Not Modified`: what the ETag named is still current.
+    NotModified,
+    /// A new body.
+    Modified(Fetched),
+}
+
+/// One connector's HTTP client. Cheap to share by reference; the quota is
+/// per client, so a connector builds one and uses it for all its requests.
+pub struct HttpClient {
+    connector: String,
+    client: reqwest::Client,
+    limiter: DefaultDirectRateLimiter,
+    auth: Auth,
+    headers: HeaderMap,
+    retry: RetrySettings,
+    stats: Arc<HttpStats>,
+}
+
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpClient")
+            .field("connector", &self.connector)
+            .field("auth", &self.auth)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A governor quota of `rate` requests per second with `burst` at once.
+pub fn quota(rate: f64, burst: u32) -> Result<Quota, String> {
+    if !(rate.is_finite() && rate > 0.0) {
+        return Err(format!(
+            "rate must be a positive number of requests per second, found {rate}"
+        ));
+    }
+    let period = Duration::from_secs_f64(1.0 / rate);
+    let burst = NonZeroU32::new(burst).ok_or("burst must be at least 1")?;
+    Quota::with_period(period)
+        .map(|q| q.allow_burst(burst))
+        .ok_or_else(|| format!("rate {rate} is too high"))
+}
+
+impl HttpClient {
+    /// A client for `connector` with its own quota. `headers` are sent with
+    /// every request (e.g. `Accept`, an API version).
+    pub fn new(
+        connector: &str,
+        quota: Quota,
+        auth: Auth,
+        headers: HeaderMap,
+        retry: RetrySettings,
+    ) -> Result<HttpClient, HttpError> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs_f64(retry.timeout_secs.max(0.001)))
+            .connect_timeout(Duration::from_secs_f64(
+                retry.timeout_secs.clamp(0.001, 10.0),
+            ))
+            .user_agent(concat!("secmetrics/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| HttpError::Url {
+                connector: connector.to_string(),
+                reason: format!("cannot build the HTTP client: {}", e.without_url()),
+            })?;
+        Ok(HttpClient {
+            connector: connector.to_string(),
+            client,
+            limiter: RateLimiter::direct(quota),
+            auth,
+            headers,
+            retry,
+            stats: Arc::new(HttpStats::default()),
+        })
+    }
+
+    /// The counters of this client.
+    pub fn stats(&self) -> Arc<HttpStats> {
+        self.stats.clone()
+    }
+
+    /// The connector instance name.
+    pub fn connector(&self) -> &str {
+        &self.connector
+    }
+
+    /// GET `url`; with `etag`, a conditional GET (`If-None-Match`).
+    pub async fn get(&self, url: &str, etag: Option<&str>) -> Result<Conditional, HttpError> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| HttpError::Url {
+            connector: self.connector.clone(),
+            reason: format!("{e}"),
+        })?;
+        let path = parsed.path().to_string();
+        let method = "GET";
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            if attempt > 1 {
+                self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            }
+            self.limiter.until_ready().await;
+            self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            let mut req = self
+                .client
+                .get(parsed.clone())
+                .headers(self.headers.clone());
+            if let Auth::Bearer(token) = &self.auth {
+                if let Ok(mut v) =
+                    HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
+                {
+                    v.set_sensitive(true);
+                    req = req.header(AUTHORIZATION, v);
+                }
+            }
+            if let Some(tag) = etag {
+                if let Ok(v) = HeaderValue::from_str(tag) {
+                    req = req.header(IF_NONE_MATCH, v);
+                }
+            }
+            let last = attempt >= self.retry.max_attempts.max(1);
+            let response = match req.send().await {
+                Ok(r) => r,
+                Err(e) => {
+                    let reason = transport_reason(&e);
+                    if last || !retryable_transport(&e) {
+                        return Err(self.transport(method, &path, reason, attempt));
+                    }
+                    let wait = self.backoff(attempt);
+                    tracing::warn!(connector = %self.connector, %method, %path, %reason, wait_ms = wait.as_millis() as u64, "request failed; retrying");
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+            };
+            let status = response.status();
+            let headers = response.headers().clone();
+            if status == StatusCode::NOT_MODIFIED {
+                self.stats.not_modified.fetch_add(1, Ordering::Relaxed);
+                return Ok(Conditional::NotModified);
+            }
+            if status.is_success() {
+                match response.bytes().await {
+                    Ok(body) => {
+                        return Ok(Conditional::Modified(Fetched {
+                            status: status.as_u16(),
+                            body: body.to_vec(),
+                            etag: header_str(&headers, ETAG.as_str()).map(str::to_string),
+                            next: header_str(&headers, LINK.as_str()).and_then(next_link),
+                        }))
+                    }
+                    Err(e) => {
+                        let reason = transport_reason(&e);
+                        if last {
+                            return Err(self.transport(method, &path, reason, attempt));
+                        }
+                        let wait = self.backoff(attempt);
+                        tracing::warn!(connector = %self.connector, %method, %path, %reason, "body read failed; retrying");
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                }
+            }
+            // An error status: read the (small) body for the provider's message.
+            let body = response.bytes().await.unwrap_or_default();
+            let message = provider_message(&body);
+            let code = status.as_u16();
+            let decision = classify(code, &headers, message.as_deref(), attempt, &self.retry);
+            let (wait, rate_limited) = match decision {
+                Decision::Fail => {
+                    return Err(self.status(method, &path, code, message, attempt));
+                }
+                Decision::Backoff => (self.backoff(attempt), false),
+                Decision::Wait(d) => (d, true),
+            };
+            if rate_limited && wait.as_secs_f64() > self.retry.max_wait_secs {
+                return Err(HttpError::RateLimited {
+                    connector: self.connector.clone(),
+                    method,
+                    path,
+                    status: code,
+                    wait_secs: wait.as_secs(),
+                });
+            }
+            if last {
+                return Err(self.status(method, &path, code, message, attempt));
+            }
+            if rate_limited {
+                self.stats.rate_limit_waits.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .rate_limit_wait_ms
+                    .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
+            }
+            tracing::warn!(
+                connector = %self.connector, %method, %path, status = code,
+                wait_ms = wait.as_millis() as u64, rate_limited,
+                "request refused; waiting before the next attempt"
+            );
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        backoff(
+            attempt,
+            self.retry.backoff_base_ms,
+            self.retry.backoff_max_ms,
+        )
+    }
+
+    fn transport(
+        &self,
+        method: &'static str,
+        path: &str,
+        reason: String,
+        attempts: u32,
+    ) -> HttpError {
+        HttpError::Transport {
+            connector: self.connector.clone(),
+            method,
+            path: path.to_string(),
+            reason,
+            attempts,
+        }
+    }
+
+    fn status(
+        &self,
+        method: &'static str,
+        path: &str,
+        status: u16,
+        message: Option<String>,
+        attempts: u32,
+    ) -> HttpError {
+        HttpError::Status {
+            connector: self.connector.clone(),
+            method,
+            path: path.to_string(),
+            status,
+            message,
+            attempts,
+        }
+    }
+}
+
+/// Exponential backoff with jitter: a random wait in `[d/2, d]` where
+/// `d = base * 2^(attempt-1)`, capped at `max`.
+pub fn backoff(attempt: u32, base_ms: u64, max_ms: u64) -> Duration {
+    use rand::Rng;
+    let exp = attempt.saturating_sub(1).min(30);
+    let d = base_ms.saturating_mul(1u64 << exp).min(max_ms.max(1));
+    let low = d / 2;
+    let ms = rand::thread_rng().gen_range(low..=d.max(low));
+    Duration::from_millis(ms)
+}
+
+#[derive(Debug, PartialEq)]
+enum Decision {
+    Fail,
+    Backoff,
+    Wait(Duration),
+}
+
+/// What to do after an error status.
+fn classify(
+    status: u16,
+    headers: &HeaderMap,
+    message: Option<&str>,
+    attempt: u32,
+    retry: &RetrySettings,
+) -> Decision {
+    let retry_after = header_str(headers, "retry-after").and_then(parse_retry_after);
+    let remaining =
+        header_str(headers, "x-ratelimit-remaining").and_then(|v| v.trim().parse::<u64>().ok());
+    let reset = header_str(headers, "x-ratelimit-reset").and_then(|v| v.trim().parse::<i64>().ok());
+    match status {
+        403 | 429 => {
+            if let Some(d) = retry_after {
+                return Decision::Wait(d);
+            }
+            if remaining == Some(0) {
+                if let Some(reset) = reset {
+                    let now = chrono::Utc::now().timestamp_millis();
+                    // One extra second: the reset is a whole second and clocks drift.
+                    let ms = (reset * 1000 - now).max(0) + 1000;
+                    return Decision::Wait(Duration::from_millis(ms as u64));
+                }
+            }
+            let secondary = message
+                .map(|m| m.to_ascii_lowercase().contains("secondary rate limit"))
+                .unwrap_or(false);
+            if secondary || (status == 429 && remaining.is_none() && retry_after.is_none()) {
+                if secondary {
+                    let min = retry.secondary_min_wait_secs.max(0.0);
+                    let grow = min * f64::from(1u32 << attempt.saturating_sub(1).min(6));
+                    return Decision::Wait(Duration::from_secs_f64(grow));
+                }
+                return Decision::Backoff;
+            }
+            if remaining == Some(0) {
+                // Exhausted but no reset given: GitHub's rule is to wait a minute.
+                return Decision::Wait(Duration::from_secs_f64(
+                    retry.secondary_min_wait_secs.max(0.0),
+                ));
+            }
+            if status == 429 {
+                Decision::Backoff
+            } else {
+                Decision::Fail
+            }
+        }
+        500..=599 => match retry_after {
+            Some(d) => Decision::Wait(d),
+            None => Decision::Backoff,
+        },
+        408 => Decision::Backoff,
+        _ => Decision::Fail,
+    }
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+fn parse_retry_after(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<f64>() {
+        if secs.is_finite() && secs >= 0.0 {
+            return Some(Duration::from_secs_f64(secs));
+        }
+        return None;
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    let ms = (when.timestamp_millis() - chrono::Utc::now().timestamp_millis()).max(0);
+    Some(Duration::from_millis(ms as u64))
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The `rel="next"` target of a `Link` header.
+pub fn next_link(header: &str) -> Option<String> {
+    let mut rest = header;
+    while let Some(open) = rest.find('<') {
+        let after = &rest[open + 1..];
+        let close = after.find('>')?;
+        let url = &after[..close];
+        let params_end = after[close..]
+            .find('<')
+            .map(|i| close + i)
+            .unwrap_or(after.len());
+        let params = &after[close + 1..params_end];
+        let is_next = params.split(';').any(|p| {
+            let p = p.trim().trim_end_matches(',').trim();
+            p.strip_prefix("rel=")
+                .map(|r| r.trim_matches('"').split_whitespace().any(|r| r == "next"))
+                .unwrap_or(false)
+        });
+        if is_next {
+            return Some(url.to_string());
+        }
+        rest = &after[params_end..];
+    }
+    None
+}
+
+/// The provider's error message from a JSON body (`message` as GitHub
+/// sends it), shortened; never the raw body.
+fn provider_message(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Body {
+        message: Option<String>,
+    }
+    let b: Body = serde_json::from_slice(body).ok()?;
+    b.message.map(|m| {
+        let mut m: String = m.chars().take(200).collect();
+        m.retain(|c| !c.is_control());
+        m
+    })
+}
+
+fn retryable_transport(e: &reqwest::Error) -> bool {
+    e.is_timeout() || e.is_connect() || e.is_request() || e.is_body() || e.is_decode()
+}
+
+fn transport_reason(e: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "reading the body failed"
+    } else {
+        "request failed"
+    };
+    // The inner chain (without reqwest's own URL-bearing text).
+    let mut detail = String::new();
+    let mut src = e.source();
+    while let Some(s) = src {
+        detail = s.to_string();
+        src = s.source();
+    }
+    if detail.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}: {detail}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_link_is_found_among_other_relations() {
+        let h = r#"<https://api.github.com/repositories/1/issues?per_page=3&page=1>; rel="prev", <https://api.github.com/repositories/1/issues?per_page=3&page=3>; rel="next", <https://api.github.com/repositories/1/issues?per_page=3&page=5>; rel="last""#;
+        assert_eq!(
+            next_link(h).as_deref(),
+            Some("https://api.github.com/repositories/1/issues?per_page=3&page=3")
+        );
+        assert_eq!(
+            next_link(r#"<https://x/a?page=1>; rel="first", <https://x/a?page=4>; rel="prev""#),
+            None
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_within_jitter_and_is_capped() {
+        for attempt in 1..8 {
+            let d = backoff(attempt, 100, 1000).as_millis() as u64;
+            let full = (100u64 << (attempt - 1)).min(1000);
+            assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d}");
+        }
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn rate_limit_answers_are_classified() {
+        let r = RetrySettings {
+            secondary_min_wait_secs: 2.0,
+            ..RetrySettings::default()
+        };
+        assert_eq!(
+            classify(429, &headers(&[("retry-after", "3")]), None, 1, &r),
+            Decision::Wait(Duration::from_secs(3))
+        );
+        let reset = (chrono::Utc::now().timestamp() + 10).to_string();
+        match classify(
+            403,
+            &headers(&[
+                ("x-ratelimit-remaining", "0"),
+                ("x-ratelimit-reset", &reset),
+            ]),
+            None,
+            1,
+            &r,
+        ) {
+            Decision::Wait(d) => assert!(d.as_secs() >= 9 && d.as_secs() <= 11, "{d:?}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            classify(
+                403,
+                &headers(&[("x-ratelimit-remaining", "10")]),
+                Some("You have exceeded a secondary rate limit."),
+                2,
+                &r
+            ),
+            Decision::Wait(Duration::from_secs(4))
+        );
+        assert_eq!(
+            classify(
+                403,
+                &headers(&[]),
+                Some("Resource not accessible by integration"),
+                1,
+                &r
+            ),
+            Decision::Fail
+        );
+        assert_eq!(classify(502, &headers(&[]), None, 1, &r), Decision::Backoff);
+        assert_eq!(classify(404, &headers(&[]), None, 1, &r), Decision::Fail);
+        assert_eq!(classify(429, &headers(&[]), None, 1, &r), Decision::Backoff);
+    }
+}

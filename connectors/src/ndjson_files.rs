@@ -1,0 +1,145 @@
+//! The `ndjson` connector: files in the public NDJSON record format of
+//! `records.md`, read with [`crate::ndjson::read_stream`]. Each file is read
+//! once until it changes; bad lines are logged with their line number and
+//! skipped, the rest of the file still loads.
+
+use crate::connector::{Connector, Page, PageSink, SyncMode, SyncOutcome};
+use crate::sarif::connector::{list_files, Stamp};
+use crate::Error;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Settings of an `ndjson` connector.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NdjsonSettings {
+    /// Unique instance name; the `source` of its records.
+    pub name: String,
+    /// Folders (read recursively for `*.ndjson` and `*.jsonl`), files or
+    /// glob patterns.
+    pub paths: Vec<String>,
+    /// Records per committed page.
+    #[serde(default = "default_page_size")]
+    pub page_size: usize,
+}
+
+fn default_page_size() -> usize {
+    1000
+}
+
+impl NdjsonSettings {
+    /// Build the connector.
+    pub fn build(self) -> Result<NdjsonConnector, Error> {
+        if self.page_size == 0 {
+            return Err(Error::Config {
+                connector: self.name.clone(),
+                message: "`page_size` must be at least 1".into(),
+            });
+        }
+        Ok(NdjsonConnector { settings: self })
+    }
+}
+
+/// The `ndjson` connector.
+#[derive(Debug)]
+pub struct NdjsonConnector {
+    settings: NdjsonSettings,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct NdjsonCursor {
+    #[serde(default)]
+    files: BTreeMap<String, Stamp>,
+}
+
+#[async_trait::async_trait]
+impl Connector for NdjsonConnector {
+    fn name(&self) -> &str {
+        &self.settings.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "ndjson"
+    }
+
+    async fn sync(
+        &self,
+        cursor: Option<String>,
+        mode: SyncMode,
+        sink: &mut dyn PageSink,
+    ) -> Result<SyncOutcome, Error> {
+        let name = self.settings.name.as_str();
+        let mut cur: NdjsonCursor = match (mode, cursor.as_deref()) {
+            (SyncMode::Full, _) | (_, None) => NdjsonCursor::default(),
+            (_, Some(t)) => serde_json::from_str(t).unwrap_or_default(),
+        };
+        let mut outcome = SyncOutcome::default();
+        for (path, stamp) in list_files(&self.settings.paths, &[".ndjson", ".jsonl"]) {
+            let key = path.display().to_string();
+            if cur.files.get(&key) == Some(&stamp) {
+                continue;
+            }
+            if sink.cancelled() {
+                outcome.interrupted = true;
+                break;
+            }
+            outcome.requests += 1;
+            let file = std::fs::File::open(&path).map_err(|source| Error::Io {
+                path: key.clone(),
+                source,
+            })?;
+            let mut page = Vec::new();
+            let mut failure: Option<Error> = None;
+            let mut skipped = 0u64;
+            let read = crate::ndjson::read_stream(
+                std::io::BufReader::new(file),
+                &key,
+                name,
+                |_, mut record| {
+                    record.set_source(name);
+                    page.push(record);
+                    if page.len() >= self.settings.page_size {
+                        let records = std::mem::take(&mut page);
+                        match sink.commit(Page {
+                            records,
+                            cursor: None,
+                        }) {
+                            Ok(c) => {
+                                outcome.committed += c;
+                                outcome.pages += 1;
+                            }
+                            Err(e) => {
+                                failure = Some(e.into());
+                                return Err(std::io::Error::other("sink refused a page"));
+                            }
+                        }
+                    }
+                    Ok(())
+                },
+                |e| {
+                    skipped += 1;
+                    tracing::warn!(connector = name, error = %e, "line skipped");
+                },
+            );
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            read.map_err(|source| Error::Io {
+                path: key.clone(),
+                source,
+            })?;
+            outcome.skipped += skipped;
+            cur.files.insert(key, stamp);
+            let cursor = serde_json::to_string(&cur).map_err(|e| Error::Source {
+                connector: name.to_string(),
+                message: format!("cannot encode the cursor: {e}"),
+            })?;
+            outcome.committed += sink.commit(Page {
+                records: page,
+                cursor: Some(cursor),
+            })?;
+            outcome.pages += 1;
+        }
+        Ok(outcome)
+    }
+}

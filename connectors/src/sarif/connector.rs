@@ -1,0 +1,451 @@
+//! The `sarif` connector: SARIF files in folders or globs, each mapped to an
+//! asset by its path. Files are read oldest first, each once (until it
+//! changes). A finding of an earlier scan of the same asset and tool that
+//! the next scan no longer reports is resolved (`remediated`) at that
+//! scan's time; the cursor keeps the last scan of each asset and tool.
+
+use super::{
+    finding_id, to_finding, FindingContext, Occurrences, ReadError, SarifFile, SuppressionPolicy,
+};
+use crate::connector::{Connector, Page, PageSink, SyncMode, SyncOutcome};
+use crate::github::env_serde;
+use crate::record::{
+    Domain, Environment, Extra, Finding, Record, Severity, Status, Time, Validity,
+};
+use crate::Error;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+/// Settings of a `sarif` connector.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SarifSettings {
+    /// Unique instance name; the `source` of its records.
+    pub name: String,
+    /// Folders (read recursively for `*.sarif` and `*.sarif.json`), files
+    /// or glob patterns.
+    pub paths: Vec<String>,
+    /// Path pattern → asset, first match wins, e.g.
+    /// `{ pattern = "/scans/payments/**", asset = "payments-api" }`.
+    #[serde(default)]
+    pub assets: Vec<AssetPattern>,
+    /// Asset of files no pattern matches; without it they are skipped.
+    #[serde(default)]
+    pub default_asset: Option<String>,
+    /// Environment by asset id.
+    #[serde(default, deserialize_with = "env_serde::map")]
+    pub environments: BTreeMap<String, Environment>,
+    /// Environment of assets not in `environments`. Default production.
+    #[serde(default = "env_serde::production", deserialize_with = "env_serde::one")]
+    pub default_environment: Environment,
+    /// How `suppressions[]` are read.
+    #[serde(default)]
+    pub suppressions: SuppressionPolicy,
+    /// Records per committed page.
+    #[serde(default = "default_page_size")]
+    pub page_size: usize,
+}
+
+fn default_page_size() -> usize {
+    1000
+}
+
+/// One path pattern and the asset it maps to.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssetPattern {
+    /// A glob over the file path as listed (`*` also crosses `/`).
+    pub pattern: String,
+    /// The asset id.
+    pub asset: String,
+}
+
+impl SarifSettings {
+    /// Build the connector (checks the patterns).
+    pub fn build(self) -> Result<SarifConnector, Error> {
+        let mut patterns = Vec::new();
+        for a in &self.assets {
+            let p = glob::Pattern::new(&a.pattern).map_err(|e| Error::Config {
+                connector: self.name.clone(),
+                message: format!("asset pattern {:?}: {e}", a.pattern),
+            })?;
+            patterns.push((p, a.asset.clone()));
+        }
+        if self.page_size == 0 {
+            return Err(Error::Config {
+                connector: self.name.clone(),
+                message: "`page_size` must be at least 1".into(),
+            });
+        }
+        Ok(SarifConnector {
+            settings: self,
+            patterns,
+        })
+    }
+}
+
+/// The `sarif` connector.
+#[derive(Debug)]
+pub struct SarifConnector {
+    settings: SarifSettings,
+    patterns: Vec<(glob::Pattern, String)>,
+}
+
+/// Size and modification time: a file is read again when either changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamp {
+    /// Length in bytes.
+    pub len: u64,
+    /// Modification time, milliseconds since the epoch.
+    pub modified_ms: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct SarifCursor {
+    #[serde(default)]
+    files: BTreeMap<String, Stamp>,
+    /// `asset \u{1f} tool` → the last scan.
+    #[serde(default)]
+    scans: BTreeMap<String, ScanState>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct ScanState {
+    /// Scan time, microseconds since the epoch.
+    t: i64,
+    /// Finding id → what re-emitting it as resolved needs.
+    f: BTreeMap<String, Kept>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Kept {
+    /// Fingerprint.
+    p: String,
+    /// Title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    n: Option<String>,
+    /// Rule id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    r: Option<String>,
+    /// Severity.
+    s: Severity,
+    /// Opened at, microseconds.
+    o: i64,
+    /// Still open in that scan.
+    #[serde(default)]
+    open: bool,
+}
+
+fn micros(t: Time) -> i64 {
+    t.timestamp_micros()
+}
+
+fn from_micros(us: i64) -> Time {
+    chrono::DateTime::from_timestamp_micros(us).unwrap_or_default()
+}
+
+/// Files under `paths` (folders recursively, globs expanded), with stamps.
+pub fn list_files(paths: &[String], extensions: &[&str]) -> Vec<(PathBuf, Stamp)> {
+    fn wanted(p: &Path, extensions: &[&str]) -> bool {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        extensions.iter().any(|e| name.ends_with(e))
+    }
+    fn walk(dir: &Path, extensions: &[&str], out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            tracing::warn!(path = %dir.display(), "cannot list folder");
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, extensions, out);
+            } else if wanted(&p, extensions) {
+                out.push(p);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    for spec in paths {
+        let p = Path::new(spec);
+        if p.is_dir() {
+            walk(p, extensions, &mut found);
+        } else if p.is_file() {
+            found.push(p.to_path_buf());
+        } else if spec.contains(['*', '?', '[']) {
+            match glob::glob(spec) {
+                Ok(it) => found.extend(it.flatten().filter(|p| p.is_file())),
+                Err(e) => tracing::warn!(pattern = %spec, error = %e, "bad glob pattern"),
+            }
+        } else {
+            tracing::warn!(path = %spec, "no such file or folder");
+        }
+    }
+    let mut out: Vec<(PathBuf, Stamp)> = found
+        .into_iter()
+        .filter_map(|p| {
+            let m = std::fs::metadata(&p).ok()?;
+            let modified_ms = m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0);
+            Some((
+                p,
+                Stamp {
+                    len: m.len(),
+                    modified_ms,
+                },
+            ))
+        })
+        .collect();
+    out.sort_by(|a, b| (a.1.modified_ms, &a.0).cmp(&(b.1.modified_ms, &b.0)));
+    out.dedup_by(|a, b| a.0 == b.0);
+    out
+}
+
+fn scan_key(asset: &str, tool: &str) -> String {
+    format!("{asset}\u{1f}{tool}")
+}
+
+impl SarifConnector {
+    fn asset_of(&self, path: &Path) -> Option<String> {
+        self.patterns
+            .iter()
+            .find(|(p, _)| p.matches_path(path))
+            .map(|(_, a)| a.clone())
+            .or_else(|| self.settings.default_asset.clone())
+    }
+
+    fn environment(&self, asset: &str) -> Environment {
+        self.settings
+            .environments
+            .get(asset)
+            .copied()
+            .unwrap_or(self.settings.default_environment)
+    }
+
+    fn commit(
+        &self,
+        sink: &mut dyn PageSink,
+        outcome: &mut SyncOutcome,
+        records: Vec<Record>,
+        cursor: Option<&SarifCursor>,
+    ) -> Result<(), Error> {
+        let cursor = match cursor {
+            Some(c) => Some(serde_json::to_string(c).map_err(|e| Error::Source {
+                connector: self.settings.name.clone(),
+                message: format!("cannot encode the cursor: {e}"),
+            })?),
+            None => None,
+        };
+        outcome.committed += sink.commit(Page { records, cursor })?;
+        outcome.pages += 1;
+        Ok(())
+    }
+
+    /// Import one file into `cur`, committing its pages. Returns false when
+    /// the file was skipped.
+    fn import(
+        &self,
+        path: &Path,
+        stamp: Stamp,
+        asset: &str,
+        cur: &mut SarifCursor,
+        sink: &mut dyn PageSink,
+        outcome: &mut SyncOutcome,
+    ) -> Result<bool, Error> {
+        let name = &self.settings.name;
+        let file = match SarifFile::open(path) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(connector = %name, error = %e, "SARIF file skipped");
+                return Ok(false);
+            }
+        };
+        let fallback =
+            chrono::DateTime::from_timestamp_millis(stamp.modified_ms).unwrap_or_default();
+        // The scan time of each tool in this file.
+        let mut tools: BTreeMap<String, Time> = BTreeMap::new();
+        for run in &file.runs {
+            let t = run.time.unwrap_or(fallback);
+            let e = tools.entry(run.tool().to_string()).or_insert(t);
+            *e = (*e).max(t);
+        }
+        for (tool, t) in &tools {
+            if let Some(prev) = cur.scans.get(&scan_key(asset, tool)) {
+                if prev.t > micros(*t) {
+                    tracing::warn!(connector = %name, path = %path.display(), tool, "scan older than the last one read for this asset and tool; skipped");
+                    return Ok(false);
+                }
+            }
+        }
+        let ctx = FindingContext {
+            source: name.clone(),
+            asset: asset.to_string(),
+            environment: self.environment(asset),
+        };
+        let mut current: HashMap<String, BTreeMap<String, Kept>> = HashMap::new();
+        let mut occurrences = Occurrences::default();
+        let mut page: Vec<Record> = Vec::with_capacity(self.settings.page_size.min(4096));
+        let page_size = self.settings.page_size;
+        let res = file.results(
+            &self.settings.suppressions,
+            fallback,
+            |r| -> Result<(), Error> {
+                let key = scan_key(asset, &r.tool);
+                let n = occurrences.next(&r.tool, &r.fingerprint);
+                let id = finding_id(asset, &r.tool, &r.fingerprint, n);
+                let prev_opened = cur
+                    .scans
+                    .get(&key)
+                    .and_then(|s| s.f.get(&id))
+                    .map(|k| from_micros(k.o));
+                let opened = r.first_detected.or(prev_opened).unwrap_or(r.scan_time);
+                let finding = to_finding(&ctx, &r, id.clone(), opened);
+                current.entry(key).or_default().insert(
+                    id,
+                    Kept {
+                        p: r.fingerprint.clone(),
+                        n: r.title.clone(),
+                        r: r.rule_id.clone(),
+                        s: r.severity,
+                        o: micros(opened),
+                        open: r.status == Status::Open,
+                    },
+                );
+                page.push(Record::Finding(finding));
+                if page.len() >= page_size {
+                    self.commit(sink, outcome, std::mem::take(&mut page), None)?;
+                }
+                Ok(())
+            },
+        );
+        match res {
+            Ok(_) => {}
+            Err(ReadError::Stopped(e)) => return Err(e),
+            Err(ReadError::Sarif(e)) => {
+                // Pages already committed stay (they are true); the file is
+                // not marked read, so it is tried again.
+                return Err(Error::Sarif(e));
+            }
+        }
+        for (tool, t) in tools {
+            let key = scan_key(asset, &tool);
+            let now = current.remove(&key).unwrap_or_default();
+            if let Some(prev) = cur.scans.remove(&key) {
+                for (id, kept) in prev.f {
+                    if kept.open && !now.contains_key(&id) {
+                        page.push(Record::Finding(self.resolved(&ctx, &tool, id, &kept, t)));
+                    }
+                }
+            }
+            cur.scans.insert(
+                key,
+                ScanState {
+                    t: micros(t),
+                    f: now,
+                },
+            );
+        }
+        cur.files.insert(path.display().to_string(), stamp);
+        self.commit(sink, outcome, page, Some(cur))?;
+        Ok(true)
+    }
+
+    fn resolved(
+        &self,
+        ctx: &FindingContext,
+        tool: &str,
+        id: String,
+        kept: &Kept,
+        at: Time,
+    ) -> Finding {
+        let mut extra = serde_json::Map::new();
+        extra.insert("tool".into(), Value::String(tool.to_string()));
+        if let Some(r) = &kept.r {
+            extra.insert("rule".into(), Value::String(r.clone()));
+        }
+        extra.insert(
+            "resolved_by".into(),
+            Value::String("absent_from_next_scan".into()),
+        );
+        Finding {
+            id,
+            source: ctx.source.clone(),
+            asset: ctx.asset.clone(),
+            title: kept.n.clone(),
+            severity: kept.s,
+            environment: ctx.environment,
+            domain: Domain::Application,
+            opened_at: from_micros(kept.o),
+            status: Status::Remediated,
+            resolved_at: Some(at),
+            validity: Validity::Unverified,
+            duplicate_of: None,
+            fingerprint: Some(kept.p.clone()),
+            url: None,
+            extra: Extra(extra),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Connector for SarifConnector {
+    fn name(&self) -> &str {
+        &self.settings.name
+    }
+
+    fn kind(&self) -> &'static str {
+        "sarif"
+    }
+
+    async fn sync(
+        &self,
+        cursor: Option<String>,
+        mode: SyncMode,
+        sink: &mut dyn PageSink,
+    ) -> Result<SyncOutcome, Error> {
+        let name = &self.settings.name;
+        let mut cur: SarifCursor = match (mode, cursor.as_deref()) {
+            (SyncMode::Full, _) | (_, None) => SarifCursor::default(),
+            (_, Some(text)) => serde_json::from_str(text).unwrap_or_else(|e| {
+                tracing::warn!(connector = %name, error = %e, "unreadable cursor; reading every file again");
+                SarifCursor::default()
+            }),
+        };
+        let mut outcome = SyncOutcome::default();
+        // Blocking file reads, done inline: a sync pass runs as its own task
+        // and the sink it commits to is blocking too.
+        {
+            for (path, stamp) in list_files(&self.settings.paths, &[".sarif", ".sarif.json"]) {
+                let key = path.display().to_string();
+                if cur.files.get(&key) == Some(&stamp) {
+                    continue;
+                }
+                if sink.cancelled() {
+                    outcome.interrupted = true;
+                    break;
+                }
+                outcome.requests += 1;
+                let imported = match self.asset_of(&path) {
+                    Some(asset) => {
+                        self.import(&path, stamp, &asset, &mut cur, sink, &mut outcome)?
+                    }
+                    None => {
+                        tracing::warn!(connector = %name, path = %key, "no asset pattern matches and no default_asset; file skipped");
+                        false
+                    }
+                };
+                if !imported {
+                    outcome.skipped += 1;
+                    cur.files.insert(key, stamp);
+                    self.commit(sink, &mut outcome, Vec::new(), Some(&cur))?;
+                }
+            }
+        }
+        Ok(outcome)
+    }
+}

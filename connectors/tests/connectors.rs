@@ -1,0 +1,8 @@
+//! The connectors' integration tests, one binary: external services are
+//! played on loopback (`support`), real third-party payloads feed the
+//! conformance suite when `SECMETRICS_FIXTURES` is set.
+
+mod conformance;
+mod github;
+mod sarif;
+mod support;

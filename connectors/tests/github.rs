@@ -1,0 +1,649 @@
+//! GitHub connectors against a GitHub played on loopback: pagination,
+//! rate limits, resumption, quota, secret hygiene and conditional requests.
+
+use crate::support::*;
+use secmetrics_connectors::github::code_scanning::{
+    GithubCodeScanning, GithubCodeScanningSettings,
+};
+use secmetrics_connectors::github::secret_scanning::{
+    GithubSecretScanning, GithubSecretScanningSettings,
+};
+use secmetrics_connectors::github::GithubCursor;
+use secmetrics_connectors::{Connector, Record, SecretValidity, SyncMode};
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "ghp_TestTokenThatMustNeverBeLogged0001";
+
+fn fast_retry() -> Value {
+    json!({"max_attempts": 4, "timeout_secs": 5.0, "backoff_base_ms": 10, "backoff_max_ms": 50,
+           "secondary_min_wait_secs": 0.3, "max_wait_secs": 10.0})
+}
+
+fn secret_connector(gh: &FakeGithub, extra: Value) -> GithubSecretScanning {
+    let mut v = json!({"name": "gh-secrets", "org": "acme", "base_url": gh.base, "rate": 1000.0, "burst": 100,
+                       "per_page": 2, "retry": fast_retry()});
+    for (k, x) in extra.as_object().unwrap() {
+        v[k] = x.clone();
+    }
+    let s: GithubSecretScanningSettings = serde_json::from_value(v).unwrap();
+    s.build(Some(SecretString::from(TOKEN))).unwrap()
+}
+
+fn code_connector(gh: &FakeGithub) -> GithubCodeScanning {
+    let s: GithubCodeScanningSettings = serde_json::from_value(json!({
+        "name": "gh-code", "org": "acme", "base_url": gh.base, "rate": 1000.0, "burst": 100,
+        "per_page": 2, "retry": fast_retry(), "assets": {"acme/web": "web-shop"},
+        "environments": {"acme/tools": "non_production"}
+    }))
+    .unwrap();
+    s.build(Some(SecretString::from(TOKEN))).unwrap()
+}
+
+fn alerts(n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            secret_alert(
+                100 - i as u64,
+                "acme/web",
+                &updated_desc(i),
+                &format!("ghp_leak{i:04}"),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn paginated_sync_follows_link_headers_over_several_pages() {
+    let gh = FakeGithub::start().await;
+    gh.set("secret", alerts(7));
+    gh.set(
+        "repos",
+        vec![
+            repo("acme/web", &updated_desc(0), Some(true)),
+            repo("acme/api", &updated_desc(1), None),
+            repo("acme/old", &updated_desc(2), Some(false)),
+        ],
+    );
+    let c = secret_connector(&gh, json!({}));
+    let mut sink = MemorySink::default();
+    let out = c
+        .sync(None, SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    // repos: 2 pages of 2; alerts: 4 pages of 2.
+    assert_eq!((out.pages, out.requests), (6, 6));
+    assert_eq!(sink.count("secret_alert"), 7);
+    assert_eq!(sink.count("repo"), 3);
+    let seen = gh.seen();
+    let pages: Vec<(String, u32)> = seen.iter().map(|s| (s.list.clone(), s.page)).collect();
+    assert_eq!(
+        pages,
+        [
+            ("repos", 1),
+            ("repos", 2),
+            ("secret", 1),
+            ("secret", 2),
+            ("secret", 3),
+            ("secret", 4)
+        ]
+        .map(|(l, p)| (l.to_string(), p))
+    );
+    for s in &seen {
+        assert_eq!(
+            s.authorization.as_deref(),
+            Some(format!("Bearer {TOKEN}").as_str())
+        );
+        assert_eq!(s.accept.as_deref(), Some("application/vnd.github+json"));
+        assert_eq!(s.api_version.as_deref(), Some("2022-11-28"));
+        if s.list == "secret" {
+            assert!(s.query.contains("hide_secret=true"), "{}", s.query);
+            assert!(
+                s.query.contains("sort=updated&direction=desc"),
+                "{}",
+                s.query
+            );
+        } else {
+            assert!(s.query.contains("type=all"), "{}", s.query);
+        }
+    }
+    // Coverage: enabled, unknown (no security_and_analysis) and disabled.
+    let repo_of = |id: &str| match &sink.records[&("repo".to_string(), id.to_string())] {
+        Record::Repo(r) => r.clone(),
+        _ => unreachable!(),
+    };
+    assert_eq!(repo_of("acme/web").secret_scanning, Some(true));
+    assert_eq!(repo_of("acme/api").secret_scanning, None);
+    assert_eq!(
+        repo_of("acme/api").extra.0["security_and_analysis"],
+        "unknown"
+    );
+    assert_eq!(repo_of("acme/old").secret_scanning, Some(false));
+    let Record::SecretAlert(a) =
+        &sink.records[&("secret_alert".to_string(), "acme/web#100".to_string())]
+    else {
+        unreachable!()
+    };
+    assert_eq!(a.validity, SecretValidity::Active);
+    assert_eq!(a.source, "gh-secrets");
+    let cursor: GithubCursor = serde_json::from_str(sink.cursor.as_deref().unwrap()).unwrap();
+    let ep = &cursor.endpoints["secret_scanning_alerts"];
+    assert!(ep.resume.is_none());
+    assert_eq!(ep.watermark.as_deref(), Some("2026-06-01T00:00:00Z"));
+    assert!(ep.etag.is_some());
+}
+
+#[tokio::test]
+async fn rate_limit_403_with_reset_and_429_with_retry_after_are_waited_out() {
+    let gh = FakeGithub::start().await;
+    gh.set("secret", alerts(6));
+    let reset = chrono::Utc::now().timestamp() + 1;
+    let reset_s = reset.to_string();
+    gh.script(
+        "secret",
+        2,
+        vec![Scripted::new(
+            403,
+            &[
+                ("x-ratelimit-limit", "5000"),
+                ("x-ratelimit-remaining", "0"),
+                ("x-ratelimit-used", "5000"),
+                ("x-ratelimit-reset", &reset_s),
+                ("x-ratelimit-resource", "core"),
+            ],
+            r#"{"message":"API rate limit exceeded for user ID 1.","documentation_url":"https://docs.github.com/rest/overview/rate-limits-for-the-rest-api","status":"403"}"#,
+        )],
+    );
+    gh.script(
+        "secret",
+        3,
+        vec![Scripted::new(
+            429,
+            &[("retry-after", "1")],
+            r#"{"message":"You have exceeded a secondary rate limit. Please wait a few minutes before you try again.","status":"429"}"#,
+        )],
+    );
+    let c = secret_connector(&gh, json!({"repos": {"enabled": false}}));
+    let mut sink = MemorySink::default();
+    c.sync(None, SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    assert_eq!(sink.count("secret_alert"), 6);
+    let seen = gh.seen();
+    let statuses: Vec<(u32, u16)> = seen.iter().map(|s| (s.page, s.status)).collect();
+    assert_eq!(
+        statuses,
+        vec![(1, 200), (2, 403), (2, 200), (3, 429), (3, 200)]
+    );
+    // The retry after the 403 came no earlier than the reset second.
+    let wall = |i: Instant| chrono::Utc::now() - chrono::Duration::from_std(i.elapsed()).unwrap();
+    assert!(
+        wall(seen[2].at).timestamp() >= reset,
+        "retried before x-ratelimit-reset"
+    );
+    // The retry after the 429 waited Retry-After (1 s).
+    assert!(seen[4].at - seen[3].at >= Duration::from_millis(990));
+    let stats = c.api().http().stats().snapshot();
+    assert_eq!(
+        (stats.rate_limit_waits, stats.retries, stats.requests),
+        (2, 2, 5)
+    );
+}
+
+#[tokio::test]
+async fn secondary_limit_403_without_headers_waits_the_minimum_then_continues() {
+    let gh = FakeGithub::start().await;
+    gh.set("secret", alerts(2));
+    gh.script(
+        "secret",
+        1,
+        vec![Scripted::new(
+            403,
+            &[],
+            r#"{"message":"You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID 0680:6A2A.","documentation_url":"https://docs.github.com/free-pro-team@latest/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits","status":"403"}"#,
+        )],
+    );
+    let c = secret_connector(&gh, json!({"repos": {"enabled": false}}));
+    let mut sink = MemorySink::default();
+    c.sync(None, SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    let seen = gh.seen();
+    assert_eq!(seen.len(), 2);
+    // secondary_min_wait_secs is 0.3 in these settings (60 s by default).
+    assert!(seen[1].at - seen[0].at >= Duration::from_millis(290));
+    assert_eq!(sink.count("secret_alert"), 2);
+}
+
+#[tokio::test]
+async fn bad_gateway_mid_pagination_then_restart_resumes_with_none_missing_or_twice() {
+    let gh = FakeGithub::start().await;
+    gh.set("secret", alerts(9));
+    // Page 3 fails on every attempt of the first pass (4 attempts).
+    let bad = Scripted::new(502, &[], "<html>502 Bad Gateway</html>");
+    gh.script(
+        "secret",
+        3,
+        vec![bad.clone(), bad.clone(), bad.clone(), bad],
+    );
+    let c = secret_connector(&gh, json!({"repos": {"enabled": false}}));
+    let mut sink = MemorySink::default();
+    let err = c
+        .sync(None, SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("gh-secrets: GET /orgs/acme/secret-scanning/alerts: HTTP 502"),
+        "{text}"
+    );
+    assert!(text.contains("after 4 attempts"), "{text}");
+    assert!(
+        !text.contains(TOKEN) && !text.contains("hide_secret"),
+        "{text}"
+    );
+    assert_eq!(
+        sink.count("secret_alert"),
+        4,
+        "pages 1 and 2 were committed"
+    );
+    // Restart from the committed cursor: it names page 3.
+    gh.clear_seen();
+    let out = c
+        .sync(sink.cursor.clone(), SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    let pages: Vec<u32> = gh.seen().iter().map(|s| s.page).collect();
+    assert_eq!(pages, vec![3, 4, 5]);
+    assert_eq!(out.pages, 3);
+    assert_eq!(sink.count("secret_alert"), 9);
+    assert!(
+        sink.times.values().all(|n| *n == 1),
+        "a record was committed twice: {:?}",
+        sink.times
+    );
+}
+
+#[tokio::test]
+async fn configured_quota_is_never_exceeded() {
+    let gh = FakeGithub::start().await;
+    gh.set("secret", alerts(16));
+    let (rate, burst) = (8.0, 2u32);
+    let c = secret_connector(
+        &gh,
+        json!({"repos": {"enabled": false}, "per_page": 1, "rate": rate, "burst": burst}),
+    );
+    let mut sink = MemorySink::default();
+    let t0 = Instant::now();
+    c.sync(None, SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    let elapsed = t0.elapsed();
+    let at: Vec<Instant> = gh.seen().iter().map(|s| s.at).collect();
+    assert_eq!(at.len(), 16);
+    // In any closed one-second window a GCRA quota admits at most
+    // rate + burst requests.
+    let max_in_window = at
+        .iter()
+        .map(|start| {
+            at.iter()
+                .filter(|t| **t >= *start && **t - *start <= Duration::from_secs(1))
+                .count()
+        })
+        .max()
+        .unwrap();
+    assert!(
+        max_in_window <= rate as usize + burst as usize,
+        "{max_in_window} requests in one second"
+    );
+    // And the quota did pace: 16 requests, 2 at once, then 8 per second.
+    assert!(
+        elapsed >= Duration::from_secs_f64((16.0 - burst as f64) / rate - 0.05),
+        "{elapsed:?}"
+    );
+}
+
+#[tokio::test]
+async fn secret_values_appear_nowhere_in_records_cursor_or_logs() {
+    let logs = LogBuffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(logs.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let gh = FakeGithub::start().await;
+    let secret = "ghp_R3alLeakedCredentialValue9876543210";
+    let mut items = alerts(3);
+    for a in &mut items {
+        a["secret"] = Value::String(secret.into());
+    }
+    // One malformed alert is skipped and logged: its secret must not be.
+    let mut broken = secret_alert(1, "acme/web", &updated_desc(5), secret);
+    broken["created_at"] = json!("not a time");
+    items.push(broken);
+    gh.set("secret", items);
+    // A retried page, so the retry path logs too.
+    gh.script(
+        "secret",
+        1,
+        vec![Scripted::new(500, &[], "{\"message\":\"Server Error\"}")],
+    );
+    let c = secret_connector(&gh, json!({"repos": {"enabled": false}}));
+    let mut sink = MemorySink::default();
+    let out = c
+        .sync(None, SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    assert_eq!((sink.count("secret_alert"), out.skipped), (3, 1));
+    let committed = format!("{:?}", sink.pages);
+    let json_out: Vec<String> = sink.all().iter().map(|r| r.to_json().to_string()).collect();
+    let log_text = logs.text();
+    assert!(log_text.contains("item skipped"), "the skip was logged");
+    for hay in [
+        &committed,
+        &json_out.join("\n"),
+        sink.cursor.as_ref().unwrap(),
+        &log_text,
+    ] {
+        assert!(!hay.contains(secret), "secret found");
+        assert!(!hay.contains(TOKEN), "token found");
+    }
+    assert!(!format!("{c:?}").contains(TOKEN));
+}
+
+#[tokio::test]
+async fn second_sync_with_nothing_changed_costs_one_request_per_endpoint_and_commits_nothing() {
+    let gh = FakeGithub::start().await;
+    gh.set("secret", alerts(5));
+    gh.set(
+        "repos",
+        vec![repo("acme/web", &updated_desc(0), Some(true))],
+    );
+    gh.set(
+        "code",
+        (0..5)
+            .map(|i| code_alert(50 - i as u64, "acme/web", &updated_desc(i)))
+            .collect(),
+    );
+    let secrets = secret_connector(&gh, json!({}));
+    let code = code_connector(&gh);
+    let mut s1 = MemorySink::default();
+    let mut s2 = MemorySink::default();
+    secrets
+        .sync(None, SyncMode::Incremental, &mut s1)
+        .await
+        .unwrap();
+    code.sync(None, SyncMode::Incremental, &mut s2)
+        .await
+        .unwrap();
+    let (p1, p2) = (s1.pages.len(), s2.pages.len());
+    gh.clear_seen();
+    let o1 = secrets
+        .sync(s1.cursor.clone(), SyncMode::Incremental, &mut s1)
+        .await
+        .unwrap();
+    let o2 = code
+        .sync(s2.cursor.clone(), SyncMode::Incremental, &mut s2)
+        .await
+        .unwrap();
+    let seen = gh.seen();
+    assert_eq!(
+        seen.len(),
+        3,
+        "repos, secret alerts, code alerts: one request each"
+    );
+    assert!(seen
+        .iter()
+        .all(|s| s.status == 304 && s.if_none_match.is_some()));
+    assert_eq!((o1.pages, o2.pages), (0, 0));
+    assert_eq!(
+        (s1.pages.len(), s2.pages.len()),
+        (p1, p2),
+        "nothing committed"
+    );
+
+    // One alert changes: it moves to the front. The pass reads until the
+    // first item older than the watermark (page 2 here) and commits only
+    // the changed alert.
+    let mut items = alerts(5);
+    items.insert(
+        0,
+        secret_alert(200, "acme/api", "2026-06-02T00:00:00Z", "ghp_new"),
+    );
+    gh.set("secret", items);
+    gh.clear_seen();
+    let before = s1.pages.len();
+    let o = secrets
+        .sync(s1.cursor.clone(), SyncMode::Incremental, &mut s1)
+        .await
+        .unwrap();
+    let pages: Vec<(String, u32, u16)> = gh
+        .seen()
+        .iter()
+        .map(|s| (s.list.clone(), s.page, s.status))
+        .collect();
+    assert_eq!(
+        pages,
+        vec![
+            ("repos".to_string(), 1, 304),
+            ("secret".to_string(), 1, 200),
+            ("secret".to_string(), 2, 200)
+        ]
+    );
+    assert_eq!(o.pages, 2);
+    let new: Vec<&str> = s1.pages[before..]
+        .iter()
+        .flat_map(|p| p.records.iter().map(|r| r.id()))
+        .collect();
+    assert_eq!(new, vec!["acme/api#200"]);
+
+    // A full pass ignores ETags and watermark and reads everything again.
+    gh.clear_seen();
+    let o = secrets
+        .sync(s1.cursor.clone(), SyncMode::Full, &mut s1)
+        .await
+        .unwrap();
+    assert!(gh
+        .seen()
+        .iter()
+        .all(|s| s.if_none_match.is_none() && s.status == 200));
+    assert_eq!(
+        o.committed.inserted + o.committed.unchanged + o.committed.replaced,
+        7
+    );
+}
+
+#[tokio::test]
+async fn code_scanning_alerts_map_asset_environment_and_severity() {
+    let gh = FakeGithub::start().await;
+    let mut fixed = code_alert(2, "acme/tools", &updated_desc(0));
+    fixed["state"] = json!("fixed");
+    fixed["fixed_at"] = json!("2026-05-31T23:00:00Z");
+    fixed["rule"]["security_severity_level"] = Value::Null;
+    fixed["rule"]["severity"] = json!("note");
+    gh.set(
+        "code",
+        vec![fixed, code_alert(1, "acme/web", &updated_desc(1))],
+    );
+    let c = code_connector(&gh);
+    let mut sink = MemorySink::default();
+    c.sync(None, SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    let f = |id: &str| match &sink.records[&("finding".to_string(), id.to_string())] {
+        Record::Finding(f) => f.clone(),
+        _ => unreachable!(),
+    };
+    let web = f("acme/web#1");
+    assert_eq!(web.asset, "web-shop");
+    assert_eq!(web.severity.as_str(), "high");
+    assert_eq!(web.environment.as_str(), "production");
+    assert_eq!(
+        web.url.as_deref(),
+        Some("https://github.com/acme/web/security/code-scanning/1")
+    );
+    let tools = f("acme/tools#2");
+    assert_eq!(
+        tools.asset, "acme/tools",
+        "unmapped repos keep their name as asset"
+    );
+    assert_eq!(tools.environment.as_str(), "non_production");
+    assert_eq!(
+        (tools.severity.as_str(), tools.status.as_str()),
+        ("low", "remediated")
+    );
+    assert_eq!(
+        tools.resolved_at.unwrap().to_rfc3339(),
+        "2026-05-31T23:00:00+00:00"
+    );
+}
+
+#[tokio::test]
+async fn link_to_another_host_is_not_followed() {
+    let gh = FakeGithub::start().await;
+    gh.set("secret", alerts(4));
+    gh.state.lock().unwrap().foreign_link = true;
+    let c = secret_connector(&gh, json!({"repos": {"enabled": false}}));
+    let mut sink = MemorySink::default();
+    let err = c
+        .sync(None, SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("points away from the configured base URL"),
+        "{err}"
+    );
+    assert_eq!(gh.seen().len(), 1);
+}
+
+#[tokio::test]
+async fn errors_name_connector_method_path_and_status_never_token_or_query() {
+    let gh = FakeGithub::start().await;
+    gh.script(
+        "secret",
+        1,
+        vec![Scripted::new(
+            403,
+            &[("x-ratelimit-remaining", "4999")],
+            r#"{"message":"Resource not accessible by personal access token","documentation_url":"https://docs.github.com/rest/secret-scanning/secret-scanning#list-secret-scanning-alerts-for-an-organization","status":"403"}"#,
+        )],
+    );
+    let c = secret_connector(&gh, json!({"repos": {"enabled": false}}));
+    let err = c
+        .sync(None, SyncMode::Incremental, &mut MemorySink::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "gh-secrets: GET /orgs/acme/secret-scanning/alerts: HTTP 403: Resource not accessible by personal access token"
+    );
+    assert_eq!(gh.seen().len(), 1, "a plain 403 is not retried");
+}
+
+#[tokio::test]
+async fn a_timed_out_request_is_retried() {
+    let gh = FakeGithub::start().await;
+    gh.set("secret", alerts(2));
+    gh.script(
+        "secret",
+        1,
+        vec![Scripted::new(200, &[], "[]").delayed(1500)],
+    );
+    let mut retry = fast_retry();
+    retry["timeout_secs"] = json!(0.4);
+    let c = secret_connector(&gh, json!({"repos": {"enabled": false}, "retry": retry}));
+    let mut sink = MemorySink::default();
+    c.sync(None, SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    assert_eq!(sink.count("secret_alert"), 2);
+    assert_eq!(c.api().http().stats().snapshot().retries, 1);
+}
+
+#[tokio::test]
+async fn a_reset_connection_is_retried_and_a_persistent_one_fails_naming_the_path() {
+    let (base, accepted) = flaky_server(2, "[]").await;
+    let s: GithubSecretScanningSettings = serde_json::from_value(json!({
+        "name": "gh-secrets", "org": "acme", "base_url": base, "rate": 1000.0, "burst": 100,
+        "repos": {"enabled": false}, "retry": fast_retry()
+    }))
+    .unwrap();
+    let c = s.build(Some(SecretString::from(TOKEN))).unwrap();
+    let out = c
+        .sync(None, SyncMode::Incremental, &mut MemorySink::default())
+        .await
+        .unwrap();
+    assert_eq!(out.pages, 1);
+    assert_eq!(*accepted.lock().unwrap(), 3, "two resets, then the answer");
+
+    let (base, _) = flaky_server(100, "[]").await;
+    let s: GithubSecretScanningSettings = serde_json::from_value(json!({
+        "name": "gh-secrets", "org": "acme", "base_url": base, "rate": 1000.0, "burst": 100,
+        "repos": {"enabled": false}, "retry": fast_retry()
+    }))
+    .unwrap();
+    let c = s.build(Some(SecretString::from(TOKEN))).unwrap();
+    let err = c
+        .sync(None, SyncMode::Incremental, &mut MemorySink::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("gh-secrets: GET /orgs/acme/secret-scanning/alerts: "),
+        "{err}"
+    );
+    assert!(err.ends_with("(after 4 attempts)"), "{err}");
+    assert!(!err.contains(TOKEN) && !err.contains("per_page"), "{err}");
+}
+
+#[tokio::test]
+async fn a_rate_limit_wait_longer_than_allowed_fails_at_once() {
+    let gh = FakeGithub::start().await;
+    gh.script(
+        "secret",
+        1,
+        vec![Scripted::new(429, &[("retry-after", "3600")], "{}")],
+    );
+    let c = secret_connector(&gh, json!({"repos": {"enabled": false}}));
+    let t = Instant::now();
+    let err = c
+        .sync(None, SyncMode::Incremental, &mut MemorySink::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(t.elapsed() < Duration::from_secs(2));
+    assert_eq!(
+        err,
+        "gh-secrets: GET /orgs/acme/secret-scanning/alerts: HTTP 429: rate limited for 3600 s, longer than the allowed wait"
+    );
+}
+
+#[tokio::test]
+async fn a_cancelled_pass_stops_after_the_page_in_flight_and_resumes_later() {
+    let gh = FakeGithub::start().await;
+    gh.set("secret", alerts(6));
+    let c = secret_connector(&gh, json!({"repos": {"enabled": false}}));
+    let mut sink = MemorySink {
+        cancel_after: Some(1),
+        ..MemorySink::default()
+    };
+    let out = c
+        .sync(None, SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    assert!(out.interrupted);
+    assert_eq!((out.pages, gh.seen().len()), (1, 1));
+    sink.cancel_after = None;
+    let out = c
+        .sync(sink.cursor.clone(), SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    assert!(!out.interrupted);
+    assert_eq!(sink.count("secret_alert"), 6);
+    assert!(sink.times.values().all(|n| *n == 1));
+    let stats = c.http_stats().unwrap();
+    assert_eq!(stats.requests, 3);
+}

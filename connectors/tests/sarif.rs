@@ -1,0 +1,299 @@
+//! The SARIF reader on our own files in the real shapes (one result per
+//! rule of the mapping), and the `sarif` connector's scan-to-scan logic.
+
+use crate::support::MemorySink;
+use secmetrics_connectors::sarif::connector::SarifSettings;
+use secmetrics_connectors::sarif::{
+    import_file, read_results, FindingContext, ReadError, SarifResult, SuppressionPolicy,
+};
+use secmetrics_connectors::{Connector, Environment, Record, SyncMode};
+use serde_json::json;
+use std::convert::Infallible;
+use std::path::{Path, PathBuf};
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/sarif")
+        .join(name)
+}
+
+fn fallback() -> chrono::DateTime<chrono::Utc> {
+    "2026-04-01T00:00:00Z".parse().unwrap()
+}
+
+fn read(path: &Path, policy: &SuppressionPolicy) -> Vec<SarifResult> {
+    let mut out = Vec::new();
+    read_results(path, policy, fallback(), |r| {
+        out.push(r);
+        Ok::<(), Infallible>(())
+    })
+    .unwrap();
+    out
+}
+
+#[test]
+fn every_mapping_rule_gives_the_documented_severity_status_and_rule() {
+    let rs = read(&data("rules.sarif"), &SuppressionPolicy::default());
+    let got: Vec<(Option<&str>, &str, &str, &str)> = rs
+        .iter()
+        .map(|r| {
+            (
+                r.rule_id.as_deref(),
+                r.severity.as_str(),
+                r.status.as_str(),
+                r.validity.as_str(),
+            )
+        })
+        .collect();
+    let want = vec![
+        (Some("R1"), "critical", "open", "unverified"), // rule score 9.1 beats level warning
+        (Some("R2"), "high", "open", "unverified"),     // rule defaultConfiguration error
+        (Some("R3"), "medium", "open", "unverified"),   // no level anywhere: warning
+        (Some("R4"), "low", "open", "unverified"),      // result score 2.0 beats rule 6.5
+        (Some("X1"), "high", "open", "unverified"),     // extension 0, rule 0: 7.5
+        (Some("Y1"), "low", "open", "unverified"),      // extension 1 by id: note
+        (Some("R2"), "info", "open", "unverified"),     // kind pass
+        (Some("R2"), "info", "open", "unverified"),     // level none
+        (Some("R2"), "high", "risk_accepted", "unverified"), // external accepted
+        (Some("R2"), "high", "closed", "false_positive"), // inSource accepted
+        (Some("R2"), "high", "open", "unverified"),     // under review
+        (Some("R2"), "high", "closed", "false_positive"), // no status: accepted by default
+        (Some("R2"), "high", "remediated", "unverified"), // baselineState absent
+        (Some("R2"), "high", "open", "unverified"),     // empty suppressions
+        (Some("UNKNOWN"), "medium", "open", "unverified"), // unknown rule: warning
+        (Some("R2"), "low", "open", "unverified"),      // result level note beats rule error
+        (Some("R5"), "info", "open", "unverified"),     // ruleIndex only, score 0.0
+    ];
+    assert_eq!(got, want);
+    let run_time: chrono::DateTime<chrono::Utc> = "2026-03-01T10:05:00Z".parse().unwrap();
+    assert!(
+        rs.iter().all(|r| r.scan_time == run_time),
+        "the run's endTimeUtc"
+    );
+    assert_eq!(rs[12].resolved_at, Some(run_time));
+    assert_eq!(rs[8].resolved_at, Some(run_time));
+    assert_eq!(
+        rs[15].first_detected,
+        Some("2026-02-01T00:00:00Z".parse().unwrap())
+    );
+    assert_eq!(rs[0].title.as_deref(), Some("Critical by score"));
+    assert_eq!(rs[1].title.as_deref(), Some("ErrorByDefault"));
+    assert_eq!(rs[14].title.as_deref(), Some("UNKNOWN"));
+    assert_eq!(
+        (rs[16].uri.as_deref(), rs[16].line),
+        (Some("src/indexed.py"), Some(5))
+    );
+    assert_eq!(rs[0].tool, "RuleTester");
+    // Fingerprints: all distinct and stable across reads.
+    let again = read(&data("rules.sarif"), &SuppressionPolicy::default());
+    let fps: std::collections::BTreeSet<&str> = rs.iter().map(|r| r.fingerprint.as_str()).collect();
+    assert_eq!(fps.len(), rs.len());
+    assert!(rs
+        .iter()
+        .zip(&again)
+        .all(|(a, b)| a.fingerprint == b.fingerprint));
+}
+
+#[test]
+fn suppression_mapping_is_configurable() {
+    let policy: SuppressionPolicy = serde_json::from_value(json!({
+        "external": "open", "in_source": "risk_accepted", "missing_status_accepted": false
+    }))
+    .unwrap();
+    let rs = read(&data("rules.sarif"), &policy);
+    assert_eq!(rs[8].status.as_str(), "open");
+    assert_eq!(rs[9].status.as_str(), "risk_accepted");
+    assert_eq!(rs[11].status.as_str(), "open");
+}
+
+#[test]
+fn snippets_never_reach_findings() {
+    let ctx = FindingContext {
+        source: "import".into(),
+        asset: "web".into(),
+        environment: Environment::Production,
+    };
+    let mut text = String::new();
+    let n = import_file(
+        &data("rules.sarif"),
+        &ctx,
+        &SuppressionPolicy::default(),
+        fallback(),
+        |f| {
+            text.push_str(&format!(
+                "{f:?}\n{}\n",
+                Record::Finding(f.clone()).to_json()
+            ));
+            Ok::<(), Infallible>(())
+        },
+    )
+    .unwrap();
+    assert_eq!(n, 17);
+    assert!(!text.contains("AKIAIOSFODNN7EXAMPLE"), "snippet leaked");
+    assert!(
+        text.contains("config/settings.py:12"),
+        "the location is kept"
+    );
+}
+
+#[test]
+fn a_malformed_file_is_an_error_that_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bad.sarif");
+    std::fs::write(
+        &p,
+        r#"{"version":"2.1.0","runs":[{"tool":{"driver":{"name":"x"}},"results":[{"ruleId":1}]}]}"#,
+    )
+    .unwrap();
+    let err = read_results(&p, &SuppressionPolicy::default(), fallback(), |_| {
+        Ok::<(), Infallible>(())
+    });
+    match err {
+        Err(ReadError::Sarif(e)) => assert!(e.to_string().contains("bad.sarif"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn scan(tool: &str, time: &str, results: &[(&str, &str)]) -> String {
+    let results: Vec<_> = results
+        .iter()
+        .map(|(rule, fp)| {
+            json!({"ruleId": rule, "level": "error", "message": {"text": "m"},
+                   "partialFingerprints": {"primaryLocationLineHash": fp}})
+        })
+        .collect();
+    json!({"version": "2.1.0", "runs": [{
+        "tool": {"driver": {"name": tool, "rules": [{"id": "A", "shortDescription": {"text": "Rule A"}}]}},
+        "invocations": [{"executionSuccessful": true, "endTimeUtc": time}],
+        "results": results
+    }]})
+    .to_string()
+}
+
+fn set_mtime(p: &Path, secs: u64) {
+    let f = std::fs::File::options().write(true).open(p).unwrap();
+    f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_finding_gone_from_the_next_scan_is_resolved_at_that_scans_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = dir.path().join("web");
+    std::fs::create_dir(&web).unwrap();
+    let s1 = web.join("scan-1.sarif");
+    std::fs::write(
+        &s1,
+        scan(
+            "Semgrep",
+            "2026-03-01T00:00:00Z",
+            &[("A", "h1"), ("A", "h2")],
+        ),
+    )
+    .unwrap();
+    set_mtime(&s1, 1_000);
+    std::fs::write(
+        dir.path().join("unmapped.sarif"),
+        scan("Semgrep", "2026-03-01T00:00:00Z", &[]),
+    )
+    .unwrap();
+    let settings: SarifSettings = serde_json::from_value(json!({
+        "name": "sast", "paths": [dir.path().display().to_string()],
+        "assets": [{"pattern": format!("{}/web/*", dir.path().display()), "asset": "web-shop"}],
+        "environments": {"web-shop": "non_production"}
+    }))
+    .unwrap();
+    let c = settings.build().unwrap();
+    let mut sink = MemorySink::default();
+    let out = c
+        .sync(None, SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    assert_eq!(out.skipped, 1, "the unmapped file is skipped");
+    assert_eq!(sink.count("finding"), 2);
+
+    let s2 = web.join("scan-2.sarif");
+    std::fs::write(
+        &s2,
+        scan(
+            "Semgrep",
+            "2026-03-08T00:00:00Z",
+            &[("A", "h2"), ("A", "h3")],
+        ),
+    )
+    .unwrap();
+    set_mtime(&s2, 2_000);
+    let out = c
+        .sync(sink.cursor.clone(), SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    assert_eq!(out.requests, 1, "only the new file is read");
+    let findings: Vec<_> = sink
+        .records
+        .values()
+        .map(|r| match r {
+            Record::Finding(f) => f.clone(),
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(findings.len(), 3);
+    let first_seen: chrono::DateTime<chrono::Utc> = "2026-03-01T00:00:00Z".parse().unwrap();
+    let second: chrono::DateTime<chrono::Utc> = "2026-03-08T00:00:00Z".parse().unwrap();
+    let gone: Vec<_> = findings
+        .iter()
+        .filter(|f| f.status.as_str() == "remediated")
+        .collect();
+    assert_eq!(gone.len(), 1);
+    assert_eq!(gone[0].resolved_at, Some(second));
+    assert_eq!(gone[0].opened_at, first_seen);
+    assert_eq!(gone[0].title.as_deref(), Some("Rule A"));
+    let still: Vec<_> = findings
+        .iter()
+        .filter(|f| f.status.as_str() == "open")
+        .collect();
+    assert_eq!(still.len(), 2);
+    assert!(
+        still.iter().any(|f| f.opened_at == first_seen),
+        "h2 keeps its first-seen time"
+    );
+    assert!(still.iter().any(|f| f.opened_at == second), "h3 is new");
+    assert!(findings
+        .iter()
+        .all(|f| f.asset == "web-shop" && f.environment == Environment::NonProduction));
+
+    // Nothing changed: nothing read, nothing committed.
+    let pages = sink.pages.len();
+    let out = c
+        .sync(sink.cursor.clone(), SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    assert_eq!((out.requests, out.pages, sink.pages.len()), (0, 0, pages));
+}
+
+#[tokio::test]
+async fn ndjson_connector_reads_files_once_and_skips_bad_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("estate.ndjson");
+    std::fs::write(
+        &p,
+        "{\"kind\":\"asset\",\"id\":\"web\",\"tier\":1}\n{\"kind\":\"asset\",\"id\":\"bad\"}\n\n{\"kind\":\"review\",\"id\":\"R1\",\"asset\":\"web\",\"type\":\"design\",\"completed_at\":\"2026-01-01T00:00:00Z\"}\n",
+    )
+    .unwrap();
+    let s: secmetrics_connectors::ConnectorSettings = serde_json::from_value(json!({
+        "kind": "ndjson", "name": "files", "paths": [dir.path().display().to_string()], "page_size": 1
+    }))
+    .unwrap();
+    let c = s.build(None).unwrap();
+    let mut sink = MemorySink::default();
+    let out = c
+        .sync(None, SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    assert_eq!((out.skipped, sink.records.len()), (1, 2));
+    assert!(sink.all().iter().all(|r| r.source() == "files"));
+    let out = c
+        .sync(sink.cursor.clone(), SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    assert_eq!(out.pages, 0);
+}

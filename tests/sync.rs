@@ -1,0 +1,322 @@
+//! `secmetrics sync` and `import --format sarif`: pages land in the store
+//! with their cursor, a second pass with nothing changed writes nothing,
+//! `--full` marks what the source no longer returns as gone, and failures
+//! are recorded without the token.
+
+use crate::common::*;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+fn write_config(dir: &Path, body: &str) -> std::path::PathBuf {
+    let p = dir.join("secmetrics.toml");
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+fn sync(dir: &Path, config: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["--config", config.to_str().unwrap(), "sync"];
+    args.extend_from_slice(extra);
+    run(dir, &args)
+}
+
+/// The row of a connector in the sync table: [pages, requests, new,
+/// replaced, unchanged, skipped, gone].
+fn sync_row(out: &str, name: &str) -> Vec<u64> {
+    let line = out
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .unwrap_or_else(|| panic!("no row {name} in\n{out}"));
+    line.split_whitespace()
+        .skip(1)
+        .take(7)
+        .map(|n| n.parse().expect("count"))
+        .collect()
+}
+
+#[test]
+fn full_sync_marks_records_the_source_no_longer_returns_as_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("inbox");
+    std::fs::create_dir(&inbox).unwrap();
+    let file = inbox.join("assets.ndjson");
+    std::fs::write(
+        &file,
+        "{\"kind\":\"asset\",\"id\":\"a\",\"tier\":1}\n{\"kind\":\"asset\",\"id\":\"b\",\"tier\":2}\n{\"kind\":\"asset\",\"id\":\"c\",\"tier\":3}\n",
+    )
+    .unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[[connectors]]\nkind = \"ndjson\"\nname = \"inventory\"\npaths = [\"{}\"]\n",
+            inbox.display()
+        ),
+    );
+    let store = dir.path().join("store");
+    let o = sync(&store, &config, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        sync_row(&stdout(&o), "inventory"),
+        vec![1, 1, 3, 0, 0, 0, 0]
+    );
+    // Unchanged files are not read again.
+    let o = sync(&store, &config, &[]);
+    assert_eq!(
+        sync_row(&stdout(&o), "inventory"),
+        vec![0, 0, 0, 0, 0, 0, 0]
+    );
+    // `c` disappears from the source: a full pass marks it gone.
+    std::fs::write(
+        &file,
+        "{\"kind\":\"asset\",\"id\":\"a\",\"tier\":1}\n{\"kind\":\"asset\",\"id\":\"b\",\"tier\":2}\n",
+    )
+    .unwrap();
+    let o = sync(&store, &config, &["--full", "--connector", "inventory"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        sync_row(&stdout(&o), "inventory"),
+        vec![1, 1, 0, 0, 2, 0, 1]
+    );
+    let s = status(&store);
+    assert_eq!(s["records"]["asset"], 2);
+    assert_eq!(s["gone"], 1);
+    assert!(s["connectors"]["inventory"]["last_success"].is_string());
+}
+
+#[test]
+fn unknown_connector_name_is_an_error_listing_the_configured_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        "[[connectors]]\nkind = \"ndjson\"\nname = \"inventory\"\npaths = []\n",
+    );
+    let o = sync(dir.path(), &config, &["--connector", "jira"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o)
+            .contains("no connector named \"jira\" in the configuration (configured: inventory)"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn import_sarif_loads_every_result_as_a_finding_of_the_asset() {
+    let dir = tempfile::tempdir().unwrap();
+    let sarif =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("connectors/tests/data/sarif/rules.sarif");
+    let o = run(
+        dir.path(),
+        &[
+            "import",
+            "--format",
+            "sarif",
+            "--asset",
+            "web-shop",
+            sarif.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(summary_row(&stdout(&o), "finding"), vec![17, 17, 0, 0, 0]);
+    // Again: the same ids, nothing new.
+    let o = run(
+        dir.path(),
+        &[
+            "import",
+            "--format",
+            "sarif",
+            "--asset",
+            "web-shop",
+            sarif.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(summary_row(&stdout(&o), "finding"), vec![17, 0, 0, 17, 0]);
+    assert_eq!(status(dir.path())["records"]["finding"], 17);
+}
+
+/// A minimal GitHub on loopback (std only): org secret scanning alerts in
+/// pages of 2 with `Link` headers and ETags; records each request line and
+/// its `If-None-Match`.
+/// Request targets and the status each got.
+type RequestLog = Arc<Mutex<Vec<(String, u16)>>>;
+
+fn tiny_github(alerts: usize) -> (String, RequestLog) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (b, l) = (base.clone(), log.clone());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line).is_err() {
+                continue;
+            }
+            let mut if_none_match = None;
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+                    break;
+                }
+                if let Some((k, v)) = h.split_once(':') {
+                    if k.eq_ignore_ascii_case("if-none-match") {
+                        if_none_match = Some(v.trim().to_string());
+                    }
+                }
+            }
+            let target = request_line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("")
+                .to_string();
+            let page: usize = target
+                .split(['?', '&'])
+                .find_map(|kv| kv.strip_prefix("page="))
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(1);
+            let items: Vec<serde_json::Value> = (0..alerts)
+                .skip((page - 1) * 2)
+                .take(2)
+                .map(|i| {
+                    serde_json::json!({
+                        "number": 100 - i, "created_at": "2026-01-01T00:00:00Z",
+                        "updated_at": format!("2026-06-01T00:{:02}:00Z", 59 - i),
+                        "state": "open", "secret_type": "slack_api_token",
+                        "secret": format!("xoxb-not-a-real-token-{i}"),
+                        "validity": "unknown", "push_protection_bypassed": false,
+                        "repository": {"full_name": "acme/web"}
+                    })
+                })
+                .collect();
+            let body = serde_json::to_string(&items).unwrap();
+            let etag = format!("\"{:x}\"", body.len() * 31 + page);
+            let mut head = String::new();
+            let status = if if_none_match.as_deref() == Some(etag.as_str()) {
+                head.push_str("HTTP/1.1 304 Not Modified\r\n");
+                304
+            } else {
+                head.push_str("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n");
+                if page * 2 < alerts {
+                    let path = target.split('?').next().unwrap_or("");
+                    head.push_str(&format!(
+                        "link: <{b}{path}?hide_secret=true&per_page=2&page={}>; rel=\"next\"\r\n",
+                        page + 1
+                    ));
+                }
+                200
+            };
+            let body = if status == 304 { String::new() } else { body };
+            head.push_str(&format!(
+                "etag: {etag}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            ));
+            l.lock().unwrap().push((target, status));
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(body.as_bytes());
+            let mut rest = Vec::new();
+            let _ = stream.set_read_timeout(Some(std::time::Duration::from_millis(10)));
+            let _ = stream.read_to_end(&mut rest);
+        }
+    });
+    (base, log)
+}
+
+#[test]
+fn github_sync_commits_pages_with_cursor_and_a_second_pass_writes_nothing() {
+    let (base, log) = tiny_github(5);
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("gh-token");
+    std::fs::write(&token_file, "ghp_TokenFromACredentialFile42\n").unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[[connectors]]\nkind = \"github_secret_scanning\"\nname = \"gh\"\norg = \"acme\"\n\
+             base_url = \"{base}\"\ntoken_file = \"{}\"\nrate = 100.0\nper_page = 2\n\
+             [connectors.repos]\nenabled = false\n",
+            token_file.display()
+        ),
+    );
+    let store = dir.path().join("store");
+    let o = sync(&store, &config, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(sync_row(&stdout(&o), "gh"), vec![3, 3, 5, 0, 0, 0, 0]);
+    assert!(log
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|(t, _)| t.contains("hide_secret=true")));
+    log.lock().unwrap().clear();
+    let o = sync(&store, &config, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(sync_row(&stdout(&o), "gh"), vec![0, 1, 0, 0, 0, 0, 0]);
+    assert_eq!(
+        log.lock()
+            .unwrap()
+            .iter()
+            .map(|(_, s)| *s)
+            .collect::<Vec<_>>(),
+        vec![304]
+    );
+    // The secrets never reach the store.
+    let s = status(&store);
+    assert_eq!(s["records"]["secret_alert"], 5);
+    for entry in walk(&store) {
+        let bytes = std::fs::read(&entry).unwrap();
+        assert!(
+            !bytes.windows(22).any(|w| w == b"xoxb-not-a-real-token-"),
+            "secret bytes in {}",
+            entry.display()
+        );
+    }
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_failed_pass_is_recorded_with_its_path_and_status_but_never_the_token() {
+    // A port nothing listens on: every attempt is refused.
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[[connectors]]\nkind = \"github_code_scanning\"\nname = \"gh-code\"\norg = \"acme\"\n\
+             base_url = \"{base}\"\ntoken = \"ghp_InlineTokenNeverShown\"\n\
+             [connectors.retry]\nmax_attempts = 2\nbackoff_base_ms = 1\n"
+        ),
+    );
+    let store = dir.path().join("store");
+    let o = sync(&store, &config, &[]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("gh-code: GET /orgs/acme/code-scanning/alerts: connection failed"),
+        "{err}"
+    );
+    assert!(!err.contains("ghp_InlineTokenNeverShown"));
+    let s = status(&store);
+    let last = s["connectors"]["gh-code"]["last_error"].as_str().unwrap();
+    assert!(
+        last.contains("GET /orgs/acme/code-scanning/alerts"),
+        "{last}"
+    );
+    assert!(
+        !last.contains("ghp_") && !last.contains("per_page"),
+        "{last}"
+    );
+}
