@@ -65,7 +65,10 @@ pub async fn serve(
             .with_state(shared.clone());
         let s = stop.clone();
         handles.push(tokio::spawn(async move {
-            if let Err(e) = axum::serve(tcp, app).with_graceful_shutdown(stopped(s)).await {
+            if let Err(e) = axum::serve(tcp, app)
+                .with_graceful_shutdown(stopped(s))
+                .await
+            {
                 tracing::error!(error = %e, "metrics listener failed");
             }
         }));
@@ -137,18 +140,15 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({"error": message.into()}))).into_response()
 }
 
-async fn pack_for(
-    s: Arc<Shared>,
-    period: Option<String>,
-) -> Result<Arc<kpi::KpiPack>, Response> {
+async fn pack_for(s: Arc<Shared>, period: Option<String>) -> Result<Arc<kpi::KpiPack>, Response> {
     let Some(text) = period else {
         return tokio::task::spawn_blocking(move || s.pack())
             .await
             .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
             .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")));
     };
-    let period = Period::parse_month(&text)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let period =
+        Period::parse_month(&text).map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))?;
     tokio::task::spawn_blocking(move || -> anyhow::Result<Arc<kpi::KpiPack>> {
         let estate = s.store.load_estate()?;
         Ok(Arc::new(kpi::with_history(

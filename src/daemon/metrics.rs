@@ -47,7 +47,11 @@ pub fn render(shared: &Shared) -> String {
     let records = Family::<Labels, FloatGauge>::default();
     let errors = Family::<Labels, FloatGauge>::default();
     let waits = Family::<Labels, FloatGauge>::default();
-    let syncs = shared.syncs.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let syncs = shared
+        .syncs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     for (name, s) in &syncs {
         let l = vec![("connector".to_string(), name.clone())];
         if let Some(t) = s

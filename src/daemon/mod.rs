@@ -86,14 +86,25 @@ impl Shared {
     pub fn refresh_pack(&self, now: Time) -> anyhow::Result<Arc<KpiPack>> {
         let estate = self.store.load_estate()?;
         let period = Period::last_complete_month(now);
-        let pack = Arc::new(kpi::with_history(&estate, &period, &self.config.kpi, now, 6));
+        let pack = Arc::new(kpi::with_history(
+            &estate,
+            &period,
+            &self.config.kpi,
+            now,
+            6,
+        ));
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(pack.clone());
         Ok(pack)
     }
 
     /// The cached pack, computing it when there is none yet.
     pub fn pack(&self) -> anyhow::Result<Arc<KpiPack>> {
-        if let Some(p) = self.current.read().unwrap_or_else(|p| p.into_inner()).clone() {
+        if let Some(p) = self
+            .current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
             return Ok(p);
         }
         self.refresh_pack(Utc::now())
@@ -143,12 +154,18 @@ pub fn validate(config: &Config) -> Vec<String> {
         }
         for c in &d.channels {
             match c {
-                crate::config::ChannelKind::Slack if config.slack.is_none() => problems.push(
-                    format!("digest `{}` sends to Slack but there is no [slack] section", d.name),
-                ),
-                crate::config::ChannelKind::Email if config.email.is_none() => problems.push(
-                    format!("digest `{}` sends email but there is no [email] section", d.name),
-                ),
+                crate::config::ChannelKind::Slack if config.slack.is_none() => {
+                    problems.push(format!(
+                        "digest `{}` sends to Slack but there is no [slack] section",
+                        d.name
+                    ))
+                }
+                crate::config::ChannelKind::Email if config.email.is_none() => {
+                    problems.push(format!(
+                        "digest `{}` sends email but there is no [email] section",
+                        d.name
+                    ))
+                }
                 _ => {}
             }
         }
@@ -205,7 +222,10 @@ pub async fn run(
         }
     };
     if tokio::time::timeout(grace, all).await.is_err() {
-        tracing::warn!(grace_secs = grace.as_secs(), "work still running at the end of the grace period; stopping anyway");
+        tracing::warn!(
+            grace_secs = grace.as_secs(),
+            "work still running at the end of the grace period; stopping anyway"
+        );
     }
     watchdog.abort();
     shared.store.flush()?;
@@ -296,8 +316,12 @@ async fn run_job(shared: &Arc<Shared>, job: &Job, at: Time) {
                     tracing::info!(digest = %name, channels = ?queued, "digest rendered into the outbox");
                     shared.wake_delivery.notify_one();
                 }
-                Ok(Ok(_)) => tracing::debug!(digest = %name, "digest already queued for this period"),
-                Ok(Err(e)) => tracing::error!(digest = %name, error = %format!("{e:#}"), "digest could not be rendered"),
+                Ok(Ok(_)) => {
+                    tracing::debug!(digest = %name, "digest already queued for this period")
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(digest = %name, error = %format!("{e:#}"), "digest could not be rendered")
+                }
                 Err(e) => tracing::error!(digest = %name, error = %e, "digest task failed"),
             }
         }

@@ -21,17 +21,27 @@ pub fn connector_names(config: &crate::config::Config) -> Vec<String> {
 
 /// Run one pass of `connector` (or all). Progress goes to job `job` when
 /// given. Returns the number of failed connectors.
-pub async fn run(shared: &Arc<Shared>, connector: Option<&str>, full: bool, job: Option<u64>) -> u64 {
+pub async fn run(
+    shared: &Arc<Shared>,
+    connector: Option<&str>,
+    full: bool,
+    job: Option<u64>,
+) -> u64 {
     let selected: Vec<_> = shared
         .config
         .connectors
         .iter()
-        .filter(|c| connector.is_none_or(|n| c.name() == n))
+        .filter(|c| connector.map_or(true, |n| c.name() == n))
         .cloned()
         .collect();
     let update = |f: &dyn Fn(&mut JobStatus)| {
         if let Some(id) = job {
-            if let Some(j) = shared.jobs.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&id) {
+            if let Some(j) = shared
+                .jobs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_mut(&id)
+            {
                 f(j);
             }
         }
@@ -60,7 +70,11 @@ pub async fn run(shared: &Arc<Shared>, connector: Option<&str>, full: bool, job:
             cancel.store(true, Ordering::Relaxed);
         })
     };
-    let mode = if full { SyncMode::Full } else { SyncMode::Incremental };
+    let mode = if full {
+        SyncMode::Full
+    } else {
+        SyncMode::Incremental
+    };
     let mut failed = 0;
     let mut changed = false;
     for settings in selected {
@@ -93,7 +107,11 @@ pub async fn run(shared: &Arc<Shared>, connector: Option<&str>, full: bool, job:
                     c.replaced,
                     c.unchanged,
                     report.gone,
-                    if report.outcome.interrupted { " (interrupted)" } else { "" }
+                    if report.outcome.interrupted {
+                        " (interrupted)"
+                    } else {
+                        ""
+                    }
                 );
                 update(&|j| {
                     j.connectors_done += 1;
@@ -117,6 +135,12 @@ pub async fn run(shared: &Arc<Shared>, connector: Option<&str>, full: bool, job:
         let s = shared.clone();
         let _ = tokio::task::spawn_blocking(move || s.refresh_pack(Utc::now())).await;
     }
-    update(&|j| j.state = if failed == 0 { "done".into() } else { "failed".into() });
+    update(&|j| {
+        j.state = if failed == 0 {
+            "done".into()
+        } else {
+            "failed".into()
+        }
+    });
     failed
 }

@@ -56,15 +56,25 @@ mod tests {
         // 08:00 in Berlin is 07:00 UTC in winter.
         let s = CronSchedule::parse("0 0 8 * * *", "Europe/Berlin").unwrap();
         let t = Utc.with_ymd_and_hms(2026, 11, 30, 7, 30, 0).unwrap();
-        assert_eq!(s.next_after(t), Some(Utc.with_ymd_and_hms(2026, 12, 1, 7, 0, 0).unwrap()));
-        assert_eq!(s.last_at_or_before(t), Some(Utc.with_ymd_and_hms(2026, 11, 30, 7, 0, 0).unwrap()));
+        assert_eq!(
+            s.next_after(t),
+            Some(Utc.with_ymd_and_hms(2026, 12, 1, 7, 0, 0).unwrap())
+        );
+        assert_eq!(
+            s.last_at_or_before(t),
+            Some(Utc.with_ymd_and_hms(2026, 11, 30, 7, 0, 0).unwrap())
+        );
         let exact = Utc.with_ymd_and_hms(2026, 11, 30, 7, 0, 0).unwrap();
         assert_eq!(s.last_at_or_before(exact), Some(exact));
     }
 
     #[test]
     fn bad_expressions_and_zones_are_plain_errors() {
-        assert!(CronSchedule::parse("0 8 * * *", "UTC").unwrap_err().contains("6 fields"));
-        assert!(CronSchedule::parse("0 0 8 * * *", "Mars/Base").unwrap_err().contains("time zone"));
+        assert!(CronSchedule::parse("0 8 * * *", "UTC")
+            .unwrap_err()
+            .contains("6 fields"));
+        assert!(CronSchedule::parse("0 0 8 * * *", "Mars/Base")
+            .unwrap_err()
+            .contains("time zone"));
     }
 }

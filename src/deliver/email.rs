@@ -173,10 +173,10 @@ pub fn build_message(
     }
     let mut related = MultiPart::related().singlepart(SinglePart::html(html.to_string()));
     for (cid, png) in images {
-        related = related.singlepart(
-            Attachment::new_inline(cid.clone())
-                .body(png.clone(), ContentType::parse("image/png").expect("static mime")),
-        );
+        related = related.singlepart(Attachment::new_inline(cid.clone()).body(
+            png.clone(),
+            ContentType::parse("image/png").expect("static mime"),
+        ));
     }
     let alternative = MultiPart::alternative()
         .singlepart(SinglePart::plain(text.to_string()))

@@ -68,9 +68,20 @@ pub fn digest_period(kind: DigestPeriod, now: Time) -> Period {
 }
 
 /// The pack behind a digest: computed once, snapshotted as sent.
-pub fn compute_pack(store: &Store, config: &Config, period: &Period, now: Time) -> anyhow::Result<KpiPack> {
+pub fn compute_pack(
+    store: &Store,
+    config: &Config,
+    period: &Period,
+    now: Time,
+) -> anyhow::Result<KpiPack> {
     let estate = store.load_estate().context("loading the estate")?;
-    Ok(kpi::with_history(&estate, period, &config.kpi, now, TREND_PERIODS))
+    Ok(kpi::with_history(
+        &estate,
+        period,
+        &config.kpi,
+        now,
+        TREND_PERIODS,
+    ))
 }
 
 /// Render and queue a digest for `period` on every channel that does not
@@ -89,7 +100,11 @@ pub fn queue_digest(
         .channels
         .iter()
         .copied()
-        .filter(|c| !outbox.contains(&digest.name, &label, c.as_str()).unwrap_or(false))
+        .filter(|c| {
+            !outbox
+                .contains(&digest.name, &label, c.as_str())
+                .unwrap_or(false)
+        })
         .collect();
     if missing.is_empty() {
         return Ok(missing);
@@ -131,8 +146,10 @@ pub fn queue_digest(
                     .as_ref()
                     .context("digest sends email but there is no [email] section")?;
                 let images = report::charts::email_pngs(&pack);
-                let refs: Vec<(String, String)> =
-                    images.iter().map(|(cid, alt, _)| (cid.clone(), alt.clone())).collect();
+                let refs: Vec<(String, String)> = images
+                    .iter()
+                    .map(|(cid, alt, _)| (cid.clone(), alt.clone()))
+                    .collect();
                 Payload::Email {
                     subject: email::subject(&title, &pack, &lines),
                     text: email::text_body(&title, &pack, &lines, report_url),
@@ -193,7 +210,9 @@ impl Channels<'_> {
             let channel = channel_override
                 .map(str::to_string)
                 .or_else(|| cfg.channel.clone())
-                .context("`slack.bot_token` needs `slack.channel` (or the digest's `slack_channel`)")?;
+                .context(
+                    "`slack.bot_token` needs `slack.channel` (or the digest's `slack_channel`)",
+                )?;
             return Ok(slack::SlackTarget::Bot {
                 api_base: cfg.api_base.clone(),
                 token: token.clone(),
@@ -235,7 +254,11 @@ pub async fn attempt(store: &Store, channels: &Channels<'_>, entry: &mut Entry) 
     }
 }
 
-async fn attempt_slack(store: &Store, channels: &Channels<'_>, entry: &mut Entry) -> anyhow::Result<()> {
+async fn attempt_slack(
+    store: &Store,
+    channels: &Channels<'_>,
+    entry: &mut Entry,
+) -> anyhow::Result<()> {
     let outbox = Outbox::new(store.outbox());
     loop {
         let Payload::Slack {
@@ -306,7 +329,11 @@ async fn attempt_email(channels: &Channels<'_>, entry: &Entry) -> anyhow::Result
 pub struct RetryAfter(pub f64);
 
 /// Send every due entry once; returns (sent, failed).
-pub async fn deliver_due(store: &Store, channels: &Channels<'_>, now: Time) -> anyhow::Result<(u64, u64)> {
+pub async fn deliver_due(
+    store: &Store,
+    channels: &Channels<'_>,
+    now: Time,
+) -> anyhow::Result<(u64, u64)> {
     let outbox = Outbox::new(store.outbox());
     let mut sent = 0;
     let mut failed = 0;
@@ -321,8 +348,7 @@ pub async fn deliver_due(store: &Store, channels: &Channels<'_>, now: Time) -> a
                 tracing::info!(digest = %entry.digest, period = %entry.period, channel = %entry.channel, attempts = entry.attempts, "digest delivered");
             }
             Attempt::Retry(wait, error) => {
-                entry.next_attempt_us =
-                    Utc::now().timestamp_micros() + (wait * 1e6) as i64;
+                entry.next_attempt_us = Utc::now().timestamp_micros() + (wait * 1e6) as i64;
                 tracing::warn!(digest = %entry.digest, period = %entry.period, channel = %entry.channel, attempts = entry.attempts, retry_in_secs = wait, %error, "digest delivery failed");
                 entry.last_error = Some(error);
                 failed += 1;

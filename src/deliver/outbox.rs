@@ -93,7 +93,9 @@ impl<'a> Outbox<'a> {
 
     /// True when an entry for (digest, period, channel) exists, sent or not.
     pub fn contains(&self, digest: &str, period: &str, channel: &str) -> Result<bool, StoreError> {
-        Ok(self.tree.contains_key(Entry::key(digest, period, channel))?)
+        Ok(self
+            .tree
+            .contains_key(Entry::key(digest, period, channel))?)
     }
 
     /// Write a new entry durably; `false` (and nothing written) when one
@@ -101,7 +103,11 @@ impl<'a> Outbox<'a> {
     pub fn enqueue(&self, entry: &Entry) -> Result<bool, StoreError> {
         let inserted = self
             .tree
-            .compare_and_swap(entry.own_key(), None as Option<&[u8]>, Some(codec::encode(entry)))?
+            .compare_and_swap(
+                entry.own_key(),
+                None as Option<&[u8]>,
+                Some(codec::encode(entry)),
+            )?
             .is_ok();
         self.tree.flush()?;
         Ok(inserted)
@@ -138,7 +144,11 @@ impl<'a> Outbox<'a> {
 
     /// Entries not yet delivered.
     pub fn depth(&self) -> Result<u64, StoreError> {
-        Ok(self.all()?.iter().filter(|e| e.state == State::Pending).count() as u64)
+        Ok(self
+            .all()?
+            .iter()
+            .filter(|e| e.state == State::Pending)
+            .count() as u64)
     }
 
     /// The earliest next attempt among pending entries.

@@ -84,7 +84,8 @@ pub fn render(pack: &KpiPack, view: &DigestView<'_>) -> Vec<Value> {
                 header.clone()
             };
             let head = truncate(&head, MAX_HEADER_CHARS);
-            let mut blocks = vec![json!({"type": "header", "text": {"type": "plain_text", "text": head}})];
+            let mut blocks =
+                vec![json!({"type": "header", "text": {"type": "plain_text", "text": head}})];
             blocks.extend(body);
             blocks.push(context_block.clone());
             json!({"text": fallback(pack, &view.lines, &head), "blocks": blocks})
@@ -239,7 +240,10 @@ pub async fn post(
                 body["thread_ts"] = json!(ts);
             }
             let resp = client
-                .post(format!("{}/chat.postMessage", api_base.trim_end_matches('/')))
+                .post(format!(
+                    "{}/chat.postMessage",
+                    api_base.trim_end_matches('/')
+                ))
                 .bearer_auth(token.expose_secret())
                 .json(&body)
                 .send()

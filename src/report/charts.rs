@@ -76,13 +76,24 @@ fn png(
     Ok(out)
 }
 
+/// Draws one chart of a pack as PNG bytes.
+type PngChart = fn(&KpiPack) -> Result<Vec<u8>, String>;
+
 /// The charts of an email, as (content id, alt text, PNG bytes); a chart
 /// that cannot be drawn (e.g. its KPI is not in the pack) is left out.
 pub fn email_pngs(pack: &KpiPack) -> Vec<(String, String, Vec<u8>)> {
     let mut out = Vec::new();
-    let charts: [(&str, &str, fn(&KpiPack) -> Result<Vec<u8>, String>); 3] = [
-        ("aging", "Open findings by severity and age", aging_by_severity_png),
-        ("mttr", "Mean time to remediate over time", mttr_over_time_png),
+    let charts: [(&str, &str, PngChart); 3] = [
+        (
+            "aging",
+            "Open findings by severity and age",
+            aging_by_severity_png,
+        ),
+        (
+            "mttr",
+            "Mean time to remediate over time",
+            mttr_over_time_png,
+        ),
         ("coverage", "Coverage over time", coverage_over_time_png),
     ];
     for (cid, alt, draw) in charts {
@@ -104,7 +115,10 @@ pub fn aging_by_severity_png(pack: &KpiPack) -> Result<Vec<u8>, String> {
     png(|root| aging_on(root, pack))
 }
 
-fn aging_on<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, pack: &KpiPack) -> Result<(), String> {
+fn aging_on<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    pack: &KpiPack,
+) -> Result<(), String> {
     let aging = pack
         .kpis
         .findings_aging
@@ -295,7 +309,10 @@ pub fn mttr_over_time_png(pack: &KpiPack) -> Result<Vec<u8>, String> {
     png(|root| mttr_on(root, pack))
 }
 
-fn mttr_on<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, pack: &KpiPack) -> Result<(), String> {
+fn mttr_on<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    pack: &KpiPack,
+) -> Result<(), String> {
     let series = [
         Series {
             name: "critical (production)",
@@ -327,7 +344,10 @@ pub fn coverage_over_time_png(pack: &KpiPack) -> Result<Vec<u8>, String> {
     png(|root| coverage_on(root, pack))
 }
 
-fn coverage_on<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, pack: &KpiPack) -> Result<(), String> {
+fn coverage_on<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    pack: &KpiPack,
+) -> Result<(), String> {
     let series = [
         Series {
             name: "design review (tier 1-2)",

@@ -476,4 +476,3 @@ fn create_private_dir(path: &Path) -> std::io::Result<()> {
 pub fn time_text(us: i64) -> String {
     codec::time(us).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
-
