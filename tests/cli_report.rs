@@ -146,3 +146,75 @@ fn demo_prints_the_text_pack_and_writes_the_html_report() {
         .any(|e| e.file_name().to_string_lossy().ends_with(".html"));
     assert!(html);
 }
+
+#[test]
+fn an_arbitrary_range_over_the_same_month_gives_the_same_figures() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    import(dir.path(), "golden/estate-small.ndjson");
+    let month: Value = serde_json::from_str(&report_json(dir.path(), &[])).expect("json");
+    let out = secmetrics(
+        dir.path(),
+        &[
+            "report",
+            "--from",
+            "2026-10-01",
+            "--to",
+            "2026-11-01T00:00:00Z",
+            "--format",
+            "json",
+        ],
+    );
+    let range: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(range["period"], month["period"]);
+    // The previous period of a range has the same length (31 days), so only
+    // the current figures are comparable with the month's.
+    assert_eq!(range["previous_period"]["start"], "2026-08-31T00:00:00Z");
+    for (id, kpi) in month["kpis"].as_object().expect("kpis") {
+        assert_eq!(range["kpis"][id]["headline"], kpi["headline"], "{id}");
+    }
+}
+
+#[test]
+fn a_bad_period_is_an_error_that_names_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(env!("CARGO_BIN_EXE_secmetrics"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["report", "--period", "2026-13"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2026-13"));
+}
+
+#[test]
+fn a_severity_lowered_by_a_later_import_is_reported_as_a_downgrade() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let line = |sev: &str| {
+        format!(
+            r#"{{"kind":"finding","id":"F-1","asset":"a","severity":"{sev}","opened_at":"2026-01-01T00:00:00Z","status":"open"}}"#
+        )
+    };
+    for (name, sev) in [("before.ndjson", "critical"), ("after.ndjson", "low")] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, line(sev) + "\n").expect("write");
+        secmetrics(
+            &dir.path().join("store"),
+            &["import", path.to_str().expect("path")],
+        );
+    }
+    // History is stamped with the import time, so ask for a range around now.
+    let now = chrono::Utc::now();
+    let from = (now - chrono::TimeDelta::days(1)).to_rfc3339();
+    let to = (now + chrono::TimeDelta::days(1)).to_rfc3339();
+    let out = secmetrics(
+        &dir.path().join("store"),
+        &["report", "--from", &from, "--to", &to, "--format", "json"],
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["severity_downgrades"]["count"], 1);
+    assert_eq!(v["severity_downgrades"]["ids"][0], "F-1");
+    assert!(v["warnings"].as_array().expect("warnings").iter().any(|w| w
+        .as_str()
+        .is_some_and(|w| w.contains("from critical to low"))));
+}

@@ -116,12 +116,20 @@ pub fn run(ctx: &Context, args: ReportArgs) -> anyhow::Result<i32> {
         return Ok(0);
     }
 
+    let started = std::time::Instant::now();
     let estate = store.load_estate().context("cannot load the records")?;
+    let loaded = started.elapsed();
     let cfg = &ctx.config.kpi;
     let trend = args
         .trend
         .unwrap_or(if args.format == Format::Html { 6 } else { 0 });
     let pack = kpi::with_history(&estate, &period, cfg, now, trend);
+    tracing::debug!(
+        findings = estate.findings.len(),
+        load_ms = loaded.as_millis() as u64,
+        compute_ms = (started.elapsed() - loaded).as_millis() as u64,
+        "KPI pack computed"
+    );
     if args.snapshot {
         let json = report::render(&pack, Format::Json, false);
         store.put_snapshot(&key, json.as_bytes())?;

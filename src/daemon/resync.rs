@@ -31,7 +31,7 @@ pub async fn run(
         .config
         .connectors
         .iter()
-        .filter(|c| connector.is_none_or(|n| c.name() == n))
+        .filter(|c| connector.map_or(true, |n| c.name() == n))
         .cloned()
         .collect();
     let update = |f: &dyn Fn(&mut JobStatus)| {

@@ -295,14 +295,20 @@ pub fn compute(
         excluded: excluded_segments(&aging_excluded),
     };
 
-    let closed: u64 = SLA_SEVERITIES.iter().map(|s| sla_closed[*s as usize]).sum();
-    let within: u64 = SLA_SEVERITIES.iter().map(|s| sla_within[*s as usize]).sum();
+    // The spec's keys (critical to low), plus info when a config gives it
+    // an SLA, so that every finding counted in the totals has its segment.
+    let mut sla_severities = SLA_SEVERITIES.to_vec();
+    if cfg.sla_days.info.is_some() {
+        sla_severities.push(Severity::Info);
+    }
+    let closed: u64 = sla_severities.iter().map(|s| sla_closed[*s as usize]).sum();
+    let within: u64 = sla_severities.iter().map(|s| sla_within[*s as usize]).sum();
     let sla = SlaAttainment {
         closed,
         within_sla: within,
         value: ratio(within, closed),
         by_severity: Segments(
-            SLA_SEVERITIES
+            sla_severities
                 .iter()
                 .map(|s| {
                     let i = *s as usize;
@@ -316,13 +322,13 @@ pub fn compute(
                 .collect(),
         ),
         open_breached: Segments(
-            SLA_SEVERITIES
+            sla_severities
                 .iter()
                 .map(|s| (s.as_str().to_string(), open_breached[*s as usize]))
                 .collect(),
         ),
         sla_days: Segments(
-            SLA_SEVERITIES
+            sla_severities
                 .iter()
                 .map(|s| (s.as_str().to_string(), cfg.sla_days.of(*s)))
                 .collect(),

@@ -539,3 +539,27 @@ fn coverage_windows_end_at_period_end_and_reach_back_365_days() {
         .as_array()
         .is_some_and(|m| m.len() == 1 && m[0] == "edge-in"));
 }
+
+#[test]
+fn info_findings_count_towards_sla_only_when_configured() {
+    let f = finding(
+        "i",
+        "info",
+        "2026-09-01T00:00:00Z",
+        "remediated",
+        Some("2026-10-05T00:00:00Z"),
+        "valid",
+    );
+    let p = pack(&[ASSET, &f]);
+    let sla = &p.kpis.sla_attainment.as_ref().expect("shown").figures;
+    assert_eq!(sla.closed, 0);
+    assert!(sla.by_severity.get("info").is_none());
+    let mut cfg = KpiConfig::default();
+    cfg.sla_days.info = Some(40);
+    let at = "2026-11-02T00:00:00Z".parse().expect("time");
+    let p = compute(&estate(&[ASSET, &f]), &october(), &cfg, at);
+    let sla = &p.kpis.sla_attainment.as_ref().expect("shown").figures;
+    assert_eq!(sla.closed, 1);
+    assert_eq!(sla.within_sla, 1);
+    assert_eq!(sla.by_severity.get("info").map(|c| c.closed), Some(1));
+}

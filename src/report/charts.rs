@@ -76,11 +76,14 @@ fn png(
     Ok(out)
 }
 
+/// Draws one chart of a pack as PNG bytes.
+type PngChart = fn(&KpiPack) -> Result<Vec<u8>, String>;
+
 /// The charts of an email, as (content id, alt text, PNG bytes); a chart
 /// that cannot be drawn (e.g. its KPI is not in the pack) is left out.
 pub fn email_pngs(pack: &KpiPack) -> Vec<(String, String, Vec<u8>)> {
     let mut out = Vec::new();
-    let charts: [(&str, &str, fn(&KpiPack) -> Result<Vec<u8>, String>); 3] = [
+    let charts: [(&str, &str, PngChart); 3] = [
         (
             "aging",
             "Open findings by severity and age",
@@ -160,6 +163,7 @@ fn aging_on<DB: DrawingBackend>(
         chart
             .configure_mesh()
             .disable_x_mesh()
+            .light_line_style(WHITE)
             .x_labels(groups.len())
             .x_label_formatter(&label)
             .y_desc("findings")
@@ -234,6 +238,7 @@ fn line_chart<DB: DrawingBackend>(
         chart
             .configure_mesh()
             .disable_x_mesh()
+            .light_line_style(WHITE)
             .x_labels(labels.len())
             .x_label_formatter(&label)
             .y_desc(y_desc)

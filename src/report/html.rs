@@ -28,7 +28,27 @@ th{background:#f5f6f8;font-weight:600}td.fig{font-size:1.15rem;font-weight:600;w
 .why{color:#555;font-size:.9rem}.improving{color:#2e7d32}.worsening{color:#c0392b}.flat,.none{color:#777}\
 .on_target{color:#2e7d32}.off_target{color:#c0392b}.no_target{color:#777}\
 .charts{display:flex;flex-wrap:wrap;gap:1rem}.chart{flex:1 1 520px}.chart svg{width:100%;height:auto}\
-.warn li{margin:.2rem 0}";
+.warn li{margin:.2rem 0}\
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(200px,1fr));gap:.8rem;margin:1rem 0}\
+.card{border:1px solid #e3e3e3;border-radius:8px;padding:.7rem .9rem;background:#fafbfc}\
+.ct{font-size:.85rem;color:#555}.cf{font-size:1.7rem;font-weight:700;margin:.2rem 0}";
+
+fn trend_class(t: Option<Trend>) -> &'static str {
+    match t {
+        Some(Trend::Improving) => "improving",
+        Some(Trend::Worsening) => "worsening",
+        Some(Trend::Flat) => "flat",
+        None => "none",
+    }
+}
+
+fn status_class(s: TargetStatus) -> &'static str {
+    match s {
+        TargetStatus::OnTarget => "on_target",
+        TargetStatus::OffTarget => "off_target",
+        TargetStatus::NoTarget => "no_target",
+    }
+}
 
 /// The pack as a self-contained HTML page.
 pub fn render(pack: &KpiPack) -> String {
@@ -50,22 +70,29 @@ pub fn render(pack: &KpiPack) -> String {
         escape(&pack.previous_period.label()),
         crate::kpi::period::rfc3339(&pack.generated_at)
     );
+    let _ = writeln!(out, "<div class=\"cards\">");
+    for l in lines(pack) {
+        let _ = writeln!(
+            out,
+            "<div class=\"card\"><div class=\"ct\">{}</div><div class=\"cf\">{}</div>\
+<div class=\"{}\">{} {}</div><div class=\"{}\">{}</div></div>",
+            escape(l.title),
+            escape(&l.figure),
+            trend_class(l.trend),
+            escape(l.arrow.trim()),
+            trend_word(l.trend),
+            status_class(l.status),
+            status_word(l.status)
+        );
+    }
+    let _ = writeln!(out, "</div>");
     let _ = writeln!(
         out,
         "<table><thead><tr><th>KPI</th><th>Figure</th><th>Trend</th><th>Target</th><th>Denominator</th><th>Owner</th></tr></thead><tbody>"
     );
     for l in lines(pack) {
-        let trend_class = match l.trend {
-            Some(Trend::Improving) => "improving",
-            Some(Trend::Worsening) => "worsening",
-            Some(Trend::Flat) => "flat",
-            None => "none",
-        };
-        let status_class = match l.status {
-            TargetStatus::OnTarget => "on_target",
-            TargetStatus::OffTarget => "off_target",
-            TargetStatus::NoTarget => "no_target",
-        };
+        let trend_class = trend_class(l.trend);
+        let status_class = status_class(l.status);
         let target = if l.target == "-" {
             String::new()
         } else {

@@ -30,7 +30,7 @@ pub fn render(pack: &KpiPack) -> String {
     for l in lines(pack) {
         let _ = writeln!(
             out,
-            "| {} | **{}** | {} | {} {} (previous {}) | {} {} | {} | {} |",
+            "| {} | **{}** | {} | {} {} (previous {}) | {}{} | {} | {} |",
             cell(l.title),
             cell(&l.figure),
             cell(&l.detail),
@@ -41,7 +41,7 @@ pub fn render(pack: &KpiPack) -> String {
             if l.target == "-" {
                 String::new()
             } else {
-                format!("({})", cell(&l.target))
+                format!(" ({})", cell(&l.target))
             },
             cell(&l.owner),
             cell(&l.business)
@@ -110,6 +110,15 @@ pub fn render(pack: &KpiPack) -> String {
             if !t.stale.is_empty() {
                 let _ = writeln!(out, "- Stale: {}", t.stale.join(", "));
             }
+        }
+    }
+    let (labels, rows) = super::history_rows(pack);
+    if !labels.is_empty() {
+        let _ = writeln!(out, "\n## Headline history\n");
+        let _ = writeln!(out, "| KPI | {} |", labels.join(" | "));
+        let _ = writeln!(out, "|---|{}", "---:|".repeat(labels.len()));
+        for (title, values) in rows {
+            let _ = writeln!(out, "| {} | {} |", cell(title), values.join(" | "));
         }
     }
     if !pack.warnings.is_empty() {

@@ -319,6 +319,25 @@ fn detail(pack: &KpiPack, id: KpiId) -> String {
     s
 }
 
+/// Headline history as rows of (KPI title, formatted value per period),
+/// oldest period first; empty when the pack has no history.
+pub fn history_rows(pack: &KpiPack) -> (Vec<String>, Vec<(&'static str, Vec<String>)>) {
+    let labels = pack.history.iter().map(|h| h.period.label()).collect();
+    let rows = KpiId::MONTHLY_PACK
+        .iter()
+        .filter(|id| pack.kpis.line(**id).is_some())
+        .map(|id| {
+            let values = pack
+                .history
+                .iter()
+                .map(|h| figure_text(*id, h.headlines.get(id.as_str()).copied().flatten()))
+                .collect();
+            (id.title(), values)
+        })
+        .collect();
+    (labels, rows)
+}
+
 /// The shown KPIs in the monthly pack's order, formatted.
 pub fn lines(pack: &KpiPack) -> Vec<Line> {
     KpiId::MONTHLY_PACK

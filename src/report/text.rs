@@ -134,6 +134,40 @@ pub fn render(pack: &KpiPack, color: bool) -> String {
             )
         );
     }
+    let (labels, history) = super::history_rows(pack);
+    if !labels.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "{}",
+            paint("Headline history".to_string(), BOLD, color)
+        );
+        let title_w = history.iter().map(|(t, _)| width(t)).max().unwrap_or(0);
+        let col_w: Vec<usize> = (0..labels.len())
+            .map(|i| {
+                history
+                    .iter()
+                    .map(|(_, v)| width(&v[i]))
+                    .chain(std::iter::once(width(&labels[i])))
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let head: Vec<String> = labels
+            .iter()
+            .zip(&col_w)
+            .map(|(l, w)| format!("{l:>w$}"))
+            .collect();
+        let _ = writeln!(out, "{}  {}", pad("", title_w), head.join("  "));
+        for (title, values) in &history {
+            let cells: Vec<String> = values
+                .iter()
+                .zip(&col_w)
+                .map(|(v, w)| format!("{}{v}", " ".repeat(w.saturating_sub(width(v)))))
+                .collect();
+            let _ = writeln!(out, "{}  {}", pad(title, title_w), cells.join("  "));
+        }
+    }
     if !pack.warnings.is_empty() {
         let _ = writeln!(out);
         let _ = writeln!(out, "{}", paint("Warnings".to_string(), BOLD, color));
