@@ -657,3 +657,79 @@ fn d_log_contains(dir: &Path, needle: &str) -> bool {
         .unwrap_or_default()
         .contains(needle)
 }
+
+#[test]
+fn bot_token_errors_arrive_as_200_ok_false_and_are_retried_by_the_digest_command() {
+    let slack = FakeHttp::start(Arc::new(|n, _| {
+        let body = if n == 1 {
+            r#"{"ok":false,"error":"channel_not_found"}"#
+        } else {
+            r#"{"ok":true,"channel":"C1","ts":"1700000000.000100"}"#
+        };
+        (
+            200,
+            vec![("content-type".into(), "application/json".into())],
+            body.into(),
+            0,
+        )
+    }));
+    let s = setup(&format!(
+        r#"
+[[digests]]
+name = "monthly"
+schedule = "0 0 8 1 * *"
+channels = ["slack"]
+
+[slack]
+bot_token = "xoxb-test-token"
+channel = "C1"
+api_base = "http://127.0.0.1:{}/api"
+"#,
+        slack.port
+    ));
+    import_small(&s);
+    let digest = || {
+        bin()
+            .arg("--config")
+            .arg(&s.config)
+            .args(["digest", "monthly", "--period", "2026-10"])
+            .output()
+            .unwrap()
+    };
+    let o = digest();
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("sent 0, failed 1, waiting in the outbox 1"),
+        "{}",
+        stdout(&o)
+    );
+    let log = stderr(&o);
+    assert!(
+        log.contains("slack chat.postMessage: channel_not_found"),
+        "{log}"
+    );
+    assert!(!log.contains("xoxb-test-token"), "{log}");
+    std::thread::sleep(Duration::from_millis(2500));
+    let o = digest();
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("was queued before"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("sent 1, failed 0, waiting in the outbox 0"),
+        "{}",
+        stdout(&o)
+    );
+    let reqs = slack.requests();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs[1].0, "/api/chat.postMessage");
+    let body: serde_json::Value = serde_json::from_str(&reqs[1].1).unwrap();
+    assert_eq!(body["channel"], "C1");
+    assert_eq!(reqs[0].1, reqs[1].1, "the same rendered message is retried");
+    // A third run sends nothing: the period was delivered.
+    let o = digest();
+    assert!(
+        stdout(&o).contains("sent 0, failed 0, waiting in the outbox 0"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(slack.count(), 2);
+}

@@ -313,6 +313,82 @@ mod tests {
         assert_eq!(truncate("short", 10), "short");
     }
 
+    fn golden_pack() -> KpiPack {
+        let text = include_str!("../../tests/data/golden/estate-small.ndjson");
+        let records = text
+            .lines()
+            .map(|l| secmetrics_connectors::ndjson::parse_line(l, "import").unwrap());
+        let estate = crate::estate::Estate::from_records(records);
+        let period = crate::kpi::Period::parse_month("2026-10").unwrap();
+        crate::kpi::compute(
+            &estate,
+            &period,
+            &crate::kpi::KpiConfig::default(),
+            period.end,
+        )
+    }
+
+    #[test]
+    fn a_pack_that_does_not_fit_is_split_into_messages_within_slack_limits() {
+        let mut pack = golden_pack();
+        // 300 warnings of ~100 characters: far beyond one message.
+        pack.warnings = (0..300)
+            .map(|i| format!("warning {i:03}: {}", "x".repeat(90)))
+            .collect();
+        let lines = report::lines(&pack);
+        let n_lines = lines.len();
+        let view = DigestView {
+            title: "Product security KPIs",
+            lines,
+            report_url: Some("https://example.test/report"),
+        };
+        let messages = render(&pack, &view);
+        // The warnings section alone is truncated to 3,000 characters, so
+        // KPI sections and it fit in few messages, each within limits.
+        assert!(!messages.is_empty());
+        let mut sections = 0;
+        for (i, m) in messages.iter().enumerate() {
+            let blocks = m["blocks"].as_array().unwrap();
+            assert!(blocks.len() <= MAX_BLOCKS);
+            assert_eq!(blocks[0]["type"], "header");
+            assert_eq!(blocks.last().unwrap()["type"], "context");
+            let header = blocks[0]["text"]["text"].as_str().unwrap();
+            assert!(header.chars().count() <= MAX_HEADER_CHARS);
+            if messages.len() > 1 {
+                assert!(header.ends_with(&format!("({}/{})", i + 1, messages.len())));
+            }
+            let total: usize = blocks.iter().map(block_chars).sum();
+            assert!(total <= MAX_MESSAGE_CHARS, "{total}");
+            for b in blocks.iter().filter(|b| b["type"] == "section") {
+                assert!(block_chars(b) <= MAX_SECTION_CHARS);
+                sections += 1;
+            }
+            assert!(!m["text"].as_str().unwrap().is_empty());
+        }
+        assert_eq!(sections, n_lines + 1, "every KPI once, plus the warnings");
+    }
+
+    #[test]
+    fn many_kpi_lines_split_into_several_messages() {
+        let pack = golden_pack();
+        let line = report::lines(&pack).remove(0);
+        let view = DigestView {
+            title: "t",
+            lines: vec![line; 120],
+            report_url: None,
+        };
+        let messages = render(&pack, &view);
+        assert!(messages.len() >= 3, "{}", messages.len());
+        let sections: usize = messages
+            .iter()
+            .map(|m| m["blocks"].as_array().unwrap().len() - 2)
+            .sum();
+        assert_eq!(sections, 120 + 1);
+        for m in &messages {
+            assert!(m["blocks"].as_array().unwrap().len() <= MAX_BLOCKS);
+        }
+    }
+
     #[test]
     fn mrkdwn_control_characters_are_escaped() {
         assert_eq!(escape("a<b>&c"), "a&lt;b&gt;&amp;c");
