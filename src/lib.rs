@@ -8,7 +8,12 @@
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
+pub mod deliver;
+pub mod demo;
 pub mod estate;
+pub mod kpi;
 pub mod logging;
+pub mod report;
 pub mod store;
 pub mod sync;

@@ -241,8 +241,7 @@ fn github_sync_commits_pages_with_cursor_and_a_second_pass_writes_nothing() {
     let store = dir.path().join("store");
     let o = sync(&store, &config, &[]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    // Three HTTP pages, one store commit (pages_per_commit defaults to 10).
-    assert_eq!(sync_row(&stdout(&o), "gh"), vec![1, 3, 5, 0, 0, 0, 0]);
+    assert_eq!(sync_row(&stdout(&o), "gh"), vec![3, 3, 5, 0, 0, 0, 0]);
     assert!(log
         .lock()
         .unwrap()

@@ -1,7 +1,11 @@
 //! The integration tests: one binary, one module per area, real processes
 //! of the `secmetrics` binary against stores in temporary directories.
 
+mod cli_report;
 mod common;
 mod config_errors;
+mod daemon;
 mod import;
+mod kpi_golden;
+mod report_render;
 mod sync;

@@ -710,3 +710,54 @@ async fn a_spent_quota_on_a_successful_page_is_waited_out_before_the_next_reques
     );
     assert_eq!(c.api().http().stats().snapshot().rate_limit_waits, 1);
 }
+
+/// Cancels once the server has seen `at` requests.
+struct CancelAt {
+    inner: MemorySink,
+    gh: FakeGithub,
+    at: usize,
+}
+
+impl secmetrics_connectors::PageSink for CancelAt {
+    fn commit(
+        &mut self,
+        page: secmetrics_connectors::Page,
+    ) -> Result<secmetrics_connectors::Committed, secmetrics_connectors::SinkError> {
+        self.inner.commit(page)
+    }
+    fn cancelled(&self) -> bool {
+        self.gh.seen().len() >= self.at
+    }
+}
+
+#[tokio::test]
+async fn cancelling_with_uncommitted_pages_commits_them_before_stopping() {
+    let gh = FakeGithub::start().await;
+    gh.set("secret", alerts(10));
+    let c = secret_connector(
+        &gh,
+        json!({"repos": {"enabled": false}, "pages_per_commit": 3}),
+    );
+    let mut sink = CancelAt {
+        inner: MemorySink::default(),
+        gh: gh.clone(),
+        at: 2,
+    };
+    let out = c
+        .sync(None, SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    assert!(out.interrupted);
+    assert_eq!((out.pages, sink.inner.count("secret_alert")), (1, 4));
+    gh.clear_seen();
+    let mut rest = sink.inner;
+    c.sync(rest.cursor.clone(), SyncMode::Incremental, &mut rest)
+        .await
+        .unwrap();
+    assert_eq!(
+        gh.seen().iter().map(|s| s.page).collect::<Vec<_>>(),
+        vec![3, 4, 5]
+    );
+    assert_eq!(rest.count("secret_alert"), 10);
+    assert!(rest.times.values().all(|n| *n == 1));
+}

@@ -33,6 +33,13 @@ pub fn run(path: Option<&Path>) -> i32 {
             return 1;
         }
     }
+    let problems = crate::daemon::validate(&config);
+    if !problems.is_empty() {
+        for p in &problems {
+            eprintln!("configuration error: {p}");
+        }
+        return 1;
+    }
     println!("configuration OK: {name}");
     if !config.connectors.is_empty() {
         let list: Vec<String> = config

@@ -1,8 +1,14 @@
 //! The command line: global options, one module per command, and the
 //! context (configuration, store location) the commands share.
 
+mod admin_client;
 mod check;
+mod demo;
+mod digest;
 mod import;
+pub mod report;
+mod resync;
+mod run;
 mod status;
 mod sync;
 
@@ -36,9 +42,19 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Validate the configuration (and its secrets) and say what is wrong.
     Check,
+    /// Compute and render the KPI pack of a period.
+    Report(report::ReportArgs),
+    /// Generate a demo estate into a temporary store and show its pack.
+    Demo(demo::DemoArgs),
     /// One pass of the configured connectors: what changed since each
     /// connector's cursor (or everything, with `--full`).
     Sync(sync::SyncArgs),
+    /// Run the daemon: scheduled syncs and digests, outbox, admin API.
+    Run,
+    /// Ask the running daemon to sync now (or sync here when none runs).
+    Resync(resync::ResyncArgs),
+    /// Render a digest now and send it (or print it with `--dry-run`).
+    Digest(digest::DigestArgs),
 }
 
 /// What every command gets: the loaded configuration and where the store is.
@@ -84,7 +100,12 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Import(args) => import::run(&ctx, args),
         Command::Status(args) => status::run(&ctx, args),
+        Command::Report(args) => report::run(&ctx, args),
+        Command::Demo(args) => demo::run(&ctx.config.kpi, args),
         Command::Sync(args) => sync::run(&ctx, args),
+        Command::Run => run::run(ctx),
+        Command::Resync(args) => resync::run(&ctx, args),
+        Command::Digest(args) => digest::run(&ctx, args),
         Command::Check => unreachable!("handled above"),
     }
 }

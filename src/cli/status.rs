@@ -14,6 +14,36 @@ pub struct StatusArgs {
 
 /// Print the store status.
 pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<i32> {
+    if let Some(ready) = daemon_status(ctx) {
+        // The daemon holds the store: show what it reports.
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&ready)?);
+        } else {
+            println!(
+                "daemon       running ({})",
+                ctx.config.admin.socket.display()
+            );
+            println!("store        {}", ready["store"].as_str().unwrap_or("?"));
+            println!("outbox       {} digests waiting", ready["outbox_depth"]);
+            if let Some(c) = ready["connectors"].as_object() {
+                println!(
+                    "\n{:<20} {:<27} {:>9} {:>7}  last error",
+                    "connector", "last success", "records", "errors"
+                );
+                for (name, s) in c {
+                    println!(
+                        "{:<20} {:<27} {:>9} {:>7}  {}",
+                        name,
+                        s["last_success"].as_str().unwrap_or("-"),
+                        s["records"],
+                        s["errors"],
+                        s["last_error"].as_str().unwrap_or("-")
+                    );
+                }
+            }
+        }
+        return Ok(0);
+    }
     let store = ctx.open_store()?;
     let status = store.status()?;
     let mut per_kind: BTreeMap<Kind, u64> = BTreeMap::new();
@@ -32,6 +62,7 @@ pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<i32> {
             "gone": status.gone.values().sum::<u64>(),
             "history_entries": status.history_entries,
             "repos_secret_scanning_unknown": status.repos_unknown_scanning,
+            "outbox_depth": crate::deliver::outbox::Outbox::new(store.outbox()).depth()?,
             "connectors": status.cursors.iter().map(|(name, c)| (name.clone(), serde_json::json!({
                 "last_commit": c.last_commit_us.map(crate::store::time_text),
                 "last_success": c.last_success_us.map(crate::store::time_text),
@@ -76,6 +107,10 @@ pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<i32> {
         );
     }
     println!("history entries {}", status.history_entries);
+    println!(
+        "outbox       {} digests waiting",
+        crate::deliver::outbox::Outbox::new(store.outbox()).depth()?
+    );
     if !status.cursors.is_empty() {
         println!(
             "\n{:<20} {:<26} {:<26} last error",
@@ -111,4 +146,23 @@ fn human_bytes(n: u64) -> String {
     } else {
         format!("{v:.1} {}", UNITS[u])
     }
+}
+
+/// `/readyz` of a running daemon, if one answers on the admin socket.
+fn daemon_status(ctx: &Context) -> Option<serde_json::Value> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    runtime.block_on(async {
+        let client = super::admin_client::connect(&ctx.config.admin.socket).await?;
+        client
+            .get(super::admin_client::url("/readyz"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()
+    })
 }

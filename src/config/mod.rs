@@ -25,11 +25,210 @@ pub struct Config {
     /// The daemon's admin API and push endpoint.
     #[serde(default)]
     pub admin: AdminConfig,
+    /// The KPI pack: maturity stage, per-KPI owner, cadence, target and
+    /// business sentence, coverage windows and SLA days.
+    #[serde(default)]
+    pub kpi: crate::kpi::KpiConfig,
+    /// The daemon: time zone, sync schedules, shutdown, retries.
+    #[serde(default)]
+    pub daemon: DaemonConfig,
+    /// Scheduled digests (`[[digests]]`).
+    #[serde(default)]
+    pub digests: Vec<DigestConfig>,
+    /// Slack delivery.
+    pub slack: Option<SlackConfig>,
+    /// Email delivery.
+    pub email: Option<EmailConfig>,
     /// `[[connectors]]`: one table per source instance, each with a unique
     /// `name` and a `kind` from the closed set of
     /// [`secmetrics_connectors::ConnectorSettings`].
     #[serde(default)]
     pub connectors: Vec<ConnectorSettings>,
+}
+
+/// `[daemon]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// IANA time zone the cron schedules are read in, e.g. `Europe/Berlin`.
+    #[serde(default = "default_tz")]
+    pub timezone: String,
+    /// Cron schedule (6 fields, seconds first) of every connector's sync.
+    #[serde(default = "default_sync_schedule")]
+    pub sync_schedule: String,
+    /// Per-connector schedules that replace `sync_schedule`, by connector name.
+    #[serde(default)]
+    pub sync_schedules: std::collections::BTreeMap<String, String>,
+    /// Seconds SIGTERM may take: the page in flight finishes, then the daemon exits.
+    #[serde(default = "default_grace")]
+    pub shutdown_grace_secs: u64,
+    /// First retry delay of an undelivered digest, in seconds (doubles each time).
+    #[serde(default = "default_retry_base")]
+    pub retry_base_secs: u64,
+    /// Longest retry delay of an undelivered digest, in seconds.
+    #[serde(default = "default_retry_max")]
+    pub retry_max_secs: u64,
+    /// Public URL of the HTML report, linked from Slack and email when set.
+    pub report_url: Option<String>,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            timezone: default_tz(),
+            sync_schedule: default_sync_schedule(),
+            sync_schedules: Default::default(),
+            shutdown_grace_secs: default_grace(),
+            retry_base_secs: default_retry_base(),
+            retry_max_secs: default_retry_max(),
+            report_url: None,
+        }
+    }
+}
+
+fn default_tz() -> String {
+    "UTC".into()
+}
+fn default_sync_schedule() -> String {
+    "0 0 * * * *".into()
+}
+fn default_grace() -> u64 {
+    8
+}
+fn default_retry_base() -> u64 {
+    30
+}
+fn default_retry_max() -> u64 {
+    3600
+}
+
+/// One `[[digests]]` table: what to send, when, and where.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DigestConfig {
+    /// Unique name (used in the outbox key and `secmetrics digest NAME`).
+    pub name: String,
+    /// Cron schedule (6 fields, seconds first), in `daemon.timezone`.
+    pub schedule: String,
+    /// Which period the digest covers: the last complete `month`, `week` (Monday to Monday) or `day`.
+    #[serde(default)]
+    pub period: DigestPeriod,
+    /// KPI ids to show; default: the spec's monthly pack.
+    pub kpis: Option<Vec<String>>,
+    /// Channels: `slack` and/or `email`.
+    pub channels: Vec<ChannelKind>,
+    /// Slack channel for this digest (bot token only; overrides `slack.channel`).
+    pub slack_channel: Option<String>,
+    /// Email recipients for this digest (override `email.to`).
+    pub email_to: Option<Vec<String>>,
+}
+
+/// The period a digest covers.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DigestPeriod {
+    /// The last complete calendar month.
+    #[default]
+    Month,
+    /// The last complete ISO week (Monday 00:00 UTC to Monday).
+    Week,
+    /// The last complete UTC day.
+    Day,
+}
+
+/// A delivery channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelKind {
+    /// Slack (webhook or bot token).
+    Slack,
+    /// Email over SMTP.
+    Email,
+}
+
+impl ChannelKind {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelKind::Slack => "slack",
+            ChannelKind::Email => "email",
+        }
+    }
+}
+
+/// `[slack]`: an incoming webhook, or a bot token with a channel.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackConfig {
+    /// Incoming webhook URL (a secret: it grants posting).
+    pub webhook_url: Option<SecretString>,
+    /// File holding the webhook URL.
+    pub webhook_url_file: Option<PathBuf>,
+    /// Environment variable holding the webhook URL.
+    pub webhook_url_env: Option<String>,
+    /// Bot token (`xoxb-…`) for `chat.postMessage`.
+    pub bot_token: Option<SecretString>,
+    /// File holding the bot token.
+    pub bot_token_file: Option<PathBuf>,
+    /// Environment variable holding the bot token.
+    pub bot_token_env: Option<String>,
+    /// Channel id or name for `chat.postMessage`.
+    pub channel: Option<String>,
+    /// Web API base URL (change only for tests or proxies).
+    #[serde(default = "default_slack_api")]
+    pub api_base: String,
+    /// Request timeout in seconds.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_slack_api() -> String {
+    "https://slack.com/api".into()
+}
+fn default_timeout() -> u64 {
+    30
+}
+
+/// `[email]`: SMTP submission.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    /// SMTP server host name.
+    pub host: String,
+    /// Port; default 587 for `starttls`, 465 for `implicit`, 25 for `none`.
+    pub port: Option<u16>,
+    /// `starttls`, `implicit` (SMTPS) or `none` (plain, for a local relay only).
+    #[serde(default)]
+    pub tls: SmtpTls,
+    /// SMTP user name (with a password: authenticate).
+    pub username: Option<String>,
+    /// SMTP password (inline; prefer `password_file`).
+    pub password: Option<SecretString>,
+    /// File holding the SMTP password.
+    pub password_file: Option<PathBuf>,
+    /// Environment variable holding the SMTP password.
+    pub password_env: Option<String>,
+    /// Sender, e.g. `secmetrics <secmetrics@example.com>`.
+    pub from: String,
+    /// Default recipients.
+    #[serde(default)]
+    pub to: Vec<String>,
+    /// Connection timeout in seconds.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+}
+
+/// How SMTP is secured.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (required).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (SMTPS).
+    Implicit,
+    /// No TLS: only for a relay on the same host.
+    None,
 }
 
 /// `[store]`
@@ -127,6 +326,12 @@ fn default_push_max() -> u64 {
 pub struct Secrets {
     /// The push endpoint's bearer token.
     pub push_token: Option<SecretString>,
+    /// Slack incoming webhook URL.
+    pub slack_webhook: Option<SecretString>,
+    /// Slack bot token.
+    pub slack_bot_token: Option<SecretString>,
+    /// SMTP password.
+    pub smtp_password: Option<SecretString>,
     /// Each connector's token, by connector name (kinds that take one).
     pub connector_tokens: BTreeMap<String, SecretString>,
 }
@@ -208,6 +413,8 @@ impl Config {
 
     /// Resolve every secret (files, environment), reporting the first problem.
     pub fn secrets(&self) -> Result<Secrets, ConfigError> {
+        let slack = self.slack.as_ref();
+        let email = self.email.as_ref();
         let mut connector_tokens = BTreeMap::new();
         for c in &self.connectors {
             if let Some(token) = connector_token(c)? {
@@ -220,6 +427,24 @@ impl Config {
                 self.admin.push_token.as_ref(),
                 self.admin.push_token_file.as_ref(),
                 self.admin.push_token_env.as_ref(),
+            )?,
+            slack_webhook: secret::resolve(
+                "slack.webhook_url",
+                slack.and_then(|s| s.webhook_url.as_ref()),
+                slack.and_then(|s| s.webhook_url_file.as_ref()),
+                slack.and_then(|s| s.webhook_url_env.as_ref()),
+            )?,
+            slack_bot_token: secret::resolve(
+                "slack.bot_token",
+                slack.and_then(|s| s.bot_token.as_ref()),
+                slack.and_then(|s| s.bot_token_file.as_ref()),
+                slack.and_then(|s| s.bot_token_env.as_ref()),
+            )?,
+            smtp_password: secret::resolve(
+                "email.password",
+                email.and_then(|e| e.password.as_ref()),
+                email.and_then(|e| e.password_file.as_ref()),
+                email.and_then(|e| e.password_env.as_ref()),
             )?,
             connector_tokens,
         })
@@ -302,6 +527,26 @@ mod tests {
         let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/secmetrics.example.toml");
         let cfg = Config::load(Some(&p)).expect("example config parses");
         assert_eq!(cfg.admin.push_max_bytes, 16 * 1024 * 1024);
+        // The example shows the KPI defaults, not other values.
+        assert_eq!(cfg.kpi, crate::kpi::KpiConfig::default());
+    }
+
+    #[test]
+    fn kpi_settings_are_read_and_a_misspelt_kpi_is_an_error() {
+        let cfg = parse(
+            "[kpi]\nmaturity = \"growing\"\n[kpi.sla_days]\ncritical = 7\n\
+             [kpi.kpis.mttr]\nowner = \"platform\"\ntarget = 10\n",
+        )
+        .expect("parses");
+        assert_eq!(cfg.kpi.maturity, crate::kpi::Maturity::Growing);
+        assert_eq!(cfg.kpi.sla_days.critical, Some(7));
+        assert_eq!(cfg.kpi.sla_days.high, Some(30));
+        assert_eq!(cfg.kpi.kpis.mttr.owner.as_deref(), Some("platform"));
+        assert_eq!(cfg.kpi.kpis.mttr.target, Some(10.0));
+        let e = parse("[kpi.kpis.mtr]\nowner = \"x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("mtr"), "{e}");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! facts about the store itself. Writes that belong together are one sled
 //! transaction, flushed before the call returns.
 
-mod codec;
+pub mod codec;
 mod keys;
 
 pub use codec::{HistoryEntry, StoredRecord};

@@ -57,3 +57,24 @@ pub fn summary_row(out: &str, kind: &str) -> Vec<u64> {
         .map(|n| n.parse().expect("count"))
         .collect()
 }
+
+/// Read a file under `tests/data` as text.
+pub fn read(rel: &str) -> String {
+    let p = data(rel);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// Load an NDJSON fixture into an estate the way `import` into an empty
+/// store would (later line wins).
+pub fn estate(rel: &str) -> secmetrics::estate::Estate {
+    let text = read(rel);
+    let records = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            secmetrics_connectors::ndjson::parse_line(l, "import")
+                .unwrap_or_else(|e| panic!("{rel}:{}: {e}", i + 1))
+        });
+    secmetrics::estate::Estate::from_records(records)
+}

@@ -42,7 +42,7 @@ pub(crate) fn default_per_page() -> u32 {
     100
 }
 pub(crate) fn default_pages_per_commit() -> u32 {
-    10
+    1
 }
 
 /// The GitHub API of one connector instance: its client and where it points.

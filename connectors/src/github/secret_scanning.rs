@@ -51,8 +51,9 @@ pub struct GithubSecretScanningSettings {
     /// Items per page, at most 100.
     #[serde(default = "default_per_page")]
     pub per_page: u32,
-    /// HTTP pages per store commit: each commit is one durable write with
-    /// the cursor, so a failure re-reads at most this many pages.
+    /// HTTP pages per store commit (default 1): each commit is one durable
+    /// write with the cursor, so a failure or shutdown re-reads at most this
+    /// many pages; more pages per commit mean fewer disk flushes.
     #[serde(default = "default_pages_per_commit")]
     pub pages_per_commit: u32,
     /// Retries, timeouts and longest rate-limit wait.

@@ -1,0 +1,367 @@
+//! The admin API (axum) on a Unix socket (mode 0600), plus an optional
+//! loopback TCP listener for Prometheus: health, readiness, metrics, the KPI
+//! JSON and HTML report, resync requests, digests on demand, and the
+//! authenticated NDJSON push endpoint.
+
+use super::{JobStatus, Shared};
+use crate::kpi::{self, Period};
+use crate::report;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::Utc;
+use secmetrics_connectors::ndjson;
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Start the listeners; they stop when `stop` turns true.
+pub async fn serve(
+    shared: Arc<Shared>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    use anyhow::Context as _;
+    use std::os::unix::fs::PermissionsExt;
+    let socket = shared.config.admin.socket.clone();
+    if let Some(parent) = socket.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    // A socket left by a crashed daemon; a live one holds the store lock,
+    // so we would not have got this far.
+    let _ = std::fs::remove_file(&socket);
+    let listener = tokio::net::UnixListener::bind(&socket)
+        .with_context(|| format!("binding the admin socket {}", socket.display()))?;
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
+    let mut handles = Vec::new();
+    let app = router(shared.clone());
+    let s = stop.clone();
+    handles.push(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stopped(s))
+            .await
+        {
+            tracing::error!(error = %e, "admin socket server failed");
+        }
+    }));
+    if let Some(addr) = shared.config.admin.metrics_listen {
+        anyhow::ensure!(
+            addr.ip().is_loopback(),
+            "admin.metrics_listen {addr} is not a loopback address; the metrics listener only binds loopback"
+        );
+        let tcp = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding admin.metrics_listen {addr}"))?;
+        let app = Router::new()
+            .route("/metrics", get(metrics))
+            .route("/healthz", get(healthz))
+            .route("/readyz", get(readyz))
+            .with_state(shared.clone());
+        let s = stop.clone();
+        handles.push(tokio::spawn(async move {
+            if let Err(e) = axum::serve(tcp, app)
+                .with_graceful_shutdown(stopped(s))
+                .await
+            {
+                tracing::error!(error = %e, "metrics listener failed");
+            }
+        }));
+    }
+    Ok(handles)
+}
+
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        if stop.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The routes of the admin socket.
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/kpis", get(kpis))
+        .route("/report", get(html_report))
+        .route("/api/v1/resync", post(resync))
+        .route("/api/v1/resync/{id}", get(resync_status))
+        .route("/api/v1/digests/{name}", post(digest_now))
+        .route("/api/v1/records", post(push_records))
+        .with_state(shared)
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(s): State<Arc<Shared>>) -> Response {
+    let syncs = s.syncs.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let outbox = crate::deliver::outbox::Outbox::new(s.store.outbox())
+        .depth()
+        .unwrap_or(0);
+    Json(json!({
+        "ready": true,
+        "store": s.store.path(),
+        "connectors": syncs,
+        "outbox_depth": outbox,
+    }))
+    .into_response()
+}
+
+async fn metrics(State(s): State<Arc<Shared>>) -> Response {
+    let body = tokio::task::spawn_blocking(move || super::metrics::render(&s))
+        .await
+        .unwrap_or_default();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct PeriodQuery {
+    period: Option<String>,
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({"error": message.into()}))).into_response()
+}
+
+async fn pack_for(s: Arc<Shared>, period: Option<String>) -> Result<Arc<kpi::KpiPack>, Response> {
+    let Some(text) = period else {
+        return tokio::task::spawn_blocking(move || s.pack())
+            .await
+            .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+            .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")));
+    };
+    let period =
+        Period::parse_month(&text).map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))?;
+    tokio::task::spawn_blocking(move || -> anyhow::Result<Arc<kpi::KpiPack>> {
+        let estate = s.store.load_estate()?;
+        Ok(Arc::new(kpi::with_history(
+            &estate,
+            &period,
+            &s.config.kpi,
+            Utc::now(),
+            6,
+        )))
+    })
+    .await
+    .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))
+}
+
+async fn kpis(State(s): State<Arc<Shared>>, Query(q): Query<PeriodQuery>) -> Response {
+    match pack_for(s, q.period).await {
+        Ok(pack) => (
+            [(header::CONTENT_TYPE, "application/json")],
+            report::json::render(&pack),
+        )
+            .into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn html_report(State(s): State<Arc<Shared>>, Query(q): Query<PeriodQuery>) -> Response {
+    match pack_for(s, q.period).await {
+        Ok(pack) => (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            report::html::render(&pack),
+        )
+            .into_response(),
+        Err(r) => r,
+    }
+}
+
+/// Body of `POST /api/v1/resync`.
+#[derive(Debug, Default, Deserialize, serde::Serialize)]
+pub struct ResyncRequest {
+    /// Only this connector.
+    pub connector: Option<String>,
+    /// Re-read everything.
+    #[serde(default)]
+    pub full: bool,
+}
+
+static NEXT_JOB: AtomicU64 = AtomicU64::new(1);
+
+async fn resync(State(s): State<Arc<Shared>>, body: Option<Json<ResyncRequest>>) -> Response {
+    let req = body.map(|Json(r)| r).unwrap_or_default();
+    if let Some(name) = &req.connector {
+        if s.config.connector(name).is_none() {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("no connector named {name:?}"),
+            );
+        }
+    }
+    let id = NEXT_JOB.fetch_add(1, Ordering::Relaxed);
+    s.jobs.lock().unwrap_or_else(|p| p.into_inner()).insert(
+        id,
+        JobStatus {
+            state: "running".into(),
+            connectors_done: 0,
+            connectors_total: 0,
+            records: 0,
+            messages: Vec::new(),
+        },
+    );
+    let shared = s.clone();
+    tokio::spawn(async move {
+        super::resync::run(&shared, req.connector.as_deref(), req.full, Some(id)).await;
+    });
+    (StatusCode::ACCEPTED, Json(json!({"id": id}))).into_response()
+}
+
+async fn resync_status(State(s): State<Arc<Shared>>, Path(id): Path<u64>) -> Response {
+    match s.jobs.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
+        Some(j) => Json(j.clone()).into_response(),
+        None => error(StatusCode::NOT_FOUND, format!("no resync job {id}")),
+    }
+}
+
+#[derive(Deserialize)]
+struct DigestQuery {
+    period: Option<String>,
+}
+
+async fn digest_now(
+    State(s): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    Query(q): Query<DigestQuery>,
+) -> Response {
+    let Some(d) = s.config.digests.iter().find(|d| d.name == name).cloned() else {
+        return error(StatusCode::NOT_FOUND, format!("no digest named {name:?}"));
+    };
+    let period = match q.period {
+        Some(p) => match Period::parse_month(&p) {
+            Ok(p) => p,
+            Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+        },
+        None => crate::deliver::digest_period(d.period, Utc::now()),
+    };
+    let shared = s.clone();
+    let label = period.label();
+    let result = tokio::task::spawn_blocking(move || {
+        crate::deliver::queue_digest(&shared.store, &shared.config, &d, &period, Utc::now())
+    })
+    .await;
+    match result {
+        Ok(Ok(queued)) => {
+            s.wake_delivery.notify_one();
+            Json(json!({
+                "digest": name,
+                "period": label,
+                "queued": queued.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+            }))
+            .into_response()
+        }
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// Constant-time comparison, so response timing does not reveal the token.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn push_records(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
+    use secrecy::ExposeSecret;
+    let Some(expected) = &s.secrets.push_token else {
+        return error(
+            StatusCode::FORBIDDEN,
+            "the push endpoint is disabled: set admin.push_token_file",
+        );
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !same(given.as_bytes(), expected.expose_secret().as_bytes()) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            Json(json!({"error": "missing or wrong bearer token"})),
+        )
+            .into_response();
+    }
+    let limit = s.config.admin.push_max_bytes as usize;
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(_) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body over admin.push_max_bytes ({limit} bytes)"),
+            )
+        }
+    };
+    let Ok(text) = std::str::from_utf8(&bytes) else {
+        return error(StatusCode::BAD_REQUEST, "body is not UTF-8");
+    };
+    let mut records = Vec::new();
+    let mut errors = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match ndjson::parse_line(line, "push") {
+            Ok(r) => records.push(r),
+            Err(e) => errors.push(json!({
+                "line": i + 1,
+                "field": e.field,
+                "error": e.message,
+            })),
+        }
+    }
+    let loaded = records.len();
+    let shared = s.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let o = shared.store.upsert_batch(&records, Utc::now());
+        if o.is_ok() {
+            let _ = shared.refresh_pack(Utc::now());
+        }
+        o
+    })
+    .await;
+    let outcome = match outcome {
+        Ok(Ok(o)) => o,
+        Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let t = outcome.total();
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    (
+        status,
+        Json(json!({
+            "loaded": loaded,
+            "new": t.new,
+            "replaced": t.replaced,
+            "unchanged": t.unchanged,
+            "rejected": errors.len(),
+            "errors": errors,
+        })),
+    )
+        .into_response()
+}

@@ -1,0 +1,396 @@
+//! Slack delivery: the KPI pack as Block Kit messages (header, one section
+//! per KPI, a context line), split to stay within Slack's limits, posted by
+//! incoming webhook or by `chat.postMessage` with a bot token (later parts
+//! as thread replies).
+
+use crate::kpi::KpiPack;
+use crate::report::{self, Line};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// Blocks per message (Slack allows 50).
+const MAX_BLOCKS: usize = 50;
+/// Characters in one section's text (Slack allows 3,000).
+const MAX_SECTION_CHARS: usize = 3000;
+/// Header text (Slack allows 150).
+const MAX_HEADER_CHARS: usize = 150;
+/// Total block text per message: well under the undocumented
+/// `msg_blocks_too_long` threshold (about 12–13k characters).
+const MAX_MESSAGE_CHARS: usize = 8000;
+
+/// What a digest shows besides the pack.
+pub struct DigestView<'a> {
+    /// Digest title, e.g. "Monthly product-security pack".
+    pub title: &'a str,
+    /// Which KPI lines to show, in order.
+    pub lines: Vec<Line>,
+    /// Link to the HTML report, if configured.
+    pub report_url: Option<&'a str>,
+}
+
+/// Render the messages of a digest: each a JSON object with `text` (the
+/// notification fallback) and `blocks`.
+pub fn render(pack: &KpiPack, view: &DigestView<'_>) -> Vec<Value> {
+    let header = truncate(
+        &format!("{} — {}", view.title, pack.period.label()),
+        MAX_HEADER_CHARS,
+    );
+    let mut sections: Vec<Value> = view.lines.iter().map(section).collect();
+    if !pack.warnings.is_empty() {
+        let mut text = String::from("*Warnings*");
+        for w in &pack.warnings {
+            text.push_str("\n• ");
+            text.push_str(&escape(w));
+        }
+        sections.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&text, MAX_SECTION_CHARS)}}));
+    }
+    let mut context = format!(
+        "Period {} to {} (UTC) · generated {}",
+        pack.period.start.format("%Y-%m-%d"),
+        pack.period.end.format("%Y-%m-%d"),
+        crate::kpi::period::rfc3339(&pack.generated_at)
+    );
+    if let Some(url) = view.report_url {
+        context.push_str(&format!(" · <{url}|HTML report>"));
+    }
+    let context_block = json!({"type": "context", "elements": [{"type": "mrkdwn", "text": truncate(&context, MAX_SECTION_CHARS)}]});
+
+    // Fill messages greedily; every message keeps header and context.
+    let mut messages = Vec::new();
+    let mut current: Vec<Value> = Vec::new();
+    let mut chars = 0usize;
+    let fixed = header.chars().count() + context.chars().count();
+    for s in sections {
+        let n = block_chars(&s);
+        if !current.is_empty()
+            && (current.len() + 3 > MAX_BLOCKS || chars + n + fixed > MAX_MESSAGE_CHARS)
+        {
+            messages.push(std::mem::take(&mut current));
+            chars = 0;
+        }
+        chars += n;
+        current.push(s);
+    }
+    messages.push(current);
+    let parts = messages.len();
+    messages
+        .into_iter()
+        .enumerate()
+        .map(|(i, body)| {
+            let head = if parts > 1 {
+                format!("{header} ({}/{parts})", i + 1)
+            } else {
+                header.clone()
+            };
+            let head = truncate(&head, MAX_HEADER_CHARS);
+            let mut blocks =
+                vec![json!({"type": "header", "text": {"type": "plain_text", "text": head}})];
+            blocks.extend(body);
+            blocks.push(context_block.clone());
+            json!({"text": fallback(pack, &view.lines, &head), "blocks": blocks})
+        })
+        .collect()
+}
+
+fn section(l: &Line) -> Value {
+    let text = format!(
+        "*{}*  {} {}  (previous {})\n{}\nTarget: {} · {} · owner: {}\n_{}_",
+        escape(l.title),
+        escape(&l.figure),
+        l.arrow,
+        escape(&l.previous),
+        escape(&l.detail),
+        escape(&l.target),
+        report::status_word(l.status),
+        escape(&l.owner),
+        escape(&l.business),
+    );
+    json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&text, MAX_SECTION_CHARS)}})
+}
+
+fn fallback(pack: &KpiPack, lines: &[Line], head: &str) -> String {
+    let mut t = head.to_string();
+    for l in lines.iter().take(3) {
+        t.push_str(&format!(" · {} {}", l.title, l.figure));
+    }
+    if pack.warnings.is_empty() {
+        t
+    } else {
+        format!("{t} · {} warnings", pack.warnings.len())
+    }
+}
+
+fn block_chars(b: &Value) -> usize {
+    b.pointer("/text/text")
+        .and_then(Value::as_str)
+        .map_or(0, |s| s.chars().count())
+}
+
+/// Slack's mrkdwn needs `&`, `<` and `>` escaped.
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut t: String = s.chars().take(max - 1).collect();
+    t.push('…');
+    t
+}
+
+/// How to reach Slack.
+pub enum SlackTarget {
+    /// An incoming webhook (the URL is a secret).
+    Webhook(SecretString),
+    /// `chat.postMessage` with a bot token.
+    Bot {
+        /// Web API base, e.g. `https://slack.com/api`.
+        api_base: String,
+        /// `xoxb-…` token.
+        token: SecretString,
+        /// Channel id or name.
+        channel: String,
+    },
+}
+
+/// A failed post. Never contains the webhook URL or the token.
+#[derive(Debug, thiserror::Error)]
+pub enum SlackError {
+    /// Slack asked us to slow down.
+    #[error("slack: rate limited (429), retry after {0:?}")]
+    RateLimited(Duration),
+    /// An HTTP status other than success.
+    #[error("slack {endpoint}: HTTP {status}: {body}")]
+    Status {
+        /// `webhook` or `chat.postMessage`.
+        endpoint: &'static str,
+        /// HTTP status.
+        status: u16,
+        /// Response body (Slack's error code), truncated.
+        body: String,
+    },
+    /// The Web API answered 200 with `ok: false`.
+    #[error("slack chat.postMessage: {0}")]
+    Api(String),
+    /// Network or timeout.
+    #[error("slack {endpoint}: {message}")]
+    Transport {
+        /// `webhook` or `chat.postMessage`.
+        endpoint: &'static str,
+        /// What failed (without the URL).
+        message: String,
+    },
+}
+
+impl SlackError {
+    /// How long Slack asked us to wait, if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            SlackError::RateLimited(d) => Some(*d),
+            _ => None,
+        }
+    }
+}
+
+/// Post one message; returns the message `ts` for the bot API (thread parent).
+pub async fn post(
+    client: &reqwest::Client,
+    target: &SlackTarget,
+    message: &Value,
+    thread_ts: Option<&str>,
+) -> Result<Option<String>, SlackError> {
+    match target {
+        SlackTarget::Webhook(url) => {
+            let endpoint = "webhook";
+            let resp = client
+                .post(url.expose_secret())
+                .json(message)
+                .send()
+                .await
+                .map_err(|e| transport(endpoint, e))?;
+            let status = resp.status();
+            if status.as_u16() == 429 {
+                return Err(SlackError::RateLimited(retry_after(&resp)));
+            }
+            let body = resp.text().await.unwrap_or_default();
+            if status.is_success() {
+                Ok(None)
+            } else {
+                Err(SlackError::Status {
+                    endpoint,
+                    status: status.as_u16(),
+                    body: truncate(body.trim(), 200),
+                })
+            }
+        }
+        SlackTarget::Bot {
+            api_base,
+            token,
+            channel,
+        } => {
+            let endpoint = "chat.postMessage";
+            let mut body = message.clone();
+            body["channel"] = json!(channel);
+            if let Some(ts) = thread_ts {
+                body["thread_ts"] = json!(ts);
+            }
+            let resp = client
+                .post(format!(
+                    "{}/chat.postMessage",
+                    api_base.trim_end_matches('/')
+                ))
+                .bearer_auth(token.expose_secret())
+                .json(&body)
+                .send()
+                .await
+                .map_err(|e| transport(endpoint, e))?;
+            let status = resp.status();
+            if status.as_u16() == 429 {
+                return Err(SlackError::RateLimited(retry_after(&resp)));
+            }
+            if !status.is_success() {
+                let body = resp.text().await.unwrap_or_default();
+                return Err(SlackError::Status {
+                    endpoint,
+                    status: status.as_u16(),
+                    body: truncate(body.trim(), 200),
+                });
+            }
+            let v: Value = resp.json().await.map_err(|e| transport(endpoint, e))?;
+            if v["ok"] == json!(true) {
+                Ok(v["ts"].as_str().map(str::to_string))
+            } else {
+                let code = v["error"].as_str().unwrap_or("unknown error");
+                let detail = v
+                    .pointer("/response_metadata/messages")
+                    .and_then(Value::as_array)
+                    .map(|m| {
+                        m.iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    })
+                    .filter(|d| !d.is_empty());
+                Err(SlackError::Api(match detail {
+                    Some(d) => format!("{code} ({d})"),
+                    None => code.to_string(),
+                }))
+            }
+        }
+    }
+}
+
+fn retry_after(resp: &reqwest::Response) -> Duration {
+    resp.headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(Duration::from_secs(30), Duration::from_secs)
+}
+
+fn transport(endpoint: &'static str, e: reqwest::Error) -> SlackError {
+    // reqwest's Display includes the URL; the webhook URL is a secret.
+    let e = e.without_url();
+    SlackError::Transport {
+        endpoint,
+        message: e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_text_is_truncated_within_limits() {
+        let s = "x".repeat(5000);
+        assert_eq!(truncate(&s, MAX_SECTION_CHARS).chars().count(), 3000);
+        assert_eq!(truncate("short", 10), "short");
+    }
+
+    fn golden_pack() -> KpiPack {
+        let text = include_str!("../../tests/data/golden/estate-small.ndjson");
+        let records = text
+            .lines()
+            .map(|l| secmetrics_connectors::ndjson::parse_line(l, "import").unwrap());
+        let estate = crate::estate::Estate::from_records(records);
+        let period = crate::kpi::Period::parse_month("2026-10").unwrap();
+        crate::kpi::compute(
+            &estate,
+            &period,
+            &crate::kpi::KpiConfig::default(),
+            period.end,
+        )
+    }
+
+    #[test]
+    fn a_pack_that_does_not_fit_is_split_into_messages_within_slack_limits() {
+        let mut pack = golden_pack();
+        // 300 warnings of ~100 characters: far beyond one message.
+        pack.warnings = (0..300)
+            .map(|i| format!("warning {i:03}: {}", "x".repeat(90)))
+            .collect();
+        let lines = report::lines(&pack);
+        let n_lines = lines.len();
+        let view = DigestView {
+            title: "Product security KPIs",
+            lines,
+            report_url: Some("https://example.test/report"),
+        };
+        let messages = render(&pack, &view);
+        // The warnings section alone is truncated to 3,000 characters, so
+        // KPI sections and it fit in few messages, each within limits.
+        assert!(!messages.is_empty());
+        let mut sections = 0;
+        for (i, m) in messages.iter().enumerate() {
+            let blocks = m["blocks"].as_array().unwrap();
+            assert!(blocks.len() <= MAX_BLOCKS);
+            assert_eq!(blocks[0]["type"], "header");
+            assert_eq!(blocks.last().unwrap()["type"], "context");
+            let header = blocks[0]["text"]["text"].as_str().unwrap();
+            assert!(header.chars().count() <= MAX_HEADER_CHARS);
+            if messages.len() > 1 {
+                assert!(header.ends_with(&format!("({}/{})", i + 1, messages.len())));
+            }
+            let total: usize = blocks.iter().map(block_chars).sum();
+            assert!(total <= MAX_MESSAGE_CHARS, "{total}");
+            for b in blocks.iter().filter(|b| b["type"] == "section") {
+                assert!(block_chars(b) <= MAX_SECTION_CHARS);
+                sections += 1;
+            }
+            assert!(!m["text"].as_str().unwrap().is_empty());
+        }
+        assert_eq!(sections, n_lines + 1, "every KPI once, plus the warnings");
+    }
+
+    #[test]
+    fn many_kpi_lines_split_into_several_messages() {
+        let pack = golden_pack();
+        let line = report::lines(&pack).remove(0);
+        let view = DigestView {
+            title: "t",
+            lines: vec![line; 120],
+            report_url: None,
+        };
+        let messages = render(&pack, &view);
+        assert!(messages.len() >= 3, "{}", messages.len());
+        let sections: usize = messages
+            .iter()
+            .map(|m| m["blocks"].as_array().unwrap().len() - 2)
+            .sum();
+        assert_eq!(sections, 120 + 1);
+        for m in &messages {
+            assert!(m["blocks"].as_array().unwrap().len() <= MAX_BLOCKS);
+        }
+    }
+
+    #[test]
+    fn mrkdwn_control_characters_are_escaped() {
+        assert_eq!(escape("a<b>&c"), "a&lt;b&gt;&amp;c");
+    }
+}

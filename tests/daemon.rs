@@ -1,0 +1,735 @@
+//! The daemon end to end: a real `secmetrics run` process per test in a
+//! temporary directory, local servers playing Slack and GitHub, and a real
+//! SMTP server (mailin-embedded) on loopback.
+
+use crate::common::*;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Requests a fake HTTP service received: (path with query, body).
+type Seen = Arc<Mutex<Vec<(String, String)>>>;
+
+/// A fake HTTP service on loopback; `answer(n, path)` gives the n-th
+/// request's (status, headers, body, delay).
+struct FakeHttp {
+    port: u16,
+    seen: Seen,
+}
+
+type Answer = Arc<dyn Fn(usize, &str) -> (u16, Vec<(String, String)>, String, u64) + Send + Sync>;
+
+impl FakeHttp {
+    fn start(answer: Answer) -> FakeHttp {
+        Self::start_on(TcpListener::bind("127.0.0.1:0").unwrap(), answer)
+    }
+
+    fn start_on(listener: TcpListener, answer: Answer) -> FakeHttp {
+        let port = listener.local_addr().unwrap().port();
+        let seen: Seen = Arc::default();
+        let seen2 = seen.clone();
+        listener.set_nonblocking(true).unwrap();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                use axum::extract::Request;
+                use axum::response::IntoResponse;
+                let app = axum::Router::new().fallback(move |req: Request| {
+                    let seen = seen2.clone();
+                    let answer = answer.clone();
+                    async move {
+                        let path = req
+                            .uri()
+                            .path_and_query()
+                            .map(|p| p.to_string())
+                            .unwrap_or_default();
+                        let body = axum::body::to_bytes(req.into_body(), 1 << 24)
+                            .await
+                            .unwrap_or_default();
+                        let n = {
+                            let mut s = seen.lock().unwrap();
+                            s.push((path.clone(), String::from_utf8_lossy(&body).into_owned()));
+                            s.len()
+                        };
+                        let (status, headers, body, delay) = answer(n, &path);
+                        if delay > 0 {
+                            tokio::time::sleep(Duration::from_millis(delay)).await;
+                        }
+                        let mut resp = (axum::http::StatusCode::from_u16(status).unwrap(), body)
+                            .into_response();
+                        for (k, v) in headers {
+                            resp.headers_mut().insert(
+                                axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                                v.parse().unwrap(),
+                            );
+                        }
+                        resp
+                    }
+                });
+                let l = tokio::net::TcpListener::from_std(listener).unwrap();
+                axum::serve(l, app).await.unwrap();
+            });
+        });
+        FakeHttp { port, seen }
+    }
+
+    fn count(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+
+    fn requests(&self) -> Vec<(String, String)> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// A real SMTP server (mailin-embedded) collecting whole messages.
+#[derive(Clone, Default)]
+struct Mailbox {
+    current: Vec<u8>,
+    messages: Arc<Mutex<Vec<String>>>,
+}
+
+impl mailin_embedded::Handler for Mailbox {
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.current.extend_from_slice(buf);
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> mailin_embedded::Response {
+        let msg = String::from_utf8_lossy(&std::mem::take(&mut self.current)).into_owned();
+        self.messages.lock().unwrap().push(msg);
+        mailin_embedded::response::OK
+    }
+}
+
+fn start_smtp() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mailbox = Mailbox::default();
+    let messages = mailbox.messages.clone();
+    std::thread::spawn(move || {
+        let mut server = mailin_embedded::Server::new(mailbox);
+        server
+            .with_name("smtp.test")
+            .with_tcp_listener(listener)
+            .with_num_threads(2);
+        let _ = server.serve();
+    });
+    (port, messages)
+}
+
+/// A daemon process with its directory.
+struct Daemon {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Daemon {
+    fn start(dir: &Path, config: &Path) -> Daemon {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("daemon.log"))
+            .unwrap();
+        let child = bin()
+            .arg("--config")
+            .arg(config)
+            .arg("run")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let d = Daemon {
+            child,
+            dir: dir.to_path_buf(),
+        };
+        d.wait_until("the admin socket answers", 30, || {
+            admin(&d.socket(), "GET", "/healthz", &[], "").0 == 200
+        });
+        d
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.join("admin.sock")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
+    fn wait_until(&self, what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            if cond() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "timed out waiting until {what}; daemon log:\n{}",
+            self.log()
+        );
+    }
+
+    /// SIGTERM; returns (exit code, seconds it took).
+    fn terminate(mut self) -> (Option<i32>, f64) {
+        let t = Instant::now();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return (s.code(), t.elapsed().as_secs_f64());
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("daemon ignored SIGTERM; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().unwrap(); // SIGKILL
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP/1.1 request over the admin socket: (status, body).
+fn admin(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    let Ok(mut s) = UnixStream::connect(socket) else {
+        return (0, String::new());
+    };
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: secmetrics\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    if s.write_all(req.as_bytes()).is_err() || s.write_all(body.as_bytes()).is_err() {
+        return (0, String::new());
+    }
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+/// A configuration for a daemon in a fresh directory; `extra` is appended.
+fn setup(extra: &str) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    std::fs::write(dir.path().join("push_token"), "push-secret-token\n").unwrap();
+    let config = dir.path().join("secmetrics.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[store]
+path = "{d}/store"
+
+[log]
+format = "json"
+
+[admin]
+socket = "{d}/admin.sock"
+push_token_file = "{d}/push_token"
+push_max_bytes = 4096
+
+[daemon]
+sync_schedule = "0 0 0 1 1 *"
+retry_base_secs = 1
+retry_max_secs = 2
+shutdown_grace_secs = 8
+{extra}
+"#
+        ),
+    )
+    .unwrap();
+    Setup { dir, config }
+}
+
+fn import_small(s: &Setup) {
+    let store = s.dir.path().join("store");
+    let file = data("golden/estate-small.ndjson");
+    let o = run(&store, &["import", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+fn last_complete_month() -> String {
+    use chrono::Datelike;
+    let now = chrono::Utc::now();
+    let (y, m) = if now.month() == 1 {
+        (now.year() - 1, 12)
+    } else {
+        (now.year(), now.month() - 1)
+    };
+    format!("{y:04}-{m:02}")
+}
+
+fn slack_ok() -> Answer {
+    Arc::new(|_, _| (200, vec![], "ok".into(), 0))
+}
+
+#[test]
+fn scheduled_digest_arrives_once_in_slack_and_email_with_the_report_figures() {
+    let slack = FakeHttp::start(slack_ok());
+    let (smtp_port, mails) = start_smtp();
+    let s = setup(&format!(
+        r#"
+[[digests]]
+name = "monthly"
+schedule = "*/2 * * * * *"
+channels = ["slack", "email"]
+
+[slack]
+webhook_url = "http://127.0.0.1:{}/services/T000/B000/XXXX"
+
+[email]
+host = "127.0.0.1"
+port = {smtp_port}
+tls = "none"
+from = "secmetrics <secmetrics@example.test>"
+to = ["ciso@example.test"]
+"#,
+        slack.port
+    ));
+    import_small(&s);
+    let d = Daemon::start(s.dir.path(), &s.config);
+    d.wait_until("Slack and SMTP received the digest", 40, || {
+        slack.count() >= 1 && !mails.lock().unwrap().is_empty()
+    });
+    // Three more schedule fires: nothing is sent again for the same period.
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(slack.count(), 1, "{:?}", slack.requests());
+    assert_eq!(mails.lock().unwrap().len(), 1);
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+
+    let period = last_complete_month();
+    let store = s.dir.path().join("store");
+    let as_sent = run(
+        &store,
+        &[
+            "report",
+            "--period",
+            &period,
+            "--as-sent",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(as_sent.status.success(), "{}", stderr(&as_sent));
+    let fresh = run(&store, &["report", "--period", &period, "--format", "json"]);
+    let sent: serde_json::Value = serde_json::from_slice(&as_sent.stdout).unwrap();
+    let now: serde_json::Value = serde_json::from_slice(&fresh.stdout).unwrap();
+    assert_eq!(
+        sent["kpis"], now["kpis"],
+        "the digest's figures differ from the report"
+    );
+
+    let msg: serde_json::Value = serde_json::from_str(&slack.requests()[0].1).unwrap();
+    let text = msg.to_string();
+    let design = now["kpis"]["design_review_coverage"]["value"]
+        .as_f64()
+        .unwrap();
+    assert!(text.contains(&format!("{:.1}%", design * 100.0)), "{text}");
+    assert_eq!(msg["blocks"][0]["type"], "header");
+    assert!(msg["blocks"].as_array().unwrap().len() <= 50);
+
+    let mail = mails.lock().unwrap()[0].clone();
+    assert!(
+        mail.contains(&format!("Subject: Product security KPIs {period}")),
+        "{}",
+        &mail[..mail.len().min(2000)]
+    );
+    assert!(mail.contains("multipart/alternative"));
+    assert!(mail.contains("image/png"));
+    assert!(mail.contains(&format!("{:.1}%", design * 100.0)));
+}
+
+#[test]
+fn slack_failing_three_times_then_answering_delivers_once() {
+    let slack = FakeHttp::start(Arc::new(|n, _| {
+        if n <= 3 {
+            (500, vec![], "rollup_error".into(), 0)
+        } else {
+            (200, vec![], "ok".into(), 0)
+        }
+    }));
+    let s = setup(&format!(
+        r#"
+[[digests]]
+name = "monthly"
+schedule = "*/2 * * * * *"
+channels = ["slack"]
+
+[slack]
+webhook_url = "http://127.0.0.1:{}/services/T/B/X"
+"#,
+        slack.port
+    ));
+    import_small(&s);
+    let d = Daemon::start(s.dir.path(), &s.config);
+    d.wait_until("the fourth attempt", 40, || slack.count() >= 4);
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(slack.count(), 4, "{:?}", slack.requests());
+    let r = slack.requests();
+    assert_eq!(r[0].1, r[3].1, "the retry sends the same rendered message");
+    assert!(d.log().contains("HTTP 500: rollup_error"), "{}", d.log());
+    d.terminate();
+}
+
+#[test]
+fn killed_between_render_and_send_then_restarted_delivers_once() {
+    // Reserve a port where nothing answers yet: sends fail after rendering.
+    let reserved = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = reserved.local_addr().unwrap().port();
+    drop(reserved);
+    let s = setup(&format!(
+        r#"
+[[digests]]
+name = "monthly"
+schedule = "*/2 * * * * *"
+channels = ["slack"]
+
+[slack]
+webhook_url = "http://127.0.0.1:{port}/services/T/B/X"
+"#
+    ));
+    import_small(&s);
+    let d = Daemon::start(s.dir.path(), &s.config);
+    d.wait_until("the digest is in the outbox", 30, || {
+        let (_, body) = admin(&d.socket(), "GET", "/readyz", &[], "");
+        body.contains("\"outbox_depth\":1")
+    });
+    d.kill9();
+    let slack = FakeHttp::start_on(TcpListener::bind(("127.0.0.1", port)).unwrap(), slack_ok());
+    let d = Daemon::start(s.dir.path(), &s.config);
+    d.wait_until("the digest is delivered", 30, || slack.count() >= 1);
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(slack.count(), 1);
+    let (_, body) = admin(&d.socket(), "GET", "/readyz", &[], "");
+    assert!(body.contains("\"outbox_depth\":0"), "{body}");
+    d.terminate();
+}
+
+#[test]
+fn resync_goes_through_the_running_daemon_or_runs_here_without_one() {
+    let s = setup("");
+    let inbox = s.dir.path().join("inbox");
+    std::fs::create_dir(&inbox).unwrap();
+    std::fs::write(
+        inbox.join("a.ndjson"),
+        "{\"kind\":\"asset\",\"id\":\"a\",\"tier\":1}\n{\"kind\":\"asset\",\"id\":\"b\",\"tier\":2}\n",
+    )
+    .unwrap();
+    let mut cfg = std::fs::read_to_string(&s.config).unwrap();
+    cfg.push_str(&format!(
+        "\n[[connectors]]\nkind = \"ndjson\"\nname = \"inventory\"\npaths = [\"{}\"]\n",
+        inbox.display()
+    ));
+    std::fs::write(&s.config, cfg).unwrap();
+    let d = Daemon::start(s.dir.path(), &s.config);
+    let o = bin()
+        .arg("--config")
+        .arg(&s.config)
+        .arg("resync")
+        .output()
+        .unwrap();
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
+    assert!(out.contains("started by the daemon"), "{out}");
+    assert!(
+        out.contains("inventory: 1 pages, 2 new, 0 replaced, 0 unchanged, 0 gone"),
+        "{out}"
+    );
+    assert!(
+        out.contains("done: 1 of 1 connectors, 2 records written"),
+        "{out}"
+    );
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+
+    std::fs::write(
+        inbox.join("b.ndjson"),
+        "{\"kind\":\"asset\",\"id\":\"c\",\"tier\":3}\n",
+    )
+    .unwrap();
+    let o = bin()
+        .arg("--config")
+        .arg(&s.config)
+        .arg("resync")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no daemon answers on"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(status(&s.dir.path().join("store"))["records"]["asset"], 3);
+}
+
+#[test]
+fn sigterm_during_a_long_sync_exits_promptly_and_the_next_start_resumes() {
+    const PAGES: usize = 30;
+    let port_cell: Arc<Mutex<u16>> = Arc::default();
+    let pc = port_cell.clone();
+    let github = FakeHttp::start(Arc::new(move |_, path| {
+        if path.contains("/repos") {
+            return (200, vec![], "[]".into(), 0);
+        }
+        let page: usize = path
+            .split(['?', '&'])
+            .find_map(|kv| kv.strip_prefix("page="))
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(1);
+        let port = *pc.lock().unwrap();
+        let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
+        if page < PAGES {
+            headers.push((
+                "link".into(),
+                format!("<http://127.0.0.1:{port}/orgs/acme/secret-scanning/alerts?per_page=1&page={}>; rel=\"next\"", page + 1),
+            ));
+        }
+        let body = format!(
+            r#"[{{"number":{page},"created_at":"2026-10-0{}T00:00:00Z","updated_at":"2026-10-10T00:00:00Z","state":"open","resolution":null,"resolved_at":null,"secret_type":"aws_access_key_id","secret":"AKIAFAKEFAKEFAKE{page:04}","validity":"active","push_protection_bypassed":false,"repository":{{"full_name":"acme/app"}}}}]"#,
+            1 + page % 9
+        );
+        (200, headers, body, 300)
+    }));
+    *port_cell.lock().unwrap() = github.port;
+    let s = setup(&format!(
+        r#"
+[[connectors]]
+kind = "github_secret_scanning"
+name = "gh"
+org = "acme"
+base_url = "http://127.0.0.1:{}"
+token = "ghp_testtoken"
+rate = 100.0
+burst = 100
+per_page = 1
+"#,
+        github.port
+    ));
+    let d = Daemon::start(s.dir.path(), &s.config);
+    let (code, body) = admin(
+        &d.socket(),
+        "POST",
+        "/api/v1/resync",
+        &[("content-type", "application/json")],
+        "{}",
+    );
+    assert_eq!(code, 202, "{body}");
+    let alert_requests = |g: &FakeHttp| {
+        g.requests()
+            .iter()
+            .filter(|(p, _)| p.contains("secret-scanning"))
+            .count()
+    };
+    d.wait_until("a few pages are fetched", 30, || {
+        alert_requests(&github) >= 5
+    });
+    let (code, secs) = d.terminate();
+    assert_eq!(code, Some(0));
+    assert!(secs < 10.0, "took {secs} s to stop");
+    let fetched_first = alert_requests(&github);
+    assert!(fetched_first < PAGES, "the sync finished before SIGTERM");
+
+    let d = Daemon::start(s.dir.path(), &s.config);
+    let (code, _) = admin(
+        &d.socket(),
+        "POST",
+        "/api/v1/resync",
+        &[("content-type", "application/json")],
+        "{}",
+    );
+    assert_eq!(code, 202);
+    d.wait_until("the resync finishes", 60, || {
+        admin(&d.socket(), "GET", "/api/v1/resync/1", &[], "")
+            .1
+            .contains("\"done\"")
+    });
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+    let second_run: Vec<String> = github
+        .requests()
+        .iter()
+        .filter(|(p, _)| p.contains("secret-scanning"))
+        .skip(fetched_first)
+        .map(|(p, _)| p.clone())
+        .collect();
+    assert!(
+        second_run[0].contains("&page=") && !second_run[0].ends_with("&page=1"),
+        "the second start did not resume after the last committed page: {second_run:?}"
+    );
+    let total = status(&s.dir.path().join("store"));
+    assert_eq!(total["records"]["secret_alert"], PAGES as u64);
+    // No page was fetched more than twice (at most the one in flight at SIGTERM).
+    assert!(
+        fetched_first + second_run.len() <= PAGES + 1,
+        "{} + {}",
+        fetched_first,
+        second_run.len()
+    );
+}
+
+#[test]
+fn push_endpoint_checks_the_token_and_size_and_keeps_good_lines() {
+    let s = setup("");
+    let d = Daemon::start(s.dir.path(), &s.config);
+    let good = "{\"kind\":\"release\",\"id\":\"r1\",\"asset\":\"app\",\"at\":\"2026-11-02T10:00:00Z\",\"gate\":\"passed\"}";
+    let (code, _) = admin(&d.socket(), "POST", "/api/v1/records", &[], good);
+    assert_eq!(code, 401);
+    let (code, _) = admin(
+        &d.socket(),
+        "POST",
+        "/api/v1/records",
+        &[("authorization", "Bearer wrong")],
+        good,
+    );
+    assert_eq!(code, 401);
+    let auth = [("authorization", "Bearer push-secret-token")];
+    let big = format!("{good}\n").repeat(60);
+    assert!(big.len() > 4096);
+    let (code, _) = admin(&d.socket(), "POST", "/api/v1/records", &auth, &big);
+    assert_eq!(code, 413);
+    let body = format!(
+        "{good}\n{{\"kind\":\"release\",\"id\":\"r2\",\"asset\":\"app\",\"at\":\"2026-11-02T10:00:00\",\"gate\":\"passed\"}}\n{}\n",
+        good.replace("r1", "r3")
+    );
+    let (code, resp) = admin(&d.socket(), "POST", "/api/v1/records", &auth, &body);
+    assert_eq!(code, 422, "{resp}");
+    let v: serde_json::Value = serde_json::from_str(&resp).unwrap();
+    assert_eq!(v["loaded"], 2);
+    assert_eq!(v["new"], 2);
+    assert_eq!(v["rejected"], 1);
+    assert_eq!(v["errors"][0]["line"], 2);
+    assert_eq!(v["errors"][0]["field"], "at");
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+    assert!(!d_log_contains(s.dir.path(), "push-secret-token"));
+    assert_eq!(status(&s.dir.path().join("store"))["records"]["release"], 2);
+}
+
+fn d_log_contains(dir: &Path, needle: &str) -> bool {
+    std::fs::read_to_string(dir.join("daemon.log"))
+        .unwrap_or_default()
+        .contains(needle)
+}
+
+#[test]
+fn bot_token_errors_arrive_as_200_ok_false_and_are_retried_by_the_digest_command() {
+    let slack = FakeHttp::start(Arc::new(|n, _| {
+        let body = if n == 1 {
+            r#"{"ok":false,"error":"channel_not_found"}"#
+        } else {
+            r#"{"ok":true,"channel":"C1","ts":"1700000000.000100"}"#
+        };
+        (
+            200,
+            vec![("content-type".into(), "application/json".into())],
+            body.into(),
+            0,
+        )
+    }));
+    let s = setup(&format!(
+        r#"
+[[digests]]
+name = "monthly"
+schedule = "0 0 8 1 * *"
+channels = ["slack"]
+
+[slack]
+bot_token = "xoxb-test-token"
+channel = "C1"
+api_base = "http://127.0.0.1:{}/api"
+"#,
+        slack.port
+    ));
+    import_small(&s);
+    let digest = || {
+        bin()
+            .arg("--config")
+            .arg(&s.config)
+            .args(["digest", "monthly", "--period", "2026-10"])
+            .output()
+            .unwrap()
+    };
+    let o = digest();
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("sent 0, failed 1, waiting in the outbox 1"),
+        "{}",
+        stdout(&o)
+    );
+    let log = stderr(&o);
+    assert!(
+        log.contains("slack chat.postMessage: channel_not_found"),
+        "{log}"
+    );
+    assert!(!log.contains("xoxb-test-token"), "{log}");
+    std::thread::sleep(Duration::from_millis(2500));
+    let o = digest();
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("was queued before"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("sent 1, failed 0, waiting in the outbox 0"),
+        "{}",
+        stdout(&o)
+    );
+    let reqs = slack.requests();
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(reqs[1].0, "/api/chat.postMessage");
+    let body: serde_json::Value = serde_json::from_str(&reqs[1].1).unwrap();
+    assert_eq!(body["channel"], "C1");
+    assert_eq!(reqs[0].1, reqs[1].1, "the same rendered message is retried");
+    // A third run sends nothing: the period was delivered.
+    let o = digest();
+    assert!(
+        stdout(&o).contains("sent 0, failed 0, waiting in the outbox 0"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(slack.count(), 2);
+}
