@@ -149,7 +149,8 @@ fn main() {
     if let Some(pos) = args.iter().position(|a| a == "--case") {
         let kind = args[pos + 1].clone();
         let total: usize = args[pos + 2].parse().unwrap();
-        run_case(&kind, total);
+        let pages_per_commit: u32 = args[pos + 3].parse().unwrap();
+        run_case(&kind, total, pages_per_commit);
         return;
     }
     if !args.iter().any(|a| a == "--bench") {
@@ -157,10 +158,10 @@ fn main() {
         return;
     }
     let exe = std::env::current_exe().unwrap();
-    for total in ["10000", "100000"] {
+    for (total, pages_per_commit) in [("10000", "1"), ("100000", "1"), ("100000", "10")] {
         for kind in ["github_secret_scanning", "github_code_scanning"] {
             let status = std::process::Command::new(&exe)
-                .args(["--case", kind, total])
+                .args(["--case", kind, total, pages_per_commit])
                 .status()
                 .unwrap();
             assert!(status.success());
@@ -168,7 +169,7 @@ fn main() {
     }
 }
 
-fn run_case(kind: &str, total: usize) {
+fn run_case(kind: &str, total: usize, pages_per_commit: u32) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -179,7 +180,7 @@ fn run_case(kind: &str, total: usize) {
     let store = Store::open(dir.path()).unwrap();
     let mut settings = serde_json::json!({
         "kind": kind, "name": "bench", "org": "acme", "base_url": base,
-        "rate": 100000.0, "burst": 1000
+        "rate": 100000.0, "burst": 1000, "pages_per_commit": pages_per_commit
     });
     if kind == "github_secret_scanning" {
         settings["repos"] = serde_json::json!({"enabled": false});
@@ -208,7 +209,7 @@ fn run_case(kind: &str, total: usize) {
         let requests = connector.http_stats().unwrap().requests - before;
         let written = report.outcome.committed.inserted + report.outcome.committed.replaced;
         println!(
-            "{kind:<23} {total:>7} alerts, {pass:<5} pass: requests {requests:>5}, records written {written:>7}, wall {wall:>6.2} s, peak RSS {:>6.1} MiB",
+            "{kind:<23} {total:>7} alerts, {pages_per_commit:>2} pages/commit, {pass:<5} pass: requests {requests:>5}, records written {written:>7}, wall {wall:>6.2} s, peak RSS {:>6.1} MiB",
             peak_rss_mib()
         );
     }
