@@ -320,3 +320,37 @@ fn a_failed_pass_is_recorded_with_its_path_and_status_but_never_the_token() {
         "{last}"
     );
 }
+
+#[test]
+fn check_builds_every_connector_and_names_the_one_at_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        "[[connectors]]\nkind = \"github_code_scanning\"\nname = \"gh-code\"\norg = \"acme\"\n\
+         token = \"ghp_x\"\nper_page = 500\n",
+    );
+    let o = bin()
+        .args(["--config", config.to_str().unwrap(), "check"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o).trim(),
+        "configuration error: connector gh-code: `per_page` must be 1 to 100, found 500"
+    );
+    let config = write_config(
+        dir.path(),
+        "[[connectors]]\nkind = \"sarif\"\nname = \"sast\"\npaths = [\"/tmp\"]\n\
+         [[connectors.assets]]\npattern = \"/scans/[\"\nasset = \"x\"\n",
+    );
+    let o = bin()
+        .args(["--config", config.to_str().unwrap(), "check"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("connector sast: asset pattern \"/scans/[\""),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -26,10 +26,10 @@ pub fn run(path: Option<&Path>) -> i32 {
     // Build every connector (no request is sent): bad URLs, quotas or
     // patterns show here rather than at the first sync.
     for c in &config.connectors {
-        let name = c.name().to_string();
-        let token = secrets.connector_tokens.get(&name).cloned();
+        let token = secrets.connector_tokens.get(c.name()).cloned();
         if let Err(e) = c.clone().build(token) {
-            eprintln!("configuration error: connector {name}: {e}");
+            // The error names the connector.
+            eprintln!("configuration error: {e}");
             return 1;
         }
     }
