@@ -22,7 +22,8 @@
 //!   into `tool.driver.rules`; else `ruleId` / `rule.id` looked up by id;
 //! - status: `baselineState: absent` → remediated at the run's time; else an
 //!   accepted suppression (see [`SuppressionPolicy`]); else open;
-//! - fingerprint: the first `fingerprints` entry by key; else all
+//! - fingerprint: the first usable `fingerprints` entry by key (not empty,
+//!   not Semgrep OSS's placeholder "requires login"); else all
 //!   `partialFingerprints` with the rule id; else rule, URI, region and
 //!   message; hashed to 32 hex digits.
 
@@ -508,7 +509,17 @@ fn convert(
     let region = loc.and_then(|p| p.region.as_ref());
     let line = region.and_then(|g| g.start_line);
     let rid = rule_id.as_deref().unwrap_or("");
-    let fingerprint = if let Some((k, v)) = r.fingerprints.as_ref().and_then(|f| f.iter().next()) {
+    let usable = |v: &Value| {
+        let t = value_text(v);
+        // Semgrep OSS writes the placeholder "requires login" for every
+        // result: it identifies nothing.
+        !(t.trim().is_empty() || t == "requires login")
+    };
+    let fingerprint = if let Some((k, v)) = r
+        .fingerprints
+        .as_ref()
+        .and_then(|f| f.iter().find(|(_, v)| usable(v)))
+    {
         stable_hash(&["f", k, &value_text(v)])
     } else if let Some(p) = r.partial_fingerprints.as_ref().filter(|p| !p.is_empty()) {
         let mut parts: Vec<String> = vec!["p".into(), rid.to_string()];
@@ -954,6 +965,37 @@ mod tests {
         assert_eq!(severity_from_score(4.0), Severity::Medium);
         assert_eq!(severity_from_score(0.1), Severity::Low);
         assert_eq!(severity_from_score(0.0), Severity::Info);
+    }
+
+    #[test]
+    fn placeholder_fingerprints_do_not_merge_distinct_results() {
+        let dir = std::env::temp_dir().join(format!("sarif-fp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("semgrep.sarif");
+        let result = |line: u32| {
+            format!(
+                r#"{{"ruleId":"r","fingerprints":{{"matchBasedId/v1":"requires login"}},"message":{{"text":"m"}},
+                    "locations":[{{"physicalLocation":{{"artifactLocation":{{"uri":"a.py"}},"region":{{"startLine":{line}}}}}}}]}}"#
+            )
+        };
+        std::fs::write(
+            &p,
+            format!(
+                r#"{{"version":"2.1.0","runs":[{{"results":[{},{}],"tool":{{"driver":{{"name":"Semgrep OSS"}}}}}}]}}"#,
+                result(1),
+                result(2)
+            ),
+        )
+        .unwrap();
+        let mut fps = Vec::new();
+        read_results(&p, &SuppressionPolicy::default(), chrono::Utc::now(), |r| {
+            fps.push(r.fingerprint);
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(fps.len(), 2);
+        assert_ne!(fps[0], fps[1]);
     }
 
     #[test]
