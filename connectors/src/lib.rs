@@ -2,6 +2,12 @@
 //! validation, and the [`Connector`] trait through which sources (Jira,
 //! GitHub, SARIF, PagerDuty, NDJSON files) hand records over page by page.
 //!
+//! Layout: [`record`] and [`ndjson`] (the contract), [`connector`] (the
+//! trait and the page sink), [`http`] (the client every HTTP connector
+//! shares: quota, rate limits, retries, `Link` pagination, ETags),
+//! [`github`], [`sarif`] and [`ndjson_files`] (one module per source), and
+//! [`settings`] (the closed set of kinds a `[[connectors]]` table names).
+//!
 //! This crate knows nothing of the store, KPIs or delivery: the dependency
 //! runs one way, from the `secmetrics` binary to here.
 #![deny(missing_docs)]
