@@ -549,6 +549,7 @@ token = "ghp_testtoken"
 rate = 100.0
 burst = 100
 per_page = 1
+pages_per_commit = 3
 "#,
         github.port
     ));

@@ -220,9 +220,12 @@ async fn resync(State(s): State<Arc<Shared>>, body: Option<Json<ResyncRequest>>)
         },
     );
     let shared = s.clone();
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         super::resync::run(&shared, req.connector.as_deref(), req.full, Some(id)).await;
     });
+    let mut tasks = s.tasks.lock().unwrap_or_else(|p| p.into_inner());
+    tasks.retain(|t| !t.is_finished());
+    tasks.push(task);
     (StatusCode::ACCEPTED, Json(json!({"id": id}))).into_response()
 }
 

@@ -42,6 +42,9 @@ pub struct Shared {
     pub stopping: watch::Receiver<bool>,
     /// Serializes syncs: one connector pass at a time writes the store.
     pub sync_lock: tokio::sync::Mutex<()>,
+    /// Resyncs started through the admin API; shutdown waits for them to
+    /// finish their page in flight.
+    pub tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 /// Statistics of one connector's syncs.
@@ -196,6 +199,7 @@ pub async fn run(
         wake_delivery: Notify::new(),
         stopping: stop_rx.clone(),
         sync_lock: tokio::sync::Mutex::new(()),
+        tasks: Mutex::new(Vec::new()),
     });
     if let Err(e) = shared.refresh_pack(Utc::now()) {
         tracing::warn!(error = %format!("{e:#}"), "could not compute the KPI pack at start");
@@ -214,9 +218,14 @@ pub async fn run(
     notify::stopping();
     let _ = stop_tx.send(true);
     let grace = Duration::from_secs(shared.config.daemon.shutdown_grace_secs);
+    let tasks: Vec<_> =
+        std::mem::take(&mut *shared.tasks.lock().unwrap_or_else(|p| p.into_inner()));
     let all = async {
         let _ = scheduler.await;
         let _ = delivery.await;
+        for t in tasks {
+            let _ = t.await;
+        }
         for a in admin {
             let _ = a.await;
         }
