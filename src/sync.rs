@@ -13,6 +13,9 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+/// Called after each committed page with (pages, records) committed so far.
+pub type Progress<'a> = &'a mut (dyn FnMut(u64, u64) + Send);
+
 /// A [`PageSink`] over the store for one connector.
 pub struct StoreSink<'a> {
     store: &'a Store,
@@ -20,6 +23,9 @@ pub struct StoreSink<'a> {
     /// Identities committed in this pass (full passes only).
     seen: Option<HashSet<Identity>>,
     cancel: Arc<AtomicBool>,
+    progress: Option<Progress<'a>>,
+    pages: u64,
+    records: u64,
 }
 
 impl<'a> StoreSink<'a> {
@@ -36,7 +42,16 @@ impl<'a> StoreSink<'a> {
             connector: connector.to_string(),
             seen: track_seen.then(HashSet::new),
             cancel,
+            progress: None,
+            pages: 0,
+            records: 0,
         }
+    }
+
+    /// Report progress to `progress` after each committed page.
+    pub fn with_progress(mut self, progress: Option<Progress<'a>>) -> Self {
+        self.progress = progress;
+        self
     }
 }
 
@@ -53,6 +68,11 @@ impl PageSink for StoreSink<'_> {
             .map_err(|e| SinkError(e.to_string()))?;
         if let Some(seen) = &mut self.seen {
             seen.extend(page.records.iter().map(|r| r.identity()));
+        }
+        self.pages += 1;
+        self.records += page.records.len() as u64;
+        if let Some(p) = self.progress.as_mut() {
+            p(self.pages, self.records);
         }
         let t = outcome.total();
         Ok(Committed {
@@ -101,6 +121,17 @@ pub async fn sync_one(
     mode: SyncMode,
     cancel: Arc<AtomicBool>,
 ) -> Result<SyncReport, SyncError> {
+    sync_one_observed(store, connector, mode, cancel, None).await
+}
+
+/// [`sync_one`], reporting (pages, records) committed after each page.
+pub async fn sync_one_observed<'a>(
+    store: &'a Store,
+    connector: &dyn Connector,
+    mode: SyncMode,
+    cancel: Arc<AtomicBool>,
+    progress: Option<Progress<'a>>,
+) -> Result<SyncReport, SyncError> {
     let name = connector.name().to_string();
     let started = chrono::Utc::now();
     // A full pass re-reads everything from the start: only then are the
@@ -109,7 +140,8 @@ pub async fn sync_one(
         SyncMode::Full => None,
         SyncMode::Incremental => store.cursor(&name)?.and_then(|c| c.cursor),
     };
-    let mut sink = StoreSink::new(store, &name, mode == SyncMode::Full, cancel);
+    let mut sink =
+        StoreSink::new(store, &name, mode == SyncMode::Full, cancel).with_progress(progress);
     let result = connector.sync(cursor, mode, &mut sink).await;
     let mut state: CursorState = store.cursor(&name)?.unwrap_or_default();
     let outcome = match result {

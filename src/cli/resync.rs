@@ -4,6 +4,7 @@
 
 use super::{admin_client, sync, Context};
 use crate::daemon::JobStatus;
+use std::io::IsTerminal;
 use std::time::Duration;
 
 /// Options of `resync`.
@@ -67,6 +68,11 @@ pub fn run(ctx: &Context, args: ResyncArgs) -> anyhow::Result<i32> {
                 .await?;
             for m in &job.messages[shown..] {
                 println!("  {m}");
+            }
+            if let Some(c) = &job.current {
+                if std::io::stderr().is_terminal() {
+                    eprint!("\r  {c}…\x1b[K");
+                }
             }
             shown = job.messages.len();
             if job.state != "running" {

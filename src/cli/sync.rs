@@ -4,9 +4,10 @@
 
 use super::Context;
 use crate::config::connector_token;
-use crate::sync::{sync_one, SyncReport};
+use crate::sync::{sync_one_observed, SyncReport};
 use anyhow::Context as _;
 use secmetrics_connectors::SyncMode;
+use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -84,7 +85,22 @@ pub fn run(ctx: &Context, args: SyncArgs) -> anyhow::Result<i32> {
             if cancel.load(Ordering::Relaxed) {
                 break;
             }
-            match sync_one(&store, c.as_ref(), mode, cancel.clone()).await {
+            // A live counter on a terminal: pages and records committed.
+            let name = c.name().to_string();
+            let mut show = |pages: u64, records: u64| {
+                eprint!("\r{name}: {pages} pages, {records} records committed…");
+            };
+            let progress: Option<crate::sync::Progress<'_>> = if std::io::stderr().is_terminal() {
+                Some(&mut show)
+            } else {
+                None
+            };
+            let result =
+                sync_one_observed(&store, c.as_ref(), mode, cancel.clone(), progress).await;
+            if std::io::stderr().is_terminal() {
+                eprint!("\r\x1b[2K");
+            }
+            match result {
                 Ok(report) => print_row(&report),
                 Err(e) => {
                     failed += 1;

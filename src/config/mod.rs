@@ -249,7 +249,8 @@ pub struct LogConfig {
     /// `RUST_LOG`, when set, wins.
     #[serde(default = "default_level")]
     pub level: String,
-    /// `auto` (human-readable on a terminal, JSON otherwise), `text` or `json`.
+    /// `auto` (the journal under systemd, human-readable text on a terminal,
+    /// JSON otherwise), `text`, `json` or `journald`.
     #[serde(default)]
     pub format: LogFormat,
 }
@@ -278,6 +279,8 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+    /// Native journald entries (fields kept as journal fields).
+    Journald,
 }
 
 /// `[admin]`: the daemon's admin API.

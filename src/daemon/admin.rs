@@ -217,6 +217,7 @@ async fn resync(State(s): State<Arc<Shared>>, body: Option<Json<ResyncRequest>>)
             connectors_total: 0,
             records: 0,
             messages: Vec::new(),
+            current: None,
         },
     );
     let shared = s.clone();

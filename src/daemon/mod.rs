@@ -75,6 +75,9 @@ pub struct JobStatus {
     pub records: u64,
     /// Lines of progress or outcome.
     pub messages: Vec<String>,
+    /// Progress of the connector in flight.
+    #[serde(default)]
+    pub current: Option<String>,
 }
 
 /// A scheduled job.
@@ -188,13 +191,25 @@ pub async fn run(
     if !problems.is_empty() {
         anyhow::bail!("invalid configuration:\n  {}", problems.join("\n  "));
     }
+    // Connector outcomes survive restarts in the store's cursors.
+    let mut syncs = BTreeMap::new();
+    for (name, c) in store.cursors()? {
+        syncs.insert(
+            name,
+            SyncStats {
+                last_success: c.last_success_us.map(crate::store::time_text),
+                last_error: c.last_error,
+                ..SyncStats::default()
+            },
+        );
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let shared = Arc::new(Shared {
         store,
         config,
         secrets,
         current: RwLock::new(None),
-        syncs: Mutex::new(BTreeMap::new()),
+        syncs: Mutex::new(syncs),
         jobs: Mutex::new(BTreeMap::new()),
         wake_delivery: Notify::new(),
         stopping: stop_rx.clone(),

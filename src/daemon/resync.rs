@@ -4,7 +4,7 @@
 //! after records changed.
 
 use super::{JobStatus, Shared, SyncStats};
-use crate::sync::sync_one;
+use crate::sync::sync_one_observed;
 use chrono::Utc;
 use secmetrics_connectors::SyncMode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -81,9 +81,25 @@ pub async fn run(
         let name = settings.name().to_string();
         let token = shared.secrets.connector_tokens.get(&name).cloned();
         let result = match settings.build(token) {
-            Ok(c) => sync_one(&shared.store, c.as_ref(), mode, cancel.clone())
+            Ok(c) => {
+                // Progress of the connector in flight, for `secmetrics resync`.
+                let mut progress = |pages: u64, records: u64| {
+                    update(&|j| {
+                        j.current = Some(format!(
+                            "{name}: {pages} pages, {records} records committed"
+                        ))
+                    });
+                };
+                sync_one_observed(
+                    &shared.store,
+                    c.as_ref(),
+                    mode,
+                    cancel.clone(),
+                    Some(&mut progress),
+                )
                 .await
-                .map_err(|e| e.to_string()),
+                .map_err(|e| e.to_string())
+            }
             Err(e) => Err(e.to_string()),
         };
         let mut syncs = shared.syncs.lock().unwrap_or_else(|p| p.into_inner());

@@ -375,13 +375,7 @@ impl Store {
             .get(META_LAST_IMPORT)?
             .and_then(|b| <[u8; 8]>::try_from(&b[..]).ok())
             .map(|b| codec::time(i64::from_be_bytes(b)));
-        for item in self.cursors.iter() {
-            let (k, v) = item?;
-            status.cursors.insert(
-                String::from_utf8_lossy(&k).into_owned(),
-                codec::decode("cursors", &v)?,
-            );
-        }
+        status.cursors = self.cursors()?;
         status.size_on_disk = self.db.size_on_disk()?;
         Ok(status)
     }
@@ -392,6 +386,19 @@ impl Store {
             .get(connector.as_bytes())?
             .map(|b| codec::decode("cursors", &b))
             .transpose()
+    }
+
+    /// Every connector's cursor state, by connector name.
+    pub fn cursors(&self) -> Result<BTreeMap<String, CursorState>> {
+        let mut out = BTreeMap::new();
+        for item in self.cursors.iter() {
+            let (k, v) = item?;
+            out.insert(
+                String::from_utf8_lossy(&k).into_owned(),
+                codec::decode("cursors", &v)?,
+            );
+        }
+        Ok(out)
     }
 
     /// Replace a connector's cursor state (sync outcome bookkeeping).
