@@ -21,7 +21,8 @@ pub enum StoreError {
     /// Another process (usually the running daemon) holds the store.
     #[error(
         "the store at {0} is in use by another secmetrics process (the daemon?); \
-         stop it, or ask it through its admin API (`secmetrics resync`, `report`)"
+         stop it, or ask the daemon: `secmetrics status`, `secmetrics resync`, \
+         `secmetrics digest NAME`, or its admin API (GET /api/v1/kpis, GET /report)"
     )]
     Locked(PathBuf),
     /// The store directory cannot be created or opened.
