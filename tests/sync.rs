@@ -135,6 +135,127 @@ fn import_sarif_loads_every_result_as_a_finding_of_the_asset() {
     assert_eq!(status(dir.path())["records"]["finding"], 17);
 }
 
+/// A one-run SARIF log of tool `T` scanned at `time` with results
+/// (fingerprints) `fps`.
+fn sarif_scan(time: &str, fps: &[&str]) -> String {
+    let results: Vec<serde_json::Value> = fps
+        .iter()
+        .map(|fp| {
+            serde_json::json!({"ruleId": "A", "level": "error", "message": {"text": "m"},
+                "partialFingerprints": {"primaryLocationLineHash": fp}})
+        })
+        .collect();
+    serde_json::json!({"version": "2.1.0", "runs": [{
+        "tool": {"driver": {"name": "T", "rules": [{"id": "A"}]}},
+        "invocations": [{"endTimeUtc": time}],
+        "results": results
+    }]})
+    .to_string()
+}
+
+fn stored_findings(store: &Path) -> Vec<(String, String)> {
+    let s = secmetrics::store::Store::open(store).unwrap();
+    let mut out: Vec<(String, String)> = s
+        .load_estate()
+        .unwrap()
+        .findings
+        .iter()
+        .map(|f| {
+            (
+                f.fingerprint.clone().unwrap_or_default(),
+                f.opened_at.to_rfc3339(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn import_sarif_again_keeps_the_first_scans_opened_at() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let first = dir.path().join("first.sarif");
+    let later = dir.path().join("later.sarif");
+    std::fs::write(&first, sarif_scan("2026-03-01T00:00:00Z", &["h1"])).unwrap();
+    std::fs::write(&later, sarif_scan("2026-03-08T00:00:00Z", &["h1", "h2"])).unwrap();
+    let import = |f: &Path| {
+        let o = run(
+            &store,
+            &[
+                "import",
+                "--format",
+                "sarif",
+                "--asset",
+                "web",
+                f.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        o
+    };
+    import(&first);
+    let o = import(&later);
+    // h1 is unchanged (same opened_at), h2 new.
+    assert_eq!(summary_row(&stdout(&o), "finding"), vec![2, 1, 0, 1, 0]);
+    let f = stored_findings(&store);
+    assert_eq!(f.len(), 2);
+    let opened: Vec<&str> = f.iter().map(|(_, t)| t.as_str()).collect();
+    assert!(opened.contains(&"2026-03-01T00:00:00+00:00"), "{f:?}");
+    assert!(opened.contains(&"2026-03-08T00:00:00+00:00"), "{f:?}");
+    // Both files in one command, the later first: the earliest still wins.
+    let dir2 = tempfile::tempdir().unwrap();
+    let store2 = dir2.path().join("store");
+    let o = run(
+        &store2,
+        &[
+            "import",
+            "--format",
+            "sarif",
+            "--asset",
+            "web",
+            later.to_str().unwrap(),
+            first.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stored_findings(&store2), f);
+}
+
+#[test]
+fn sarif_connector_keeps_the_first_opened_at_when_the_first_scan_file_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let scans = dir.path().join("scans");
+    std::fs::create_dir(&scans).unwrap();
+    let file = scans.join("web.sarif");
+    std::fs::write(&file, sarif_scan("2026-03-01T00:00:00Z", &["h1"])).unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[[connectors]]\nkind = \"sarif\"\nname = \"sast\"\npaths = [\"{}\"]\ndefault_asset = \"web\"\n",
+            scans.display()
+        ),
+    );
+    let store = dir.path().join("store");
+    let o = sync(&store, &config, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // The next scan overwrites the file; a full pass re-reads only it.
+    std::fs::write(&file, sarif_scan("2026-03-08T00:00:00Z", &["h1", "h2"])).unwrap();
+    let o = sync(&store, &config, &["--full"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // [pages, requests, new, replaced, unchanged, skipped, gone]: h1 is
+    // unchanged (it keeps 03-01), h2 new.
+    assert_eq!(sync_row(&stdout(&o), "sast"), vec![1, 1, 1, 0, 1, 0, 0]);
+    let f = stored_findings(&store);
+    assert_eq!(f.len(), 2);
+    let mut opened: Vec<&str> = f.iter().map(|(_, t)| t.as_str()).collect();
+    opened.sort();
+    assert_eq!(
+        opened,
+        vec!["2026-03-01T00:00:00+00:00", "2026-03-08T00:00:00+00:00"]
+    );
+}
+
 /// A minimal GitHub on loopback (std only): org secret scanning alerts in
 /// pages of 2 with `Link` headers and ETags; records each request line and
 /// its `If-None-Match`.
