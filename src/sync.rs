@@ -3,7 +3,8 @@
 //! atomic store write ([`Store::commit_page`]), so a failed or interrupted
 //! pass resumes after the last committed page. A full pass starts from no
 //! cursor, reads everything, and marks the records of this connector that it
-//! no longer returned as gone, with the time, instead of deleting them.
+//! no longer returned as gone, with the time, instead of deleting them;
+//! a full pass that skipped items it could not read marks nothing gone.
 
 use crate::store::{CursorState, Store, StoreError};
 use secmetrics_connectors::{
@@ -187,7 +188,15 @@ pub async fn sync_one_observed<'a>(
     };
     let mut gone = 0;
     if mode == SyncMode::Full && !outcome.interrupted {
-        if let Some(seen) = sink.seen.take() {
+        if outcome.skipped > 0 {
+            // A skipped item may be a record the source still returns (only
+            // unreadable): its identity is unknown, so nothing is marked gone.
+            tracing::warn!(
+                connector = %name, skipped = outcome.skipped,
+                "full pass skipped {} unreadable item(s); nothing marked gone",
+                outcome.skipped
+            );
+        } else if let Some(seen) = sink.seen.take() {
             gone = store.mark_gone_except(&name, &seen, started)?;
         }
     }

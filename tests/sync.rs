@@ -85,6 +85,50 @@ fn full_sync_marks_records_the_source_no_longer_returns_as_gone() {
 }
 
 #[test]
+fn full_sync_that_skipped_an_unreadable_item_marks_nothing_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("inbox");
+    std::fs::create_dir(&inbox).unwrap();
+    let file = inbox.join("assets.ndjson");
+    std::fs::write(
+        &file,
+        "{\"kind\":\"asset\",\"id\":\"a\",\"tier\":1}\n{\"kind\":\"asset\",\"id\":\"b\",\"tier\":2}\n{\"kind\":\"asset\",\"id\":\"c\",\"tier\":3}\n",
+    )
+    .unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[[connectors]]\nkind = \"ndjson\"\nname = \"inventory\"\npaths = [\"{}\"]\n",
+            inbox.display()
+        ),
+    );
+    let store = dir.path().join("store");
+    let o = sync(&store, &config, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // `c` is still there but unreadable (a bad tier): not gone.
+    std::fs::write(
+        &file,
+        "{\"kind\":\"asset\",\"id\":\"a\",\"tier\":1}\n{\"kind\":\"asset\",\"id\":\"b\",\"tier\":2}\n{\"kind\":\"asset\",\"id\":\"c\",\"tier\":\"x\"}\n",
+    )
+    .unwrap();
+    let o = sync(&store, &config, &["--full", "--connector", "inventory"]);
+    // [pages, requests, new, replaced, unchanged, skipped, gone]
+    assert_eq!(
+        sync_row(&stdout(&o), "inventory"),
+        vec![1, 1, 0, 0, 2, 1, 0]
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("full pass skipped 1 unreadable item(s); nothing marked gone"),
+        "{}",
+        stderr(&o)
+    );
+    let s = status(&store);
+    assert_eq!(s["records"]["asset"], 3);
+    assert_eq!(s["gone"], 0);
+}
+
+#[test]
 fn unknown_connector_name_is_an_error_listing_the_configured_ones() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(
