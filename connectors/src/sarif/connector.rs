@@ -332,7 +332,6 @@ impl SarifConnector {
         path: &Path,
         stamp: Stamp,
         asset: &str,
-        relative: &str,
         cur: &mut SarifCursor,
         sink: &mut dyn PageSink,
         outcome: &mut SyncOutcome,
@@ -345,6 +344,7 @@ impl SarifConnector {
                 return Ok(false);
             }
         };
+        let relative = relative_path(&self.settings.paths, path);
         let fallback =
             chrono::DateTime::from_timestamp_millis(stamp.modified_ms).unwrap_or_default();
         // The scan key of each run, and the tool and scan time of each key.
@@ -352,7 +352,7 @@ impl SarifConnector {
         let mut run_keys: Vec<String> = Vec::with_capacity(file.runs.len());
         for run in &file.runs {
             let t = run.time.unwrap_or(fallback);
-            let category = run_category(run.category.as_deref(), relative);
+            let category = run_category(run.category.as_deref(), &relative);
             let key = scan_key(asset, run.tool(), &category);
             let e = scans
                 .entry(key.clone())
@@ -545,16 +545,7 @@ impl Connector for SarifConnector {
                 outcome.requests += 1;
                 let imported = match self.asset_of(&path) {
                     Some(asset) => {
-                        let relative = relative_path(&self.settings.paths, &path);
-                        self.import(
-                            &path,
-                            stamp,
-                            &asset,
-                            &relative,
-                            &mut cur,
-                            sink,
-                            &mut outcome,
-                        )?
+                        self.import(&path, stamp, &asset, &mut cur, sink, &mut outcome)?
                     }
                     None => {
                         tracing::warn!(connector = %name, path = %key, "no asset pattern matches and no default_asset; file skipped");
