@@ -445,3 +445,43 @@ async fn files_without_a_category_never_resolve_each_other() {
     assert_eq!(f.len(), 2);
     assert!(f.values().all(|f| f.status.as_str() == "open"));
 }
+
+#[tokio::test]
+async fn a_cancelled_pass_stops_between_pages_of_one_file_and_reads_it_again_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("big.sarif");
+    std::fs::write(
+        &f,
+        scan(
+            "Semgrep",
+            "2026-03-01T00:00:00Z",
+            &[("A", "1"), ("A", "2"), ("A", "3"), ("A", "4"), ("A", "5")],
+        ),
+    )
+    .unwrap();
+    let settings: SarifSettings = serde_json::from_value(json!({
+        "name": "sast", "paths": [dir.path().display().to_string()],
+        "default_asset": "mono", "page_size": 2
+    }))
+    .unwrap();
+    let c = settings.build().unwrap();
+    let mut sink = MemorySink {
+        cancel_after: Some(1),
+        ..MemorySink::default()
+    };
+    let out = c
+        .sync(None, SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    assert!(out.interrupted);
+    assert_eq!((out.pages, sink.records.len()), (1, 2));
+    assert_eq!(sink.cursor, None, "the file is not marked read");
+    sink.cancel_after = None;
+    let out = c
+        .sync(sink.cursor.clone(), SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    assert!(!out.interrupted);
+    assert_eq!((out.requests, out.pages, sink.records.len()), (1, 3, 5));
+    assert!(sink.cursor.is_some());
+}

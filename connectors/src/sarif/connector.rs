@@ -161,6 +161,23 @@ impl ScanBuilder {
     }
 }
 
+/// What became of one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Imported {
+    /// Read whole; its scan states are in the cursor.
+    Read,
+    /// Skipped (unreadable, older than the last scan, or no asset).
+    Skipped,
+    /// The sink asked to stop between two pages of it.
+    Interrupted,
+}
+
+/// Why reading a file's results stopped early.
+enum Stop {
+    Failed(Error),
+    Cancelled,
+}
+
 /// The state key of a finding: its fingerprint, `#n` for the n-th repeat.
 fn local_key(fingerprint: &str, occurrence: u32) -> String {
     if occurrence <= 1 {
@@ -325,8 +342,7 @@ impl SarifConnector {
         Ok(())
     }
 
-    /// Import one file into `cur`, committing its pages. Returns false when
-    /// the file was skipped.
+    /// Import one file into `cur`, committing its pages.
     fn import(
         &self,
         path: &Path,
@@ -335,13 +351,13 @@ impl SarifConnector {
         cur: &mut SarifCursor,
         sink: &mut dyn PageSink,
         outcome: &mut SyncOutcome,
-    ) -> Result<bool, Error> {
+    ) -> Result<Imported, Error> {
         let name = &self.settings.name;
         let file = match SarifFile::open(path) {
             Ok(f) => f,
             Err(e) => {
                 tracing::warn!(connector = %name, error = %e, "SARIF file skipped");
-                return Ok(false);
+                return Ok(Imported::Skipped);
             }
         };
         let relative = relative_path(&self.settings.paths, path);
@@ -364,7 +380,7 @@ impl SarifConnector {
             if let Some(prev) = cur.scans.get(key) {
                 if prev.t > micros(*t) {
                     tracing::warn!(connector = %name, path = %path.display(), tool, "scan older than the last one read for this asset, tool and category; skipped");
-                    return Ok(false);
+                    return Ok(Imported::Skipped);
                 }
             }
         }
@@ -380,7 +396,7 @@ impl SarifConnector {
         let res = file.results(
             &self.settings.suppressions,
             fallback,
-            |r| -> Result<(), Error> {
+            |r| -> Result<(), Stop> {
                 let key = run_keys.get(r.run).cloned().unwrap_or_default();
                 let n = occurrences.next(&r.tool, &r.fingerprint);
                 let id = finding_id(asset, &r.tool, &r.fingerprint, n);
@@ -406,14 +422,24 @@ impl SarifConnector {
                 );
                 page.push(Record::Finding(finding));
                 if page.len() >= page_size {
-                    self.commit(sink, outcome, std::mem::take(&mut page), None)?;
+                    self.commit(sink, outcome, std::mem::take(&mut page), None)
+                        .map_err(Stop::Failed)?;
+                    // Checked between pages: the file is not marked read,
+                    // so the next pass reads it again from the start.
+                    if sink.cancelled() {
+                        return Err(Stop::Cancelled);
+                    }
                 }
                 Ok(())
             },
         );
         match res {
             Ok(_) => {}
-            Err(ReadError::Stopped(e)) => return Err(e),
+            Err(ReadError::Stopped(Stop::Failed(e))) => return Err(e),
+            Err(ReadError::Stopped(Stop::Cancelled)) => {
+                outcome.interrupted = true;
+                return Ok(Imported::Interrupted);
+            }
             Err(ReadError::Sarif(e)) => {
                 // Pages already committed stay (they are true); the file is
                 // not marked read, so it is tried again.
@@ -452,7 +478,7 @@ impl SarifConnector {
         }
         cur.files.insert(path.display().to_string(), stamp);
         self.commit(sink, outcome, page, Some(cur))?;
-        Ok(true)
+        Ok(Imported::Read)
     }
 
     fn resolved(
@@ -549,10 +575,13 @@ impl Connector for SarifConnector {
                     }
                     None => {
                         tracing::warn!(connector = %name, path = %key, "no asset pattern matches and no default_asset; file skipped");
-                        false
+                        Imported::Skipped
                     }
                 };
-                if !imported {
+                if imported == Imported::Interrupted {
+                    break;
+                }
+                if imported == Imported::Skipped {
                     outcome.skipped += 1;
                     cur.files.insert(key, stamp);
                     self.commit(sink, &mut outcome, Vec::new(), Some(&cur))?;
