@@ -851,4 +851,41 @@ async fn repo_coverage_is_read_whole_every_pass_with_an_etag_per_page() {
         ]
     );
     assert_eq!(o.pages, 0);
+
+    // A fourth repository fills page 2 (which changes); a fifth then starts
+    // page 3, which page 2's ETag does not show (only its Link does): a full
+    // last page that answers 304 is read again for its Link.
+    let mut four = repos(Some(true));
+    four.push(repo("acme/d", &updated_desc(3), Some(true)));
+    gh.set("repos", four.clone());
+    gh.clear_seen();
+    c.sync(sink.cursor.clone(), SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    assert_eq!(
+        list(&gh),
+        vec![
+            row("repos", 1, 304),
+            row("repos", 2, 200),
+            row("secret", 1, 304)
+        ]
+    );
+    let mut five = four;
+    five.push(repo("acme/e", &updated_desc(4), Some(false)));
+    gh.set("repos", five);
+    gh.clear_seen();
+    c.sync(sink.cursor.clone(), SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    assert_eq!(
+        list(&gh),
+        vec![
+            row("repos", 1, 304),
+            row("repos", 2, 304),
+            row("repos", 2, 200),
+            row("repos", 3, 200),
+            row("secret", 1, 304)
+        ]
+    );
+    assert_eq!(sink.count("repo"), 5);
 }

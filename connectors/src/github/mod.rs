@@ -244,6 +244,10 @@ pub struct PageTag {
     /// Its ETag, if the server gave one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub etag: Option<String>,
+    /// It held `per_page` items: a page may follow that its ETag does not
+    /// show (the `Link` header is not part of it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub full: bool,
 }
 
 /// One converted list item.
@@ -399,6 +403,8 @@ async fn sync_pages<T: DeserializeOwned>(
     // Whole lists: whether any page of this pass changed (a resumed pass
     // has committed pages already). An unchanged list commits nothing.
     let mut changed = resumed || !whole;
+    // Ask the current page again without its ETag (see below).
+    let mut refetch = false;
     // Records of fetched pages not yet committed, and how many pages.
     let mut pending: Vec<Record> = Vec::new();
     let mut pending_pages = 0u32;
@@ -417,7 +423,7 @@ async fn sync_pages<T: DeserializeOwned>(
             return Ok(());
         }
         let page_ix = pass.pages.len();
-        let etag = if pass.full {
+        let etag = if pass.full || std::mem::take(&mut refetch) {
             None
         } else if whole {
             ep.pages
@@ -430,7 +436,7 @@ async fn sync_pages<T: DeserializeOwned>(
             None
         };
         outcome.requests += 1;
-        let (body, fetched_next, page_etag) = match api.http.get(&url, etag).await? {
+        let (body, fetched_next, page_etag, was_full) = match api.http.get(&url, etag).await? {
             Conditional::NotModified if whole => {
                 // This page is as it was; go on to the page that followed it.
                 tracing::debug!(
@@ -439,8 +445,15 @@ async fn sync_pages<T: DeserializeOwned>(
                     page = page_ix + 1,
                     "page not modified"
                 );
+                let was_full = ep.pages.get(page_ix).is_some_and(|p| p.full);
                 let next = ep.pages.get(page_ix + 1).map(|p| p.url.clone());
-                (None, next, etag.map(str::to_string))
+                if next.is_none() && was_full {
+                    // The last page was full: a page added after it does not
+                    // change its ETag, only its `Link`. Read it again.
+                    refetch = true;
+                    continue;
+                }
+                (None, next, etag.map(str::to_string), was_full)
             }
             Conditional::NotModified => {
                 tracing::debug!(
@@ -452,17 +465,11 @@ async fn sync_pages<T: DeserializeOwned>(
             }
             Conditional::Modified(f) => {
                 changed = true;
-                (Some(f.body), f.next, f.etag)
+                (Some(f.body), f.next, f.etag, false)
             }
         };
         if first {
             pass.etag = page_etag.clone();
-        }
-        if whole {
-            pass.pages.push(PageTag {
-                url: url.clone(),
-                etag: page_etag,
-            });
         }
         let items: Vec<&serde_json::value::RawValue> = match &body {
             None => Vec::new(),
@@ -471,6 +478,13 @@ async fn sync_pages<T: DeserializeOwned>(
                 message: format!("{key}: the page is not a JSON array: {e}"),
             })?,
         };
+        if whole {
+            pass.pages.push(PageTag {
+                url: url.clone(),
+                etag: page_etag,
+                full: was_full || items.len() >= api.per_page as usize,
+            });
+        }
         let mut stop = false;
         for raw in items {
             let parsed = serde_json::from_str::<T>(raw.get()).map_err(|e| e.to_string());
