@@ -188,13 +188,13 @@ pub async fn sync_one_observed<'a>(
     };
     let mut gone = 0;
     if mode == SyncMode::Full && !outcome.interrupted {
-        if outcome.skipped > 0 {
-            // A skipped item may be a record the source still returns (only
-            // unreadable): its identity is unknown, so nothing is marked gone.
+        if outcome.unreadable > 0 {
+            // An unreadable item may be a record the source still returns:
+            // its identity is unknown, so nothing is marked gone.
             tracing::warn!(
-                connector = %name, skipped = outcome.skipped,
+                connector = %name, unreadable = outcome.unreadable,
                 "full pass skipped {} unreadable item(s); nothing marked gone",
-                outcome.skipped
+                outcome.unreadable
             );
         } else if let Some(seen) = sink.seen.take() {
             gone = store.mark_gone_except(&name, &seen, started)?;

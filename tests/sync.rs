@@ -129,6 +129,46 @@ fn full_sync_that_skipped_an_unreadable_item_marks_nothing_gone() {
 }
 
 #[test]
+fn full_sarif_pass_marks_gone_despite_an_unmapped_file_but_not_after_an_unreadable_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let scans = dir.path().join("scans");
+    std::fs::create_dir_all(scans.join("web")).unwrap();
+    let web = scans.join("web").join("a.sarif");
+    std::fs::write(&web, sarif_scan("2026-03-01T00:00:00Z", &["h1", "h2"])).unwrap();
+    std::fs::write(
+        scans.join("unmapped.sarif"),
+        sarif_scan("2026-03-01T00:00:00Z", &["u"]),
+    )
+    .unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[[connectors]]\nkind = \"sarif\"\nname = \"sast\"\npaths = [\"{0}\"]\n\
+             [[connectors.assets]]\npattern = \"{0}/web/*\"\nasset = \"web\"\n",
+            scans.display()
+        ),
+    );
+    let store = dir.path().join("store");
+    let o = sync(&store, &config, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // [pages, requests, new, replaced, unchanged, skipped, gone]
+    assert_eq!(sync_row(&stdout(&o), "sast"), vec![2, 2, 2, 0, 0, 1, 0]);
+    // The web file is replaced by a malformed one: nothing is marked gone.
+    std::fs::write(&web, "{\"runs\": [").unwrap();
+    let o = sync(&store, &config, &["--full"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(sync_row(&stdout(&o), "sast"), vec![2, 2, 0, 0, 0, 2, 0]);
+    assert_eq!(status(&store)["gone"], 0);
+    // The web file is deleted: its two findings are gone, the unmapped
+    // file (skipped on purpose) does not prevent it.
+    std::fs::remove_file(&web).unwrap();
+    let o = sync(&store, &config, &["--full"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(sync_row(&stdout(&o), "sast"), vec![1, 1, 0, 0, 0, 1, 2]);
+    assert_eq!(status(&store)["gone"], 2);
+}
+
+#[test]
 fn unknown_connector_name_is_an_error_listing_the_configured_ones() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(

@@ -492,6 +492,7 @@ async fn sync_pages<T: DeserializeOwned>(
                 Ok(Converted::Item(item)) => item,
                 Err(message) => {
                     outcome.skipped += 1;
+                    outcome.unreadable += 1;
                     tracing::warn!(connector, endpoint = key, %message, "item skipped");
                     continue;
                 }

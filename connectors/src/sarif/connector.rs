@@ -166,8 +166,11 @@ impl ScanBuilder {
 enum Imported {
     /// Read whole; its scan states are in the cursor.
     Read,
-    /// Skipped (unreadable, older than the last scan, or no asset).
+    /// Left out: older than the last scan of its category, or no asset.
     Skipped,
+    /// Not a readable SARIF log: skipped, and its findings' identities are
+    /// unknown.
+    Unreadable,
     /// The sink asked to stop between two pages of it.
     Interrupted,
 }
@@ -357,7 +360,7 @@ impl SarifConnector {
             Ok(f) => f,
             Err(e) => {
                 tracing::warn!(connector = %name, error = %e, "SARIF file skipped");
-                return Ok(Imported::Skipped);
+                return Ok(Imported::Unreadable);
             }
         };
         let relative = relative_path(&self.settings.paths, path);
@@ -581,7 +584,10 @@ impl Connector for SarifConnector {
                 if imported == Imported::Interrupted {
                     break;
                 }
-                if imported == Imported::Skipped {
+                if imported == Imported::Unreadable {
+                    outcome.unreadable += 1;
+                }
+                if matches!(imported, Imported::Skipped | Imported::Unreadable) {
                     outcome.skipped += 1;
                     cur.files.insert(key, stamp);
                     self.commit(sink, &mut outcome, Vec::new(), Some(&cur))?;
