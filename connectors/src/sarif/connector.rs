@@ -280,17 +280,15 @@ fn run_category(category: Option<&str>, relative: &str) -> String {
 }
 
 /// `path` relative to the configured entry of `paths` it was found under:
-/// below a folder, its path inside it; a file named directly, its name; a
-/// glob match, its path below the glob's fixed leading folders.
+/// below a folder, its path inside it; a file named directly, the entry as
+/// written (two such files may share a name); a glob match, its path below
+/// the glob's fixed leading folders.
 pub fn relative_path(paths: &[String], path: &Path) -> String {
     for spec in paths {
         let root = Path::new(spec);
         let root: PathBuf = if root.is_file() {
             if root == path {
-                return path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| path.display().to_string());
+                return spec.clone();
             }
             continue;
         } else if root.is_dir() {
@@ -595,5 +593,25 @@ impl Connector for SarifConnector {
             }
         }
         Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_path_is_below_the_configured_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("ci").join("web");
+        std::fs::create_dir_all(&sub).unwrap();
+        let f = sub.join("x.sarif");
+        std::fs::write(&f, "{}").unwrap();
+        let d = dir.path().display().to_string();
+        assert_eq!(relative_path(&[d.clone()], &f), "ci/web/x.sarif");
+        let glob = format!("{d}/ci/*/*.sarif");
+        assert_eq!(relative_path(&[glob], &f), "web/x.sarif");
+        let named = f.display().to_string();
+        assert_eq!(relative_path(&[named.clone()], &f), named);
     }
 }
