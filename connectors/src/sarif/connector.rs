@@ -608,10 +608,13 @@ mod tests {
         let f = sub.join("x.sarif");
         std::fs::write(&f, "{}").unwrap();
         let d = dir.path().display().to_string();
-        assert_eq!(relative_path(&[d.clone()], &f), "ci/web/x.sarif");
+        assert_eq!(
+            relative_path(std::slice::from_ref(&d), &f),
+            "ci/web/x.sarif"
+        );
         let glob = format!("{d}/ci/*/*.sarif");
         assert_eq!(relative_path(&[glob], &f), "web/x.sarif");
         let named = f.display().to_string();
-        assert_eq!(relative_path(&[named.clone()], &f), named);
+        assert_eq!(relative_path(std::slice::from_ref(&named), &f), named);
     }
 }
