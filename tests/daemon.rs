@@ -441,6 +441,11 @@ webhook_url = "http://127.0.0.1:{port}/services/T/B/X"
         let (_, body) = admin(&d.socket(), "GET", "/readyz", &[], "");
         body.contains("\"outbox_depth\":1")
     });
+    // Kill between attempts (right after a failed one), not during one: an
+    // entry killed mid-attempt is left unconfirmed, never re-sent.
+    d.wait_until("an attempt failed", 30, || {
+        d.log().contains("digest delivery failed")
+    });
     d.kill9();
     let slack = FakeHttp::start_on(TcpListener::bind(("127.0.0.1", port)).unwrap(), slack_ok());
     let d = Daemon::start(s.dir.path(), &s.config);
@@ -663,7 +668,7 @@ fn d_log_contains(dir: &Path, needle: &str) -> bool {
 fn bot_token_errors_arrive_as_200_ok_false_and_are_retried_by_the_digest_command() {
     let slack = FakeHttp::start(Arc::new(|n, _| {
         let body = if n == 1 {
-            r#"{"ok":false,"error":"channel_not_found"}"#
+            r#"{"ok":false,"error":"service_unavailable"}"#
         } else {
             r#"{"ok":true,"channel":"C1","ts":"1700000000.000100"}"#
         };
@@ -706,7 +711,7 @@ api_base = "http://127.0.0.1:{}/api"
     );
     let log = stderr(&o);
     assert!(
-        log.contains("slack chat.postMessage: channel_not_found"),
+        log.contains("slack chat.postMessage: service_unavailable"),
         "{log}"
     );
     assert!(!log.contains("xoxb-test-token"), "{log}");
@@ -733,4 +738,120 @@ api_base = "http://127.0.0.1:{}/api"
         stdout(&o)
     );
     assert_eq!(slack.count(), 2);
+}
+
+#[test]
+fn a_permanent_slack_error_is_not_retried() {
+    let slack = FakeHttp::start(Arc::new(|_, _| {
+        (
+            200,
+            vec![("content-type".into(), "application/json".into())],
+            r#"{"ok":false,"error":"channel_not_found"}"#.into(),
+            0,
+        )
+    }));
+    let s = setup(&format!(
+        r#"
+[[digests]]
+name = "monthly"
+schedule = "0 0 8 1 * *"
+channels = ["slack"]
+
+[slack]
+bot_token = "xoxb-test-token"
+channel = "C404"
+api_base = "http://127.0.0.1:{}/api"
+"#,
+        slack.port
+    ));
+    import_small(&s);
+    let digest = || {
+        bin()
+            .arg("--config")
+            .arg(&s.config)
+            .args(["digest", "monthly", "--period", "2026-10"])
+            .output()
+            .unwrap()
+    };
+    let o = digest();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains("sent 0, failed 1, waiting in the outbox 0"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stderr(&o).contains("not retried"), "{}", stderr(&o));
+    std::thread::sleep(Duration::from_millis(1500));
+    let o = digest();
+    assert!(
+        stdout(&o).contains("sent 0, failed 0, waiting in the outbox 0"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(slack.count(), 1);
+    let st = status(&s.dir.path().join("store"));
+    assert_eq!(st["outbox"]["failed"], 1, "{st}");
+}
+
+#[test]
+fn a_digest_missed_while_down_is_sent_once_at_start_for_the_missed_period() {
+    let slack = FakeHttp::start(slack_ok());
+    let s = setup(&format!(
+        r#"
+[[digests]]
+name = "monthly"
+schedule = "0 0 8 1 * *"
+channels = ["slack"]
+
+[slack]
+webhook_url = "http://127.0.0.1:{}/services/T/B/X"
+"#,
+        slack.port
+    ));
+    import_small(&s);
+    // First start: nothing was missed, nothing is sent.
+    let d = Daemon::start(s.dir.path(), &s.config);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(slack.count(), 0);
+    d.terminate();
+    // Pretend the daemon was down across the last fire time: its record
+    // says it last handled the fire a month before.
+    {
+        let store = secmetrics::store::Store::open(&s.dir.path().join("store")).unwrap();
+        let older = chrono::Utc::now() - chrono::Duration::days(62);
+        store
+            .put_meta(
+                "daemon/digest_fired/monthly",
+                &older.timestamp_micros().to_be_bytes(),
+            )
+            .unwrap();
+    }
+    let d = Daemon::start(s.dir.path(), &s.config);
+    d.wait_until("the missed digest arrives", 30, || slack.count() >= 1);
+    d.terminate();
+    let d = Daemon::start(s.dir.path(), &s.config);
+    std::thread::sleep(Duration::from_secs(2));
+    d.terminate();
+    assert_eq!(slack.count(), 1, "sent twice");
+    // The period is the one of the missed fire (08:00 on the 1st of this
+    // month, or of the last month before 08:00 on the 1st).
+    let text = &slack.requests()[0].1;
+    let expected = {
+        use chrono::{Datelike, TimeZone};
+        let now = chrono::Utc::now();
+        let this_fire = chrono::Utc
+            .with_ymd_and_hms(now.year(), now.month(), 1, 8, 0, 0)
+            .unwrap();
+        let fire = if now >= this_fire {
+            this_fire
+        } else {
+            this_fire - chrono::Months::new(1)
+        };
+        let prev = fire - chrono::Months::new(1);
+        format!("{:04}-{:02}", prev.year(), prev.month())
+    };
+    assert!(
+        text.contains(&format!("Product security KPIs — {expected}")),
+        "{text}"
+    );
 }

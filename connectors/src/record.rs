@@ -602,7 +602,7 @@ impl fmt::Display for Identity {
 /// A tracked field of a record whose changes go into history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tracked {
-    /// Lifecycle status (findings).
+    /// Lifecycle status (findings; a secret alert's resolution).
     Status,
     /// Severity (findings, incidents).
     Severity,
@@ -674,7 +674,11 @@ impl Record {
                 (Tracked::Severity, f.severity.as_str()),
                 (Tracked::Validity, f.validity.as_str()),
             ],
-            Record::SecretAlert(a) => vec![(Tracked::Validity, a.validity.as_str())],
+            // A secret alert's status is its resolution ("open" until resolved).
+            Record::SecretAlert(a) => vec![
+                (Tracked::Status, a.resolution.map_or("open", |r| r.as_str())),
+                (Tracked::Validity, a.validity.as_str()),
+            ],
             Record::Incident(i) => match i.severity {
                 Some(s) => vec![(Tracked::Severity, s.as_str())],
                 None => vec![(Tracked::Severity, "")],

@@ -66,8 +66,9 @@ pub fn run(ctx: &Context, args: DigestArgs) -> anyhow::Result<i32> {
             .into_iter()
             .filter(|l| ids.contains(&l.id))
             .collect();
+        let title = deliver::digest_title(&digest);
         let view = deliver::slack::DigestView {
-            title: "Product security KPIs",
+            title: &title,
             lines: lines.clone(),
             report_url: ctx.config.daemon.report_url.as_deref(),
         };
@@ -76,12 +77,18 @@ pub fn run(ctx: &Context, args: DigestArgs) -> anyhow::Result<i32> {
         }
         println!(
             "Subject: {}\n\n{}",
-            deliver::email::subject("Product security KPIs", &pack, &lines),
-            deliver::email::text_body("Product security KPIs", &pack, &lines, None)
+            deliver::email::subject(&title, &pack, &lines),
+            deliver::email::text_body(&title, &pack, &lines, None)
         );
         return Ok(0);
     }
     let secrets = ctx.config.secrets()?;
+    for e in Outbox::new(store.outbox()).recover_interrupted()? {
+        eprintln!(
+            "digest {} for {} ({}) was being sent when the last run stopped; not re-sent (at most once): check the channel",
+            e.digest, e.period, e.channel
+        );
+    }
     let queued = deliver::queue_digest(&store, &ctx.config, &digest, &period, Utc::now())?;
     if queued.is_empty() {
         println!(

@@ -30,7 +30,7 @@ pub struct ReportArgs {
     pub out: Option<PathBuf>,
     /// Headline history over this many periods (charts of the HTML report;
     /// default 6 for html, none otherwise).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = parse_trend)]
     pub trend: Option<usize>,
     /// Keep the pack's JSON in the store as the pack sent for this period.
     #[arg(long, conflicts_with = "as_sent")]
@@ -39,6 +39,13 @@ pub struct ReportArgs {
     /// (JSON), instead of computing it again.
     #[arg(long)]
     pub as_sent: bool,
+}
+
+fn parse_trend(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n <= 120 => Ok(n),
+        _ => Err(format!("`{s}` is not a number of periods from 0 to 120")),
+    }
 }
 
 fn parse_format(s: &str) -> Result<Format, String> {

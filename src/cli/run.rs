@@ -11,11 +11,9 @@ pub fn run(ctx: Context) -> anyhow::Result<i32> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(crate::daemon::run(
-        store,
-        ctx.config,
-        secrets,
-        crate::daemon::termination(),
-    ))?;
+    runtime.block_on(async {
+        let shutdown = crate::daemon::termination()?;
+        crate::daemon::run(store, ctx.config, secrets, shutdown).await
+    })?;
     Ok(0)
 }

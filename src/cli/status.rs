@@ -14,7 +14,13 @@ pub struct StatusArgs {
 
 /// Print the store status.
 pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<i32> {
-    if let Some(ready) = daemon_status(ctx) {
+    let daemon = daemon_status(ctx).filter(|r| {
+        // Only when the daemon holds the store asked about.
+        let theirs = r["store"].as_str().map(std::path::PathBuf::from);
+        let same = |p: &std::path::Path| std::fs::canonicalize(p).ok();
+        theirs.is_some_and(|t| same(&t).is_some() && same(&t) == same(&ctx.store_path))
+    });
+    if let Some(ready) = daemon {
         // The daemon holds the store: show what it reports.
         if args.json {
             println!("{}", serde_json::to_string_pretty(&ready)?);
@@ -24,7 +30,10 @@ pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<i32> {
                 ctx.config.admin.socket.display()
             );
             println!("store        {}", ready["store"].as_str().unwrap_or("?"));
-            println!("outbox       {} digests waiting", ready["outbox_depth"]);
+            println!(
+                "outbox       {} digests waiting; by state {}",
+                ready["outbox_depth"], ready["outbox"]
+            );
             if let Some(c) = ready["connectors"].as_object() {
                 println!(
                     "\n{:<20} {:<27} {:>9} {:>7}  last error",
@@ -63,6 +72,7 @@ pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<i32> {
             "history_entries": status.history_entries,
             "repos_secret_scanning_unknown": status.repos_unknown_scanning,
             "outbox_depth": crate::deliver::outbox::Outbox::new(store.outbox()).depth()?,
+            "outbox": crate::deliver::outbox::Outbox::new(store.outbox()).counts()?,
             "connectors": status.cursors.iter().map(|(name, c)| (name.clone(), serde_json::json!({
                 "last_commit": c.last_commit_us.map(crate::store::time_text),
                 "last_success": c.last_success_us.map(crate::store::time_text),

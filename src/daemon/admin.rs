@@ -33,8 +33,14 @@ pub async fn serve(
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
     }
-    // A socket left by a crashed daemon; a live one holds the store lock,
-    // so we would not have got this far.
+    // A live daemon (of another store) answering here is never displaced;
+    // a socket left by a crashed daemon is removed.
+    if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+        anyhow::bail!(
+            "another secmetrics daemon answers on {}; give this one its own admin.socket",
+            socket.display()
+        );
+    }
     let _ = std::fs::remove_file(&socket);
     let listener = tokio::net::UnixListener::bind(&socket)
         .with_context(|| format!("binding the admin socket {}", socket.display()))?;
@@ -105,16 +111,35 @@ async fn healthz() -> &'static str {
 
 async fn readyz(State(s): State<Arc<Shared>>) -> Response {
     let syncs = s.syncs.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let outbox = crate::deliver::outbox::Outbox::new(s.store.outbox())
-        .depth()
-        .unwrap_or(0);
-    Json(json!({
-        "ready": true,
-        "store": s.store.path(),
-        "connectors": syncs,
-        "outbox_depth": outbox,
-    }))
-    .into_response()
+    let ob = crate::deliver::outbox::Outbox::new(s.store.outbox());
+    let (depth, states) = match (ob.depth(), ob.counts()) {
+        (Ok(d), Ok(c)) => (d, c),
+        (Err(e), _) | (_, Err(e)) => {
+            return error(StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}"))
+        }
+    };
+    // Ready once the first KPI pack is computed from the store.
+    let ready = s
+        .current
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .is_some();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({
+            "ready": ready,
+            "store": s.store.path(),
+            "connectors": syncs,
+            "outbox_depth": depth,
+            "outbox": states,
+        })),
+    )
+        .into_response()
 }
 
 async fn metrics(State(s): State<Arc<Shared>>) -> Response {

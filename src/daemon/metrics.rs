@@ -93,6 +93,19 @@ pub fn render(shared: &Shared) -> String {
         depth.set(d as f64);
     }
     registry.register("outbox_depth", "Digests waiting to be delivered", depth);
+    let states = Family::<Labels, FloatGauge>::default();
+    if let Ok(c) = crate::deliver::outbox::Outbox::new(shared.store.outbox()).counts() {
+        for state in ["failed", "unconfirmed", "sent"] {
+            states
+                .get_or_create(&vec![("state".to_string(), state.to_string())])
+                .set(*c.get(state).unwrap_or(&0) as f64);
+        }
+    }
+    registry.register(
+        "outbox_entries",
+        "Outbox entries by state (failed: refused for good; unconfirmed: the process stopped while sending)",
+        states,
+    );
 
     let mut out = String::new();
     // Writing into a String cannot fail.

@@ -30,7 +30,8 @@ pub struct Shared {
     pub config: Config,
     /// Resolved secrets.
     pub secrets: Secrets,
-    /// The pack of the last complete month, refreshed after each change.
+    /// The pack of the last complete month, refreshed after each change
+    /// (`None` until the first is computed: `/readyz` answers 503).
     pub current: RwLock<Option<Arc<KpiPack>>>,
     /// Per-connector sync statistics.
     pub syncs: Mutex<BTreeMap<String, SyncStats>>,
@@ -144,6 +145,15 @@ pub fn validate(config: &Config) -> Vec<String> {
             problems.push(format!("daemon.sync_schedules.{name}: {e}"));
         }
     }
+    if let Some(e) = &config.email {
+        let has_password =
+            e.password.is_some() || e.password_file.is_some() || e.password_env.is_some();
+        if e.username.is_some() != has_password {
+            problems.push(
+                "email: give both `username` and a password (`password_file`, `password_env` or `password`), or neither".into(),
+            );
+        }
+    }
     let mut names = std::collections::BTreeSet::new();
     for d in &config.digests {
         if !names.insert(&d.name) {
@@ -216,8 +226,19 @@ pub async fn run(
         sync_lock: tokio::sync::Mutex::new(()),
         tasks: Mutex::new(Vec::new()),
     });
-    if let Err(e) = shared.refresh_pack(Utc::now()) {
-        tracing::warn!(error = %format!("{e:#}"), "could not compute the KPI pack at start");
+    // Computing the first pack loads every record (seconds for a large
+    // store): off the start path, so signals and the admin API answer at once.
+    {
+        let s = shared.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = s.refresh_pack(Utc::now()) {
+                tracing::warn!(error = %format!("{e:#}"), "could not compute the KPI pack at start");
+            }
+        });
+    }
+    for e in crate::deliver::outbox::Outbox::new(shared.store.outbox()).recover_interrupted()? {
+        tracing::warn!(digest = %e.digest, period = %e.period, channel = %e.channel,
+            "the last run stopped while sending this digest; not re-sent (at most once): check the channel");
     }
     let admin = admin::serve(shared.clone(), stop_rx.clone())
         .await
@@ -278,15 +299,23 @@ async fn scheduler(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             jobs.push((Job::Sync(name), s));
         }
     }
-    // Catch-up: a digest whose last fire time has passed is queued now; the
-    // outbox key (digest, period, channel) makes this at most once.
+    // Catch-up: a digest whose fire time passed while the daemon was down
+    // is queued now, for the period of that missed fire; the outbox key
+    // (digest, period, channel) keeps it at most once. On the very first
+    // start nothing was missed.
     let now = Utc::now();
     for (job, s) in &jobs {
         if let Job::Digest(name) = job {
-            if s.last_at_or_before(now).is_some() {
-                run_job(&shared, job, now).await;
-            } else {
-                tracing::debug!(digest = %name, "no earlier fire time to catch up");
+            let Some(missed) = s.last_at_or_before(now) else {
+                continue;
+            };
+            match last_fire(&shared, name) {
+                Some(done) if done >= missed => {}
+                Some(_) => {
+                    tracing::info!(digest = %name, fire_time = %missed, "catching up a digest missed while the daemon was down");
+                    run_job(&shared, job, missed).await;
+                }
+                None => record_fire(&shared, name, missed),
             }
         }
     }
@@ -321,9 +350,30 @@ async fn scheduler(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     }
 }
 
+fn fire_key(digest: &str) -> String {
+    format!("daemon/digest_fired/{digest}")
+}
+
+/// The last fire time of a digest that was handled.
+fn last_fire(shared: &Shared, digest: &str) -> Option<Time> {
+    let bytes = shared.store.meta(&fire_key(digest)).ok()??;
+    let us = i64::from_be_bytes(bytes.as_slice().try_into().ok()?);
+    chrono::DateTime::from_timestamp_micros(us)
+}
+
+fn record_fire(shared: &Shared, digest: &str, at: Time) {
+    if let Err(e) = shared
+        .store
+        .put_meta(&fire_key(digest), &at.timestamp_micros().to_be_bytes())
+    {
+        tracing::error!(digest, error = %e, "could not record the digest's fire time");
+    }
+}
+
 async fn run_job(shared: &Arc<Shared>, job: &Job, at: Time) {
     match job {
         Job::Digest(name) => {
+            record_fire(shared, name, at);
             let Some(d) = shared.config.digests.iter().find(|d| &d.name == name) else {
                 return;
             };
@@ -391,18 +441,17 @@ async fn delivery_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// SIGTERM or SIGINT.
-pub async fn termination() {
+/// SIGTERM or SIGINT. The handlers are installed when this is called (not
+/// when first polled), so a signal during start-up is not lost. Call it
+/// inside the runtime.
+pub fn termination() -> anyhow::Result<impl Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot listen for SIGTERM");
-            return std::future::pending().await;
+    let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
         }
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
-    }
+    })
 }

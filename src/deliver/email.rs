@@ -25,7 +25,19 @@ pub enum EmailError {
         host: String,
         /// What failed.
         message: String,
+        /// The server refused for good (a 5xx answer).
+        permanent: bool,
     },
+}
+
+impl EmailError {
+    /// Errors that a retry cannot fix: a bad address, a 5xx refusal.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            EmailError::Build(_) => true,
+            EmailError::Smtp { permanent, .. } => *permanent,
+        }
+    }
 }
 
 /// The subject: the period and the worst-moving KPI, if any worsened.
@@ -194,6 +206,7 @@ pub async fn send(
 ) -> Result<(), EmailError> {
     let smtp_err = |e: lettre::transport::smtp::Error| EmailError::Smtp {
         host: cfg.host.clone(),
+        permanent: e.is_permanent(),
         message: e.to_string(),
     };
     let builder = match cfg.tls {

@@ -111,9 +111,16 @@ pub fn queue_digest(
     }
     let pack = compute_pack(store, config, period, now)?;
     let json = pack.to_json_pretty();
-    // The pack as sent, so `report --period P --as-sent` shows it unchanged.
-    store.put_snapshot(&crate::cli::report::snapshot_key(period), json.as_bytes())?;
-    store.put_snapshot(&format!("digest/{}/{label}", digest.name), json.as_bytes())?;
+    // The pack as sent, so `report --period P --as-sent` shows it unchanged;
+    // a pack sent (or snapshotted) before is never replaced.
+    for key in [
+        crate::cli::report::snapshot_key(period),
+        format!("digest/{}/{label}", digest.name),
+    ] {
+        if store.snapshot(&key)?.is_none() {
+            store.put_snapshot(&key, json.as_bytes())?;
+        }
+    }
     let ids = digest_kpis(digest).map_err(anyhow::Error::msg)?;
     let lines: Vec<report::Line> = report::lines(&pack)
         .into_iter()
@@ -181,7 +188,8 @@ pub fn queue_digest(
     Ok(queued)
 }
 
-fn digest_title(d: &DigestConfig) -> String {
+/// The title of a digest (header, subject).
+pub fn digest_title(d: &DigestConfig) -> String {
     match d.period {
         DigestPeriod::Month => "Product security KPIs".to_string(),
         DigestPeriod::Week => "Product security KPIs (weekly)".to_string(),
@@ -232,6 +240,8 @@ pub enum Attempt {
     Sent,
     /// Failed; try again after this many seconds.
     Retry(f64, String),
+    /// Refused for good (credentials, channel, address): not retried.
+    Failed(String),
 }
 
 /// Try to deliver one entry, persisting progress (Slack parts) as it goes.
@@ -242,6 +252,7 @@ pub async fn attempt(store: &Store, channels: &Channels<'_>, entry: &mut Entry) 
     };
     match result {
         Ok(()) => Attempt::Sent,
+        Err(e) if is_permanent(&e) => Attempt::Failed(format!("{e:#}")),
         Err(e) => {
             let base = channels.config.daemon.retry_base_secs;
             let max = channels.config.daemon.retry_max_secs;
@@ -323,6 +334,17 @@ async fn attempt_email(channels: &Channels<'_>, entry: &Entry) -> anyhow::Result
     Ok(())
 }
 
+/// Errors that retrying cannot fix.
+fn is_permanent(e: &anyhow::Error) -> bool {
+    if let Some(s) = e.downcast_ref::<slack::SlackError>() {
+        return s.is_permanent();
+    }
+    if let Some(m) = e.downcast_ref::<email::EmailError>() {
+        return m.is_permanent();
+    }
+    false
+}
+
 /// Slack asked for a pause of this many seconds.
 #[derive(Debug, thiserror::Error)]
 #[error("retry after {0} s")]
@@ -339,6 +361,10 @@ pub async fn deliver_due(
     let mut failed = 0;
     for mut entry in outbox.due(now.timestamp_micros())? {
         entry.attempts += 1;
+        // Durably "sending" first: a crash from here on leaves the entry
+        // unconfirmed, never sent twice.
+        entry.state = State::Sending;
+        outbox.update(&entry)?;
         match attempt(store, channels, &mut entry).await {
             Attempt::Sent => {
                 entry.state = State::Sent;
@@ -347,7 +373,14 @@ pub async fn deliver_due(
                 sent += 1;
                 tracing::info!(digest = %entry.digest, period = %entry.period, channel = %entry.channel, attempts = entry.attempts, "digest delivered");
             }
+            Attempt::Failed(error) => {
+                entry.state = State::Failed;
+                tracing::error!(digest = %entry.digest, period = %entry.period, channel = %entry.channel, %error, "digest refused by the channel; not retried");
+                entry.last_error = Some(error);
+                failed += 1;
+            }
             Attempt::Retry(wait, error) => {
+                entry.state = State::Pending;
                 entry.next_attempt_us = Utc::now().timestamp_micros() + (wait * 1e6) as i64;
                 tracing::warn!(digest = %entry.digest, period = %entry.period, channel = %entry.channel, attempts = entry.attempts, retry_in_secs = wait, %error, "digest delivery failed");
                 entry.last_error = Some(error);

@@ -34,13 +34,36 @@ pub enum Payload {
     },
 }
 
-/// Delivery state of an entry.
+/// Delivery state of an entry. (New states go at the end: the stored
+/// encoding is the variant's position.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum State {
     /// Waiting to be (re)tried.
     Pending,
     /// Delivered.
     Sent,
+    /// An attempt is under way. Found at start, it means the process died
+    /// mid-attempt: the entry becomes `Unconfirmed`, never re-sent.
+    Sending,
+    /// The channel refused it for good (bad credentials, unknown channel,
+    /// invalid address); not retried.
+    Failed,
+    /// The process died while sending: it may or may not have arrived.
+    /// Not re-sent, so a digest is sent at most once.
+    Unconfirmed,
+}
+
+impl State {
+    /// Lowercase name for status output and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Sent => "sent",
+            State::Sending => "sending",
+            State::Failed => "failed",
+            State::Unconfirmed => "unconfirmed",
+        }
+    }
 }
 
 /// One outbox entry.
@@ -151,6 +174,33 @@ impl<'a> Outbox<'a> {
             .count() as u64)
     }
 
+    /// Entries per state.
+    pub fn counts(&self) -> Result<std::collections::BTreeMap<&'static str, u64>, StoreError> {
+        let mut out = std::collections::BTreeMap::new();
+        for e in self.all()? {
+            *out.entry(e.state.as_str()).or_default() += 1;
+        }
+        Ok(out)
+    }
+
+    /// At start: entries left `Sending` by a process that died mid-attempt
+    /// become `Unconfirmed` (not re-sent: at most once). Returns them.
+    pub fn recover_interrupted(&self) -> Result<Vec<Entry>, StoreError> {
+        let mut out = Vec::new();
+        for mut e in self.all()? {
+            if e.state == State::Sending {
+                e.state = State::Unconfirmed;
+                e.last_error = Some(
+                    "the process stopped while sending; not re-sent (at most once): check the channel"
+                        .into(),
+                );
+                self.update(&e)?;
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+
     /// The earliest next attempt among pending entries.
     pub fn next_due_us(&self) -> Result<Option<i64>, StoreError> {
         Ok(self
@@ -216,6 +266,21 @@ mod tests {
         ob.update(&e).unwrap();
         assert_eq!(ob.depth().unwrap(), 1);
         assert!(ob.contains("monthly", "2026-10", "slack").unwrap());
+    }
+
+    #[test]
+    fn an_entry_left_sending_by_a_crash_becomes_unconfirmed_and_is_not_due() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let tree = db.open_tree("outbox").unwrap();
+        let ob = Outbox::new(&tree);
+        let mut e = entry("slack");
+        e.state = State::Sending;
+        ob.enqueue(&e).unwrap();
+        let recovered = ob.recover_interrupted().unwrap();
+        assert_eq!(recovered.len(), 1);
+        assert!(ob.due(i64::MAX).unwrap().is_empty());
+        assert_eq!(ob.counts().unwrap().get("unconfirmed"), Some(&1));
+        assert!(ob.recover_interrupted().unwrap().is_empty());
     }
 
     #[test]

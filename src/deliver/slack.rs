@@ -37,13 +37,21 @@ pub fn render(pack: &KpiPack, view: &DigestView<'_>) -> Vec<Value> {
         MAX_HEADER_CHARS,
     );
     let mut sections: Vec<Value> = view.lines.iter().map(section).collect();
-    if !pack.warnings.is_empty() {
-        let mut text = String::from("*Warnings*");
-        for w in &pack.warnings {
-            text.push_str("\n• ");
-            text.push_str(&escape(w));
+    // Warnings fill as many sections as they need; none is dropped.
+    let mut text = String::new();
+    for w in &pack.warnings {
+        let item = truncate(&format!("\n• {}", escape(w)), MAX_SECTION_CHARS - 20);
+        if text.chars().count() + item.chars().count() > MAX_SECTION_CHARS {
+            sections.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": text}}));
+            text = String::from("*Warnings (continued)*");
         }
-        sections.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&text, MAX_SECTION_CHARS)}}));
+        if text.is_empty() {
+            text.push_str("*Warnings*");
+        }
+        text.push_str(&item);
+    }
+    if !text.is_empty() {
+        sections.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": text}}));
     }
     let mut context = format!(
         "Period {} to {} (UTC) · generated {}",
@@ -188,6 +196,26 @@ pub enum SlackError {
 }
 
 impl SlackError {
+    /// Errors that a retry cannot fix: credentials, channel, payload.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            SlackError::Api(code) => {
+                let code = code.split_whitespace().next().unwrap_or("");
+                !matches!(
+                    code,
+                    "ratelimited"
+                        | "internal_error"
+                        | "fatal_error"
+                        | "service_unavailable"
+                        | "request_timeout"
+                        | "team_added_to_org"
+                )
+            }
+            SlackError::Status { status, .. } => (400..500).contains(status) && *status != 408,
+            SlackError::RateLimited(_) | SlackError::Transport { .. } => false,
+        }
+    }
+
     /// How long Slack asked us to wait, if it did.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -343,9 +371,16 @@ mod tests {
             report_url: Some("https://example.test/report"),
         };
         let messages = render(&pack, &view);
-        // The warnings section alone is truncated to 3,000 characters, so
-        // KPI sections and it fit in few messages, each within limits.
-        assert!(!messages.is_empty());
+        // 300 warnings need several sections and messages; each stays
+        // within the limits and every warning is there.
+        assert!(messages.len() >= 3, "{}", messages.len());
+        let all: String = messages.iter().map(|m| m.to_string()).collect();
+        for i in 0..300 {
+            assert!(
+                all.contains(&format!("warning {i:03}:")),
+                "warning {i} dropped"
+            );
+        }
         let mut sections = 0;
         for (i, m) in messages.iter().enumerate() {
             let blocks = m["blocks"].as_array().unwrap();
@@ -365,7 +400,12 @@ mod tests {
             }
             assert!(!m["text"].as_str().unwrap().is_empty());
         }
-        assert_eq!(sections, n_lines + 1, "every KPI once, plus the warnings");
+        assert!(sections > n_lines + 1, "warnings span several sections");
+        for l in report::lines(&pack) {
+            let title = escape(l.title);
+            let n = all.matches(&format!("*{title}*")).count();
+            assert_eq!(n, 1, "{title} shown {n} times");
+        }
     }
 
     #[test]

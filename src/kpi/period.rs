@@ -115,13 +115,13 @@ impl Period {
                     (year, month - 1)
                 };
                 Period::month(py, pm).unwrap_or(Period {
-                    start: self.start - (self.end - self.start),
+                    start: earlier(self.start, self.end - self.start),
                     end: self.start,
                     kind: PeriodKind::Range,
                 })
             }
             PeriodKind::Range => Period {
-                start: self.start - (self.end - self.start),
+                start: earlier(self.start, self.end - self.start),
                 end: self.start,
                 kind: PeriodKind::Range,
             },
@@ -150,6 +150,13 @@ impl fmt::Display for Period {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.label())
     }
+}
+
+/// `t - d`, saturating at the earliest representable time instead of
+/// panicking (a long history of wide ranges can reach it).
+fn earlier(t: Time, d: chrono::TimeDelta) -> Time {
+    t.checked_sub_signed(d)
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
 }
 
 /// RFC 3339 with whole seconds and `Z`, the spelling of the JSON contract.

@@ -430,6 +430,19 @@ impl Store {
         &self.outbox
     }
 
+    /// A small fact kept by the daemon (e.g. a digest's last fire time),
+    /// under a key of its own namespace (`daemon/...`).
+    pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.meta.get(key.as_bytes())?.map(|v| v.to_vec()))
+    }
+
+    /// Keep a small fact durably (see [`Store::meta`]).
+    pub fn put_meta(&self, key: &str, value: &[u8]) -> Result<()> {
+        self.meta.insert(key.as_bytes(), value)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
     /// Write everything buffered to disk.
     pub fn flush(&self) -> Result<()> {
         self.db.flush()?;
