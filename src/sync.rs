@@ -3,11 +3,12 @@
 //! atomic store write ([`Store::commit_page`]), so a failed or interrupted
 //! pass resumes after the last committed page. A full pass starts from no
 //! cursor, reads everything, and marks the records of this connector that it
-//! no longer returned as gone, with the time, instead of deleting them.
+//! no longer returned as gone, with the time, instead of deleting them;
+//! a full pass that skipped items it could not read marks nothing gone.
 
 use crate::store::{CursorState, Store, StoreError};
 use secmetrics_connectors::{
-    Committed, Connector, Identity, Page, PageSink, SinkError, SyncMode, SyncOutcome,
+    Committed, Connector, Identity, Kind, Page, PageSink, Record, SinkError, SyncMode, SyncOutcome,
 };
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,6 +27,8 @@ pub struct StoreSink<'a> {
     progress: Option<Progress<'a>>,
     pages: u64,
     records: u64,
+    /// Findings already stored keep the earlier `opened_at`.
+    keep_first_opened: bool,
 }
 
 impl<'a> StoreSink<'a> {
@@ -45,7 +48,16 @@ impl<'a> StoreSink<'a> {
             progress: None,
             pages: 0,
             records: 0,
+            keep_first_opened: false,
         }
+    }
+
+    /// Keep the stored `opened_at` of findings when it is earlier than the
+    /// page's: for sources (SARIF files) whose opening time is only the
+    /// first scan they happen to still have.
+    pub fn keep_first_opened(mut self, keep: bool) -> Self {
+        self.keep_first_opened = keep;
+        self
     }
 
     /// Report progress to `progress` after each committed page.
@@ -56,7 +68,25 @@ impl<'a> StoreSink<'a> {
 }
 
 impl PageSink for StoreSink<'_> {
-    fn commit(&mut self, page: Page) -> Result<Committed, SinkError> {
+    fn commit(&mut self, mut page: Page) -> Result<Committed, SinkError> {
+        if self.keep_first_opened {
+            for r in &mut page.records {
+                if let Record::Finding(f) = r {
+                    let identity = Identity {
+                        kind: Kind::Finding,
+                        source: f.source.clone(),
+                        id: f.id.clone(),
+                    };
+                    let stored = self
+                        .store
+                        .get(&identity)
+                        .map_err(|e| SinkError(e.to_string()))?;
+                    if let Some(Record::Finding(old)) = stored.map(|s| s.record) {
+                        f.opened_at = f.opened_at.min(old.opened_at);
+                    }
+                }
+            }
+        }
         let outcome = self
             .store
             .commit_page(
@@ -140,8 +170,11 @@ pub async fn sync_one_observed<'a>(
         SyncMode::Full => None,
         SyncMode::Incremental => store.cursor(&name)?.and_then(|c| c.cursor),
     };
-    let mut sink =
-        StoreSink::new(store, &name, mode == SyncMode::Full, cancel).with_progress(progress);
+    // SARIF files come and go: a finding's first detection is the earliest
+    // `opened_at` stored, not the oldest file still on disk.
+    let mut sink = StoreSink::new(store, &name, mode == SyncMode::Full, cancel)
+        .with_progress(progress)
+        .keep_first_opened(connector.kind() == "sarif");
     let result = connector.sync(cursor, mode, &mut sink).await;
     let mut state: CursorState = store.cursor(&name)?.unwrap_or_default();
     let outcome = match result {
@@ -155,7 +188,15 @@ pub async fn sync_one_observed<'a>(
     };
     let mut gone = 0;
     if mode == SyncMode::Full && !outcome.interrupted {
-        if let Some(seen) = sink.seen.take() {
+        if outcome.unreadable > 0 {
+            // An unreadable item may be a record the source still returns:
+            // its identity is unknown, so nothing is marked gone.
+            tracing::warn!(
+                connector = %name, unreadable = outcome.unreadable,
+                "full pass skipped {} unreadable item(s); nothing marked gone",
+                outcome.unreadable
+            );
+        } else if let Some(seen) = sink.seen.take() {
             gone = store.mark_gone_except(&name, &seen, started)?;
         }
     }

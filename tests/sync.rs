@@ -85,6 +85,90 @@ fn full_sync_marks_records_the_source_no_longer_returns_as_gone() {
 }
 
 #[test]
+fn full_sync_that_skipped_an_unreadable_item_marks_nothing_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("inbox");
+    std::fs::create_dir(&inbox).unwrap();
+    let file = inbox.join("assets.ndjson");
+    std::fs::write(
+        &file,
+        "{\"kind\":\"asset\",\"id\":\"a\",\"tier\":1}\n{\"kind\":\"asset\",\"id\":\"b\",\"tier\":2}\n{\"kind\":\"asset\",\"id\":\"c\",\"tier\":3}\n",
+    )
+    .unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[[connectors]]\nkind = \"ndjson\"\nname = \"inventory\"\npaths = [\"{}\"]\n",
+            inbox.display()
+        ),
+    );
+    let store = dir.path().join("store");
+    let o = sync(&store, &config, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // `c` is still there but unreadable (a bad tier): not gone.
+    std::fs::write(
+        &file,
+        "{\"kind\":\"asset\",\"id\":\"a\",\"tier\":1}\n{\"kind\":\"asset\",\"id\":\"b\",\"tier\":2}\n{\"kind\":\"asset\",\"id\":\"c\",\"tier\":\"x\"}\n",
+    )
+    .unwrap();
+    let o = sync(&store, &config, &["--full", "--connector", "inventory"]);
+    // [pages, requests, new, replaced, unchanged, skipped, gone]
+    assert_eq!(
+        sync_row(&stdout(&o), "inventory"),
+        vec![1, 1, 0, 0, 2, 1, 0]
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("full pass skipped 1 unreadable item(s); nothing marked gone"),
+        "{}",
+        stderr(&o)
+    );
+    let s = status(&store);
+    assert_eq!(s["records"]["asset"], 3);
+    assert_eq!(s["gone"], 0);
+}
+
+#[test]
+fn full_sarif_pass_marks_gone_despite_an_unmapped_file_but_not_after_an_unreadable_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let scans = dir.path().join("scans");
+    std::fs::create_dir_all(scans.join("web")).unwrap();
+    let web = scans.join("web").join("a.sarif");
+    std::fs::write(&web, sarif_scan("2026-03-01T00:00:00Z", &["h1", "h2"])).unwrap();
+    std::fs::write(
+        scans.join("unmapped.sarif"),
+        sarif_scan("2026-03-01T00:00:00Z", &["u"]),
+    )
+    .unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[[connectors]]\nkind = \"sarif\"\nname = \"sast\"\npaths = [\"{0}\"]\n\
+             [[connectors.assets]]\npattern = \"{0}/web/*\"\nasset = \"web\"\n",
+            scans.display()
+        ),
+    );
+    let store = dir.path().join("store");
+    let o = sync(&store, &config, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // [pages, requests, new, replaced, unchanged, skipped, gone]
+    assert_eq!(sync_row(&stdout(&o), "sast"), vec![2, 2, 2, 0, 0, 1, 0]);
+    // The web file is replaced by a malformed one: nothing is marked gone.
+    std::fs::write(&web, "{\"runs\": [").unwrap();
+    let o = sync(&store, &config, &["--full"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(sync_row(&stdout(&o), "sast"), vec![2, 2, 0, 0, 0, 2, 0]);
+    assert_eq!(status(&store)["gone"], 0);
+    // The web file is deleted: its two findings are gone, the unmapped
+    // file (skipped on purpose) does not prevent it.
+    std::fs::remove_file(&web).unwrap();
+    let o = sync(&store, &config, &["--full"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(sync_row(&stdout(&o), "sast"), vec![1, 1, 0, 0, 0, 1, 2]);
+    assert_eq!(status(&store)["gone"], 2);
+}
+
+#[test]
 fn unknown_connector_name_is_an_error_listing_the_configured_ones() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(
@@ -133,6 +217,127 @@ fn import_sarif_loads_every_result_as_a_finding_of_the_asset() {
     );
     assert_eq!(summary_row(&stdout(&o), "finding"), vec![17, 0, 0, 17, 0]);
     assert_eq!(status(dir.path())["records"]["finding"], 17);
+}
+
+/// A one-run SARIF log of tool `T` scanned at `time` with results
+/// (fingerprints) `fps`.
+fn sarif_scan(time: &str, fps: &[&str]) -> String {
+    let results: Vec<serde_json::Value> = fps
+        .iter()
+        .map(|fp| {
+            serde_json::json!({"ruleId": "A", "level": "error", "message": {"text": "m"},
+                "partialFingerprints": {"primaryLocationLineHash": fp}})
+        })
+        .collect();
+    serde_json::json!({"version": "2.1.0", "runs": [{
+        "tool": {"driver": {"name": "T", "rules": [{"id": "A"}]}},
+        "invocations": [{"endTimeUtc": time}],
+        "results": results
+    }]})
+    .to_string()
+}
+
+fn stored_findings(store: &Path) -> Vec<(String, String)> {
+    let s = secmetrics::store::Store::open(store).unwrap();
+    let mut out: Vec<(String, String)> = s
+        .load_estate()
+        .unwrap()
+        .findings
+        .iter()
+        .map(|f| {
+            (
+                f.fingerprint.clone().unwrap_or_default(),
+                f.opened_at.to_rfc3339(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn import_sarif_again_keeps_the_first_scans_opened_at() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let first = dir.path().join("first.sarif");
+    let later = dir.path().join("later.sarif");
+    std::fs::write(&first, sarif_scan("2026-03-01T00:00:00Z", &["h1"])).unwrap();
+    std::fs::write(&later, sarif_scan("2026-03-08T00:00:00Z", &["h1", "h2"])).unwrap();
+    let import = |f: &Path| {
+        let o = run(
+            &store,
+            &[
+                "import",
+                "--format",
+                "sarif",
+                "--asset",
+                "web",
+                f.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        o
+    };
+    import(&first);
+    let o = import(&later);
+    // h1 is unchanged (same opened_at), h2 new.
+    assert_eq!(summary_row(&stdout(&o), "finding"), vec![2, 1, 0, 1, 0]);
+    let f = stored_findings(&store);
+    assert_eq!(f.len(), 2);
+    let opened: Vec<&str> = f.iter().map(|(_, t)| t.as_str()).collect();
+    assert!(opened.contains(&"2026-03-01T00:00:00+00:00"), "{f:?}");
+    assert!(opened.contains(&"2026-03-08T00:00:00+00:00"), "{f:?}");
+    // Both files in one command, the later first: the earliest still wins.
+    let dir2 = tempfile::tempdir().unwrap();
+    let store2 = dir2.path().join("store");
+    let o = run(
+        &store2,
+        &[
+            "import",
+            "--format",
+            "sarif",
+            "--asset",
+            "web",
+            later.to_str().unwrap(),
+            first.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stored_findings(&store2), f);
+}
+
+#[test]
+fn sarif_connector_keeps_the_first_opened_at_when_the_first_scan_file_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let scans = dir.path().join("scans");
+    std::fs::create_dir(&scans).unwrap();
+    let file = scans.join("web.sarif");
+    std::fs::write(&file, sarif_scan("2026-03-01T00:00:00Z", &["h1"])).unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[[connectors]]\nkind = \"sarif\"\nname = \"sast\"\npaths = [\"{}\"]\ndefault_asset = \"web\"\n",
+            scans.display()
+        ),
+    );
+    let store = dir.path().join("store");
+    let o = sync(&store, &config, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // The next scan overwrites the file; a full pass re-reads only it.
+    std::fs::write(&file, sarif_scan("2026-03-08T00:00:00Z", &["h1", "h2"])).unwrap();
+    let o = sync(&store, &config, &["--full"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // [pages, requests, new, replaced, unchanged, skipped, gone]: h1 is
+    // unchanged (it keeps 03-01), h2 new.
+    assert_eq!(sync_row(&stdout(&o), "sast"), vec![1, 1, 1, 0, 1, 0, 0]);
+    let f = stored_findings(&store);
+    assert_eq!(f.len(), 2);
+    let mut opened: Vec<&str> = f.iter().map(|(_, t)| t.as_str()).collect();
+    opened.sort();
+    assert_eq!(
+        opened,
+        vec!["2026-03-01T00:00:00+00:00", "2026-03-08T00:00:00+00:00"]
+    );
 }
 
 /// A minimal GitHub on loopback (std only): org secret scanning alerts in

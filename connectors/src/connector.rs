@@ -70,8 +70,13 @@ pub struct SyncOutcome {
     pub requests: u64,
     /// Records by what the store did with them.
     pub committed: Committed,
-    /// Items the source returned that could not be converted (each logged).
+    /// Items the source returned that could not be converted (each logged),
+    /// and files left out on purpose (e.g. SARIF files no asset maps).
     pub skipped: u64,
+    /// Of `skipped`, the items that could not be read at all: the source
+    /// still returns them but their identities are unknown, so a full pass
+    /// with any marks nothing gone.
+    pub unreadable: u64,
     /// The pass stopped early because the sink asked it to.
     pub interrupted: bool,
 }

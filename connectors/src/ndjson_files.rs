@@ -129,6 +129,7 @@ impl Connector for NdjsonConnector {
                 source,
             })?;
             outcome.skipped += skipped;
+            outcome.unreadable += skipped;
             cur.files.insert(key, stamp);
             let cursor = serde_json::to_string(&cur).map_err(|e| Error::Source {
                 connector: name.to_string(),

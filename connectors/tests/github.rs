@@ -761,3 +761,131 @@ async fn cancelling_with_uncommitted_pages_commits_them_before_stopping() {
     assert_eq!(rest.count("secret_alert"), 10);
     assert!(rest.times.values().all(|n| *n == 1));
 }
+
+#[tokio::test]
+async fn repo_coverage_is_read_whole_every_pass_with_an_etag_per_page() {
+    let gh = FakeGithub::start().await;
+    gh.set("secret", alerts(1));
+    let repos = |c_scanning: Option<bool>| {
+        vec![
+            repo("acme/a", &updated_desc(0), Some(true)),
+            repo("acme/b", &updated_desc(1), Some(false)),
+            repo("acme/c", &updated_desc(2), c_scanning),
+        ]
+    };
+    gh.set("repos", repos(Some(false)));
+    let c = secret_connector(&gh, json!({}));
+    let mut sink = MemorySink::default();
+    c.sync(None, SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    let seen = gh.seen();
+    assert!(seen
+        .iter()
+        .filter(|s| s.list == "repos")
+        .all(|s| s.query.contains("sort=full_name&direction=asc")));
+    let list = |gh: &FakeGithub| -> Vec<(String, u32, u16)> {
+        gh.seen()
+            .iter()
+            .map(|s| (s.list.clone(), s.page, s.status))
+            .collect()
+    };
+    let row = |l: &str, p: u32, s: u16| (l.to_string(), p, s);
+
+    // Nothing changed: each repos page answers 304, nothing is committed.
+    gh.clear_seen();
+    let pages = sink.pages.len();
+    let o = c
+        .sync(sink.cursor.clone(), SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    assert_eq!(
+        list(&gh),
+        vec![
+            row("repos", 1, 304),
+            row("repos", 2, 304),
+            row("secret", 1, 304)
+        ]
+    );
+    assert_eq!((o.requests, o.pages, sink.pages.len()), (3, 0, pages));
+
+    // Secret scanning is enabled on acme/c (page 2) and its `updated_at`
+    // does not move: the next incremental pass sees it.
+    gh.set("repos", repos(Some(true)));
+    gh.clear_seen();
+    let o = c
+        .sync(sink.cursor.clone(), SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    assert_eq!(
+        list(&gh),
+        vec![
+            row("repos", 1, 304),
+            row("repos", 2, 200),
+            row("secret", 1, 304)
+        ]
+    );
+    assert_eq!((o.requests, o.pages), (3, 1));
+    let new: Vec<&str> = sink.pages[pages..]
+        .iter()
+        .flat_map(|p| p.records.iter().map(|r| r.id()))
+        .collect();
+    assert_eq!(new, vec!["acme/c"]);
+    let Record::Repo(r) = &sink.records[&("repo".to_string(), "acme/c".to_string())] else {
+        unreachable!()
+    };
+    assert_eq!(r.secret_scanning, Some(true));
+
+    // And unchanged again: 304s only.
+    gh.clear_seen();
+    let o = c
+        .sync(sink.cursor.clone(), SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    assert_eq!(
+        list(&gh),
+        vec![
+            row("repos", 1, 304),
+            row("repos", 2, 304),
+            row("secret", 1, 304)
+        ]
+    );
+    assert_eq!(o.pages, 0);
+
+    // A fourth repository fills page 2 (which changes); a fifth then starts
+    // page 3, which page 2's ETag does not show (only its Link does): a full
+    // last page that answers 304 is read again for its Link.
+    let mut four = repos(Some(true));
+    four.push(repo("acme/d", &updated_desc(3), Some(true)));
+    gh.set("repos", four.clone());
+    gh.clear_seen();
+    c.sync(sink.cursor.clone(), SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    assert_eq!(
+        list(&gh),
+        vec![
+            row("repos", 1, 304),
+            row("repos", 2, 200),
+            row("secret", 1, 304)
+        ]
+    );
+    let mut five = four;
+    five.push(repo("acme/e", &updated_desc(4), Some(false)));
+    gh.set("repos", five);
+    gh.clear_seen();
+    c.sync(sink.cursor.clone(), SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    assert_eq!(
+        list(&gh),
+        vec![
+            row("repos", 1, 304),
+            row("repos", 2, 304),
+            row("repos", 2, 200),
+            row("repos", 3, 200),
+            row("secret", 1, 304)
+        ]
+    );
+    assert_eq!(sink.count("repo"), 5);
+}

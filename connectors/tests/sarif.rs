@@ -155,6 +155,11 @@ fn a_malformed_file_is_an_error_that_names_it() {
 }
 
 fn scan(tool: &str, time: &str, results: &[(&str, &str)]) -> String {
+    scan_in(tool, time, None, results)
+}
+
+/// A scan whose run has `automationDetails.id` = `id` when given.
+fn scan_in(tool: &str, time: &str, id: Option<&str>, results: &[(&str, &str)]) -> String {
     let results: Vec<_> = results
         .iter()
         .map(|(rule, fp)| {
@@ -162,12 +167,15 @@ fn scan(tool: &str, time: &str, results: &[(&str, &str)]) -> String {
                    "partialFingerprints": {"primaryLocationLineHash": fp}})
         })
         .collect();
-    json!({"version": "2.1.0", "runs": [{
+    let mut run = json!({
         "tool": {"driver": {"name": tool, "rules": [{"id": "A", "shortDescription": {"text": "Rule A"}}]}},
         "invocations": [{"executionSuccessful": true, "endTimeUtc": time}],
         "results": results
-    }]})
-    .to_string()
+    });
+    if let Some(id) = id {
+        run["automationDetails"] = json!({ "id": id });
+    }
+    json!({"version": "2.1.0", "runs": [run]}).to_string()
 }
 
 fn set_mtime(p: &Path, secs: u64) {
@@ -212,7 +220,9 @@ async fn a_finding_gone_from_the_next_scan_is_resolved_at_that_scans_time() {
     assert_eq!(out.skipped, 1, "the unmapped file is skipped");
     assert_eq!(sink.count("finding"), 2);
 
-    let s2 = web.join("scan-2.sarif");
+    // The next scan is written at the same path (no category: the path is
+    // the scan's identity).
+    let s2 = web.join("scan-1.sarif");
     std::fs::write(
         &s2,
         scan(
@@ -296,4 +306,182 @@ async fn ndjson_connector_reads_files_once_and_skips_bad_lines() {
         .await
         .unwrap();
     assert_eq!(out.pages, 0);
+}
+
+fn findings_of(
+    sink: &MemorySink,
+) -> std::collections::BTreeMap<String, secmetrics_connectors::Finding> {
+    sink.records
+        .values()
+        .filter_map(|r| match r {
+            Record::Finding(f) => Some((f.fingerprint.clone().unwrap_or_default(), f.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn t(s: &str) -> chrono::DateTime<chrono::Utc> {
+    s.parse().unwrap()
+}
+
+#[tokio::test]
+async fn scans_of_one_asset_and_tool_in_other_categories_never_resolve_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two CodeQL language runs of one asset, one file each; and a scan of
+    // the same category as the first, later.
+    let js = dir.path().join("codeql-js.sarif");
+    let py = dir.path().join("codeql-py.sarif");
+    let js_id = "/language:javascript/run-1";
+    std::fs::write(
+        &js,
+        scan_in(
+            "CodeQL",
+            "2026-03-01T00:00:00Z",
+            Some(js_id),
+            &[("A", "j1"), ("A", "j2")],
+        ),
+    )
+    .unwrap();
+    set_mtime(&js, 1_000);
+    std::fs::write(
+        &py,
+        scan_in(
+            "CodeQL",
+            "2026-03-02T00:00:00Z",
+            Some("/language:python/run-1"),
+            &[("A", "p1")],
+        ),
+    )
+    .unwrap();
+    set_mtime(&py, 2_000);
+    let settings: SarifSettings = serde_json::from_value(json!({
+        "name": "sast", "paths": [dir.path().display().to_string()],
+        "default_asset": "shop"
+    }))
+    .unwrap();
+    let c = settings.build().unwrap();
+    let mut sink = MemorySink::default();
+    let out = c
+        .sync(None, SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    assert_eq!((out.requests, out.skipped), (2, 0));
+    // Every sync re-reading both must leave all three open.
+    for f in findings_of(&sink).values() {
+        assert_eq!(f.status.as_str(), "open", "{}", f.id);
+    }
+    assert_eq!(findings_of(&sink).len(), 3);
+    // Touch both (read again, in the same order): still no flip.
+    set_mtime(&js, 3_000);
+    set_mtime(&py, 4_000);
+    let out = c
+        .sync(sink.cursor.clone(), SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    assert_eq!(out.requests, 2);
+    let f = findings_of(&sink);
+    assert!(f
+        .values()
+        .all(|f| f.status.as_str() == "open" && f.resolved_at.is_none()));
+    // A later javascript run (another run id, same category, another file):
+    // j1 is resolved at its scan time; p1 (other category) stays open.
+    let js2 = dir.path().join("codeql-js-2.sarif");
+    std::fs::write(
+        &js2,
+        scan_in(
+            "CodeQL",
+            "2026-03-09T00:00:00Z",
+            Some("/language:javascript/run-2"),
+            &[("A", "j2")],
+        ),
+    )
+    .unwrap();
+    set_mtime(&js2, 5_000);
+    let out = c
+        .sync(sink.cursor.clone(), SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    assert_eq!(out.requests, 1);
+    let vals: Vec<_> = findings_of(&sink)
+        .into_values()
+        .map(|f| (f.status.as_str().to_string(), f.resolved_at, f.opened_at))
+        .collect();
+    assert_eq!(vals.len(), 3);
+    let remediated: Vec<_> = vals.iter().filter(|v| v.0 == "remediated").collect();
+    assert_eq!(remediated.len(), 1);
+    assert_eq!(remediated[0].1, Some(t("2026-03-09T00:00:00Z")));
+    assert_eq!(remediated[0].2, t("2026-03-01T00:00:00Z"));
+    assert_eq!(vals.iter().filter(|v| v.0 == "open").count(), 2);
+    // j2 keeps the first javascript scan's time; p1 its own.
+    let mut opened: Vec<_> = vals.iter().filter(|v| v.0 == "open").map(|v| v.2).collect();
+    opened.sort();
+    assert_eq!(
+        opened,
+        vec![t("2026-03-01T00:00:00Z"), t("2026-03-02T00:00:00Z")]
+    );
+}
+
+#[tokio::test]
+async fn files_without_a_category_never_resolve_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.sarif");
+    let b = dir.path().join("sub").join("a.sarif");
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    std::fs::write(&a, scan("Semgrep", "2026-03-01T00:00:00Z", &[("A", "x")])).unwrap();
+    set_mtime(&a, 1_000);
+    std::fs::write(&b, scan("Semgrep", "2026-03-02T00:00:00Z", &[("A", "y")])).unwrap();
+    set_mtime(&b, 2_000);
+    let settings: SarifSettings = serde_json::from_value(json!({
+        "name": "sast", "paths": [dir.path().display().to_string()],
+        "default_asset": "mono"
+    }))
+    .unwrap();
+    let c = settings.build().unwrap();
+    let mut sink = MemorySink::default();
+    c.sync(None, SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    let f = findings_of(&sink);
+    assert_eq!(f.len(), 2);
+    assert!(f.values().all(|f| f.status.as_str() == "open"));
+}
+
+#[tokio::test]
+async fn a_cancelled_pass_stops_between_pages_of_one_file_and_reads_it_again_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("big.sarif");
+    std::fs::write(
+        &f,
+        scan(
+            "Semgrep",
+            "2026-03-01T00:00:00Z",
+            &[("A", "1"), ("A", "2"), ("A", "3"), ("A", "4"), ("A", "5")],
+        ),
+    )
+    .unwrap();
+    let settings: SarifSettings = serde_json::from_value(json!({
+        "name": "sast", "paths": [dir.path().display().to_string()],
+        "default_asset": "mono", "page_size": 2
+    }))
+    .unwrap();
+    let c = settings.build().unwrap();
+    let mut sink = MemorySink {
+        cancel_after: Some(1),
+        ..MemorySink::default()
+    };
+    let out = c
+        .sync(None, SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    assert!(out.interrupted);
+    assert_eq!((out.pages, sink.records.len()), (1, 2));
+    assert_eq!(sink.cursor, None, "the file is not marked read");
+    sink.cancel_after = None;
+    let out = c
+        .sync(sink.cursor.clone(), SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    assert!(!out.interrupted);
+    assert_eq!((out.requests, out.pages, sink.records.len()), (1, 3, 5));
+    assert!(sink.cursor.is_some());
 }

@@ -181,14 +181,34 @@ impl Importer<'_> {
             .and_then(|m| m.modified())
             .map(chrono::DateTime::<chrono::Utc>::from)
             .unwrap_or_else(|_| chrono::Utc::now());
-        let result = import_file(file, &ctx, &SuppressionPolicy::default(), modified, |f| {
-            self.tally.entry(Kind::Finding).or_default().loaded += 1;
-            self.batch.push(Record::Finding(f));
-            if self.batch.len() >= self.batch_size {
-                self.flush()?;
-            }
-            Ok::<(), anyhow::Error>(())
-        });
+        let store = self.store;
+        let result = import_file(
+            file,
+            &ctx,
+            &SuppressionPolicy::default(),
+            modified,
+            |mut f| {
+                // A finding seen before keeps its earliest detection time.
+                let identity = secmetrics_connectors::Identity {
+                    kind: Kind::Finding,
+                    source: f.source.clone(),
+                    id: f.id.clone(),
+                };
+                if let Some(stored) = store.get(&identity)? {
+                    if let Record::Finding(old) = stored.record {
+                        f.opened_at = f.opened_at.min(old.opened_at);
+                    }
+                }
+                self.tally.entry(Kind::Finding).or_default().loaded += 1;
+                self.batch.push(Record::Finding(f));
+                if self.batch.len() >= self.batch_size {
+                    self.flush()?;
+                }
+                Ok::<(), anyhow::Error>(())
+            },
+        );
+        // Written before the next file is read, so its findings see these.
+        self.flush()?;
         match result {
             Ok(_) => Ok(()),
             Err(ReadError::Sarif(e)) => Err(anyhow::anyhow!("{}", e.message)),

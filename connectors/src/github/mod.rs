@@ -9,6 +9,13 @@
 //! `304 Not Modified` means nothing changed, costs one request and writes
 //! nothing. Each page is committed with a cursor that names the next page, so
 //! a failed pass resumes where it stopped.
+//!
+//! The org's repository list is small and a setting change (enabling secret
+//! scanning) need not touch a repo's `updated_at`, so it is read whole every
+//! pass ([`sync_whole_list`]): each page is asked with its own ETag from the
+//! last pass, a `304` page is unchanged and the pass goes on to the page
+//! that followed it then. An unchanged list costs one request per page (one
+//! for up to `per_page` repositories) and writes nothing.
 
 pub mod code_scanning;
 pub mod repos;
@@ -202,6 +209,9 @@ pub struct EndpointCursor {
     /// A pass that has not finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume: Option<Resume>,
+    /// Lists read whole: the pages of the last finished pass, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pages: Vec<PageTag>,
 }
 
 /// An unfinished pass: the next page and what was seen so far.
@@ -221,6 +231,23 @@ pub struct Resume {
     /// Ids at `max`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub at_max: Vec<String>,
+    /// Whole lists: the pages read so far in this pass.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pages: Vec<PageTag>,
+}
+
+/// One page of a list read whole every pass, and its ETag.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PageTag {
+    /// The page's URL.
+    pub url: String,
+    /// Its ETag, if the server gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// It held `per_page` items: a page may follow that its ETag does not
+    /// show (the `Link` header is not part of it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub full: bool,
 }
 
 /// One converted list item.
@@ -304,7 +331,8 @@ pub(crate) mod env_serde {
     }
 }
 
-/// Read one list endpoint page by page into `sink` (see the module docs).
+/// Read one list endpoint page by page into `sink`, newest-updated first,
+/// stopping at the watermark (see the module docs).
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn sync_list<T: DeserializeOwned>(
     api: &GithubApi,
@@ -314,6 +342,43 @@ pub(crate) async fn sync_list<T: DeserializeOwned>(
     mode: SyncMode,
     sink: &mut dyn PageSink,
     outcome: &mut SyncOutcome,
+    convert: impl FnMut(T) -> Result<Converted, String>,
+) -> Result<(), Error> {
+    sync_pages(
+        api, cursor, key, first_url, mode, sink, outcome, false, convert,
+    )
+    .await
+}
+
+/// Read one list endpoint whole, every pass, each page asked with its own
+/// ETag of the last pass (see the module docs).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn sync_whole_list<T: DeserializeOwned>(
+    api: &GithubApi,
+    cursor: &mut GithubCursor,
+    key: &str,
+    first_url: String,
+    mode: SyncMode,
+    sink: &mut dyn PageSink,
+    outcome: &mut SyncOutcome,
+    convert: impl FnMut(T) -> Result<Converted, String>,
+) -> Result<(), Error> {
+    sync_pages(
+        api, cursor, key, first_url, mode, sink, outcome, true, convert,
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn sync_pages<T: DeserializeOwned>(
+    api: &GithubApi,
+    cursor: &mut GithubCursor,
+    key: &str,
+    first_url: String,
+    mode: SyncMode,
+    sink: &mut dyn PageSink,
+    outcome: &mut SyncOutcome,
+    whole: bool,
     mut convert: impl FnMut(T) -> Result<Converted, String>,
 ) -> Result<(), Error> {
     let connector = api.http.connector().to_string();
@@ -330,17 +395,22 @@ pub(crate) async fn sync_list<T: DeserializeOwned>(
             false,
         ),
     };
-    let watermark = match (&ep.watermark, pass.full) {
+    let watermark = match (&ep.watermark, pass.full || whole) {
         (Some(w), false) => parse_time(w).ok(),
         _ => None,
     };
     let mut first = !resumed;
+    // Whole lists: whether any page of this pass changed (a resumed pass
+    // has committed pages already). An unchanged list commits nothing.
+    let mut changed = resumed || !whole;
+    // Ask the current page again without its ETag (see below).
+    let mut refetch = false;
     // Records of fetched pages not yet committed, and how many pages.
     let mut pending: Vec<Record> = Vec::new();
     let mut pending_pages = 0u32;
     loop {
         if sink.cancelled() {
-            if pending_pages > 0 {
+            if pending_pages > 0 && changed {
                 commit(
                     &connector,
                     cursor,
@@ -352,13 +422,39 @@ pub(crate) async fn sync_list<T: DeserializeOwned>(
             outcome.interrupted = true;
             return Ok(());
         }
-        let etag = if first && !pass.full {
+        let page_ix = pass.pages.len();
+        let etag = if pass.full || std::mem::take(&mut refetch) {
+            None
+        } else if whole {
+            ep.pages
+                .get(page_ix)
+                .filter(|p| p.url == url)
+                .and_then(|p| p.etag.as_deref())
+        } else if first {
             ep.etag.as_deref()
         } else {
             None
         };
         outcome.requests += 1;
-        let fetched = match api.http.get(&url, etag).await? {
+        let (body, fetched_next, page_etag, was_full) = match api.http.get(&url, etag).await? {
+            Conditional::NotModified if whole => {
+                // This page is as it was; go on to the page that followed it.
+                tracing::debug!(
+                    connector,
+                    endpoint = key,
+                    page = page_ix + 1,
+                    "page not modified"
+                );
+                let was_full = ep.pages.get(page_ix).is_some_and(|p| p.full);
+                let next = ep.pages.get(page_ix + 1).map(|p| p.url.clone());
+                if next.is_none() && was_full {
+                    // The last page was full: a page added after it does not
+                    // change its ETag, only its `Link`. Read it again.
+                    refetch = true;
+                    continue;
+                }
+                (None, next, etag.map(str::to_string), was_full)
+            }
             Conditional::NotModified => {
                 tracing::debug!(
                     connector,
@@ -367,16 +463,28 @@ pub(crate) async fn sync_list<T: DeserializeOwned>(
                 );
                 return Ok(());
             }
-            Conditional::Modified(f) => f,
+            Conditional::Modified(f) => {
+                changed = true;
+                (Some(f.body), f.next, f.etag, false)
+            }
         };
         if first {
-            pass.etag = fetched.etag.clone();
+            pass.etag = page_etag.clone();
         }
-        let items: Vec<&serde_json::value::RawValue> = serde_json::from_slice(&fetched.body)
-            .map_err(|e| Error::Source {
+        let items: Vec<&serde_json::value::RawValue> = match &body {
+            None => Vec::new(),
+            Some(b) => serde_json::from_slice(b).map_err(|e| Error::Source {
                 connector: connector.clone(),
                 message: format!("{key}: the page is not a JSON array: {e}"),
-            })?;
+            })?,
+        };
+        if whole {
+            pass.pages.push(PageTag {
+                url: url.clone(),
+                etag: page_etag,
+                full: was_full || items.len() >= api.per_page as usize,
+            });
+        }
         let mut stop = false;
         for raw in items {
             let parsed = serde_json::from_str::<T>(raw.get()).map_err(|e| e.to_string());
@@ -384,6 +492,7 @@ pub(crate) async fn sync_list<T: DeserializeOwned>(
                 Ok(Converted::Item(item)) => item,
                 Err(message) => {
                     outcome.skipped += 1;
+                    outcome.unreadable += 1;
                     tracing::warn!(connector, endpoint = key, %message, "item skipped");
                     continue;
                 }
@@ -411,8 +520,8 @@ pub(crate) async fn sync_list<T: DeserializeOwned>(
             }
             pending.push(item.record);
         }
-        drop(fetched.body);
-        let next = if stop { None } else { fetched.next };
+        drop(body);
+        let next = if stop { None } else { fetched_next };
         let new_ep = match &next {
             Some(n) => {
                 api.check_next(n)?;
@@ -428,7 +537,7 @@ pub(crate) async fn sync_list<T: DeserializeOwned>(
         };
         cursor.endpoints.insert(key.to_string(), new_ep);
         pending_pages += 1;
-        if next.is_none() || pending_pages >= api.pages_per_commit {
+        if changed && (next.is_none() || pending_pages >= api.pages_per_commit) {
             commit(
                 &connector,
                 cursor,
@@ -492,5 +601,6 @@ fn finish(ep: &EndpointCursor, pass: &Resume) -> EndpointCursor {
         watermark,
         at_watermark,
         resume: None,
+        pages: pass.pages.clone(),
     }
 }

@@ -5,7 +5,7 @@
 //! when it is absent, coverage is *unknown* (`secret_scanning: None`, and
 //! `extra.security_and_analysis = "unknown"`), never "disabled".
 
-use super::{opt_time, sync_list, Converted, GithubApi, GithubCursor, Item};
+use super::{opt_time, sync_whole_list, Converted, GithubApi, GithubCursor, Item};
 use crate::connector::{PageSink, SyncMode, SyncOutcome};
 use crate::record::{Extra, Record, Repo, RepoType};
 use crate::Error;
@@ -155,7 +155,9 @@ fn convert(source: &str, s: &RepoSettings, r: RepoWire) -> Result<Converted, Str
     }))
 }
 
-/// Read the organization's repositories (sorted by `updated`, newest first).
+/// Read the organization's repositories, whole every pass (enabling secret
+/// scanning need not change a repo's `updated_at`), sorted by name so a
+/// change alters only its own page; unchanged pages answer `304`.
 pub(crate) async fn sync_repos(
     api: &GithubApi,
     settings: &RepoSettings,
@@ -171,11 +173,11 @@ pub(crate) async fn sync_repos(
         &[
             ("type", "all"),
             ("per_page", &per_page),
-            ("sort", "updated"),
-            ("direction", "desc"),
+            ("sort", "full_name"),
+            ("direction", "asc"),
         ],
     );
-    sync_list(
+    sync_whole_list(
         api,
         cursor,
         "repos",

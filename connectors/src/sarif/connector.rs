@@ -1,8 +1,14 @@
 //! The `sarif` connector: SARIF files in folders or globs, each mapped to an
 //! asset by its path. Files are read oldest first, each once (until it
-//! changes). A finding of an earlier scan of the same asset and tool that
-//! the next scan no longer reports is resolved (`remediated`) at that
-//! scan's time; the cursor keeps the last scan of each asset and tool.
+//! changes). A finding of an earlier scan that the next scan of the same
+//! asset, tool and category no longer reports is resolved (`remediated`) at
+//! that scan's time; the cursor keeps the last scan of each.
+//!
+//! The category of a run is what GitHub code scanning uses:
+//! `automationDetails.id` up to its last `/` (see [`super::category_of`]);
+//! a run without one takes the file's path relative to the configured root
+//! it was found under, so distinct files never supersede each other while a
+//! file written again at the same path does.
 
 use super::{
     finding_id, to_finding, FindingContext, Occurrences, ReadError, SarifFile, SuppressionPolicy,
@@ -106,7 +112,8 @@ pub struct Stamp {
 struct SarifCursor {
     #[serde(default)]
     files: BTreeMap<String, Stamp>,
-    /// `asset \u{1f} tool` → the last scan.
+    /// `asset \u{1f} tool \u{1f} category` → the last scan (see
+    /// [`scan_key`]).
     #[serde(default)]
     scans: BTreeMap<String, ScanState>,
 }
@@ -152,6 +159,26 @@ impl ScanBuilder {
             });
         self.state.f.insert(key, Kept(ix, kept.0, kept.1, kept.2));
     }
+}
+
+/// What became of one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Imported {
+    /// Read whole; its scan states are in the cursor.
+    Read,
+    /// Left out: older than the last scan of its category, or no asset.
+    Skipped,
+    /// Not a readable SARIF log: skipped, and its findings' identities are
+    /// unknown.
+    Unreadable,
+    /// The sink asked to stop between two pages of it.
+    Interrupted,
+}
+
+/// Why reading a file's results stopped early.
+enum Stop {
+    Failed(Error),
+    Cancelled,
 }
 
 /// The state key of a finding: its fingerprint, `#n` for the n-th repeat.
@@ -231,8 +258,53 @@ pub fn list_files(paths: &[String], extensions: &[&str]) -> Vec<(PathBuf, Stamp)
     out
 }
 
-fn scan_key(asset: &str, tool: &str) -> String {
-    format!("{asset}\u{1f}{tool}")
+/// The identity of "the same scan": asset, tool and the run's category
+/// (`c:` + the `automationDetails` category, else `p:` + the file's path
+/// relative to its configured root).
+fn scan_key(asset: &str, tool: &str, category: &str) -> String {
+    format!("{}{category}", scan_prefix(asset, tool))
+}
+
+/// The start of every scan key of `asset` and `tool`.
+fn scan_prefix(asset: &str, tool: &str) -> String {
+    format!("{asset}\u{1f}{tool}\u{1f}")
+}
+
+/// The category of a run: its `automationDetails` category, else the file's
+/// relative path.
+fn run_category(category: Option<&str>, relative: &str) -> String {
+    match category {
+        Some(c) => format!("c:{c}"),
+        None => format!("p:{relative}"),
+    }
+}
+
+/// `path` relative to the configured entry of `paths` it was found under:
+/// below a folder, its path inside it; a file named directly, the entry as
+/// written (two such files may share a name); a glob match, its path below
+/// the glob's fixed leading folders.
+pub fn relative_path(paths: &[String], path: &Path) -> String {
+    for spec in paths {
+        let root = Path::new(spec);
+        let root: PathBuf = if root.is_file() {
+            if root == path {
+                return spec.clone();
+            }
+            continue;
+        } else if root.is_dir() {
+            root.to_path_buf()
+        } else {
+            root.components()
+                .take_while(|c| !c.as_os_str().to_string_lossy().contains(['*', '?', '[']))
+                .collect()
+        };
+        if let Ok(rest) = path.strip_prefix(&root) {
+            if !rest.as_os_str().is_empty() {
+                return rest.display().to_string();
+            }
+        }
+    }
+    path.display().to_string()
 }
 
 impl SarifConnector {
@@ -271,8 +343,7 @@ impl SarifConnector {
         Ok(())
     }
 
-    /// Import one file into `cur`, committing its pages. Returns false when
-    /// the file was skipped.
+    /// Import one file into `cur`, committing its pages.
     fn import(
         &self,
         path: &Path,
@@ -281,29 +352,36 @@ impl SarifConnector {
         cur: &mut SarifCursor,
         sink: &mut dyn PageSink,
         outcome: &mut SyncOutcome,
-    ) -> Result<bool, Error> {
+    ) -> Result<Imported, Error> {
         let name = &self.settings.name;
         let file = match SarifFile::open(path) {
             Ok(f) => f,
             Err(e) => {
                 tracing::warn!(connector = %name, error = %e, "SARIF file skipped");
-                return Ok(false);
+                return Ok(Imported::Unreadable);
             }
         };
+        let relative = relative_path(&self.settings.paths, path);
         let fallback =
             chrono::DateTime::from_timestamp_millis(stamp.modified_ms).unwrap_or_default();
-        // The scan time of each tool in this file.
-        let mut tools: BTreeMap<String, Time> = BTreeMap::new();
+        // The scan key of each run, and the tool and scan time of each key.
+        let mut scans: BTreeMap<String, (String, Time)> = BTreeMap::new();
+        let mut run_keys: Vec<String> = Vec::with_capacity(file.runs.len());
         for run in &file.runs {
             let t = run.time.unwrap_or(fallback);
-            let e = tools.entry(run.tool().to_string()).or_insert(t);
-            *e = (*e).max(t);
+            let category = run_category(run.category.as_deref(), &relative);
+            let key = scan_key(asset, run.tool(), &category);
+            let e = scans
+                .entry(key.clone())
+                .or_insert_with(|| (run.tool().to_string(), t));
+            e.1 = e.1.max(t);
+            run_keys.push(key);
         }
-        for (tool, t) in &tools {
-            if let Some(prev) = cur.scans.get(&scan_key(asset, tool)) {
+        for (key, (tool, t)) in &scans {
+            if let Some(prev) = cur.scans.get(key) {
                 if prev.t > micros(*t) {
-                    tracing::warn!(connector = %name, path = %path.display(), tool, "scan older than the last one read for this asset and tool; skipped");
-                    return Ok(false);
+                    tracing::warn!(connector = %name, path = %path.display(), tool, "scan older than the last one read for this asset, tool and category; skipped");
+                    return Ok(Imported::Skipped);
                 }
             }
         }
@@ -319,16 +397,22 @@ impl SarifConnector {
         let res = file.results(
             &self.settings.suppressions,
             fallback,
-            |r| -> Result<(), Error> {
-                let key = scan_key(asset, &r.tool);
+            |r| -> Result<(), Stop> {
+                let key = run_keys.get(r.run).cloned().unwrap_or_default();
                 let n = occurrences.next(&r.tool, &r.fingerprint);
                 let id = finding_id(asset, &r.tool, &r.fingerprint, n);
                 let local = local_key(&r.fingerprint, n);
+                // The same finding id may be held by the last scan of this
+                // category or (same asset and tool) of another one: the
+                // earliest opening wins.
+                let prefix = scan_prefix(asset, &r.tool);
                 let prev_opened = cur
                     .scans
-                    .get(&key)
-                    .and_then(|s| s.f.get(&local))
-                    .map(|k| from_micros(k.2));
+                    .range::<String, _>(&prefix..)
+                    .take_while(|(k, _)| k.starts_with(&prefix))
+                    .filter_map(|(_, s)| s.f.get(&local).map(|k| k.2))
+                    .min()
+                    .map(from_micros);
                 let opened = r.first_detected.or(prev_opened).unwrap_or(r.scan_time);
                 let finding = to_finding(&ctx, &r, id, opened);
                 current.entry(key).or_default().add(
@@ -339,39 +423,63 @@ impl SarifConnector {
                 );
                 page.push(Record::Finding(finding));
                 if page.len() >= page_size {
-                    self.commit(sink, outcome, std::mem::take(&mut page), None)?;
+                    self.commit(sink, outcome, std::mem::take(&mut page), None)
+                        .map_err(Stop::Failed)?;
+                    // Checked between pages: the file is not marked read,
+                    // so the next pass reads it again from the start.
+                    if sink.cancelled() {
+                        return Err(Stop::Cancelled);
+                    }
                 }
                 Ok(())
             },
         );
         match res {
             Ok(_) => {}
-            Err(ReadError::Stopped(e)) => return Err(e),
+            Err(ReadError::Stopped(Stop::Failed(e))) => return Err(e),
+            Err(ReadError::Stopped(Stop::Cancelled)) => {
+                outcome.interrupted = true;
+                return Ok(Imported::Interrupted);
+            }
             Err(ReadError::Sarif(e)) => {
                 // Pages already committed stay (they are true); the file is
                 // not marked read, so it is tried again.
                 return Err(Error::Sarif(e));
             }
         }
-        for (tool, t) in tools {
-            let key = scan_key(asset, &tool);
+        // Replace the last scan of each key first, then resolve what the
+        // new scan lacks, unless the last scan of another category of the
+        // same asset and tool still reports it open (same finding id).
+        let mut replaced = Vec::new();
+        for (key, (tool, t)) in scans {
             let mut now = current.remove(&key).unwrap_or_default().state;
             now.t = micros(t);
-            if let Some(prev) = cur.scans.remove(&key) {
-                for (local, kept) in &prev.f {
-                    if kept.3 && !now.f.contains_key(local) {
-                        let rule = prev.rules.get(kept.0 as usize).cloned().unwrap_or_default();
-                        page.push(Record::Finding(
-                            self.resolved(&ctx, &tool, local, rule, kept, t),
-                        ));
-                    }
+            if let Some(prev) = cur.scans.insert(key.clone(), now) {
+                replaced.push((key, tool, t, prev));
+            }
+        }
+        for (key, tool, t, prev) in replaced {
+            let prefix = scan_prefix(asset, &tool);
+            let open_elsewhere = |local: &String| {
+                cur.scans
+                    .range::<String, _>(&prefix..)
+                    .take_while(|(k, _)| k.starts_with(&prefix))
+                    .filter(|(k, _)| **k != key)
+                    .any(|(_, s)| s.f.get(local).is_some_and(|k| k.3))
+            };
+            let now = &cur.scans[&key];
+            for (local, kept) in &prev.f {
+                if kept.3 && !now.f.contains_key(local) && !open_elsewhere(local) {
+                    let rule = prev.rules.get(kept.0 as usize).cloned().unwrap_or_default();
+                    page.push(Record::Finding(
+                        self.resolved(&ctx, &tool, local, rule, kept, t),
+                    ));
                 }
             }
-            cur.scans.insert(key, now);
         }
         cur.files.insert(path.display().to_string(), stamp);
         self.commit(sink, outcome, page, Some(cur))?;
-        Ok(true)
+        Ok(Imported::Read)
     }
 
     fn resolved(
@@ -440,6 +548,14 @@ impl Connector for SarifConnector {
                 SarifCursor::default()
             }),
         };
+        // Scan states of an older version were keyed by asset and tool only:
+        // their category is unknown, so they are dropped (a `--full` pass
+        // rebuilds every scan state from the files).
+        let before = cur.scans.len();
+        cur.scans.retain(|k, _| k.matches('\u{1f}').count() >= 2);
+        if cur.scans.len() < before {
+            tracing::warn!(connector = %name, dropped = before - cur.scans.len(), "scan states without a category dropped; run `sync --full` once so findings missing from later scans are resolved");
+        }
         let mut outcome = SyncOutcome::default();
         // Blocking file reads, done inline: a sync pass runs as its own task
         // and the sink it commits to is blocking too.
@@ -460,10 +576,16 @@ impl Connector for SarifConnector {
                     }
                     None => {
                         tracing::warn!(connector = %name, path = %key, "no asset pattern matches and no default_asset; file skipped");
-                        false
+                        Imported::Skipped
                     }
                 };
-                if !imported {
+                if imported == Imported::Interrupted {
+                    break;
+                }
+                if imported == Imported::Unreadable {
+                    outcome.unreadable += 1;
+                }
+                if matches!(imported, Imported::Skipped | Imported::Unreadable) {
                     outcome.skipped += 1;
                     cur.files.insert(key, stamp);
                     self.commit(sink, &mut outcome, Vec::new(), Some(&cur))?;
@@ -471,5 +593,28 @@ impl Connector for SarifConnector {
             }
         }
         Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_path_is_below_the_configured_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("ci").join("web");
+        std::fs::create_dir_all(&sub).unwrap();
+        let f = sub.join("x.sarif");
+        std::fs::write(&f, "{}").unwrap();
+        let d = dir.path().display().to_string();
+        assert_eq!(
+            relative_path(std::slice::from_ref(&d), &f),
+            "ci/web/x.sarif"
+        );
+        let glob = format!("{d}/ci/*/*.sarif");
+        assert_eq!(relative_path(&[glob], &f), "web/x.sarif");
+        let named = f.display().to_string();
+        assert_eq!(relative_path(std::slice::from_ref(&named), &f), named);
     }
 }

@@ -118,6 +118,10 @@ pub struct RunMeta {
     pub artifacts: Vec<Option<String>>,
     /// The run's time: the latest invocation end (else start) time.
     pub time: Option<Time>,
+    /// The run's category, read as GitHub code scanning reads it:
+    /// `automationDetails.id` up to and including its last `/` (the rest is
+    /// the run's own id), the whole id when it has no `/`.
+    pub category: Option<String>,
     /// Rule id → (extension index or `None` for the driver, rule index).
     by_id: HashMap<String, (Option<usize>, usize)>,
 }
@@ -241,6 +245,13 @@ struct RunMetaWire {
     tool: Option<ToolWire>,
     invocations: Option<Vec<InvocationWire>>,
     artifacts: Option<Vec<ArtifactWire>>,
+    #[serde(rename = "automationDetails")]
+    automation_details: Option<AutomationWire>,
+}
+
+#[derive(Deserialize)]
+struct AutomationWire {
+    id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -580,6 +591,16 @@ fn convert(
     }
 }
 
+/// The category of an `automationDetails.id`: up to and including the last
+/// `/`, else the whole id; `None` when empty.
+pub fn category_of(id: &str) -> Option<String> {
+    let c = match id.rfind('/') {
+        Some(i) => &id[..=i],
+        None => id,
+    };
+    (!c.is_empty()).then(|| c.to_string())
+}
+
 fn component(c: ComponentWire) -> ComponentMeta {
     ComponentMeta {
         name: c.name,
@@ -659,6 +680,10 @@ impl SarifFile {
                         .map(|a| a.location.and_then(|l| l.uri))
                         .collect(),
                     time,
+                    category: run
+                        .automation_details
+                        .and_then(|a| a.id)
+                        .and_then(|id| category_of(&id)),
                     by_id: HashMap::new(),
                 };
                 meta.index();
@@ -996,6 +1021,20 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         assert_eq!(fps.len(), 2);
         assert_ne!(fps[0], fps[1]);
+    }
+
+    #[test]
+    fn category_is_the_automation_id_up_to_its_last_slash() {
+        assert_eq!(
+            category_of("my-analysis/tool1/2022-01-02").as_deref(),
+            Some("my-analysis/tool1/")
+        );
+        assert_eq!(
+            category_of("/language:python/").as_deref(),
+            Some("/language:python/")
+        );
+        assert_eq!(category_of("nightly").as_deref(), Some("nightly"));
+        assert_eq!(category_of(""), None);
     }
 
     #[test]
