@@ -231,8 +231,10 @@ fn admin(
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("\r\n");
-    if s.write_all(req.as_bytes()).is_err() || s.write_all(body.as_bytes()).is_err() {
-        return (0, String::new());
+    // A server refusing an oversize body may answer and close before it has
+    // read it all: a failed write still leaves its answer to read.
+    if s.write_all(req.as_bytes()).is_ok() {
+        let _ = s.write_all(body.as_bytes());
     }
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
