@@ -626,6 +626,11 @@ pages_per_commit = 3
 fn push_endpoint_checks_the_token_and_size_and_keeps_good_lines() {
     let s = setup("");
     let d = Daemon::start(s.dir.path(), &s.config);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(d.socket()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "admin socket mode {mode:o}");
+    }
     let good = "{\"kind\":\"release\",\"id\":\"r1\",\"asset\":\"app\",\"at\":\"2026-11-02T10:00:00Z\",\"gate\":\"passed\"}";
     let (code, _) = admin(&d.socket(), "POST", "/api/v1/records", &[], good);
     assert_eq!(code, 401);

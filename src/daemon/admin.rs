@@ -27,7 +27,6 @@ pub async fn serve(
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Vec<JoinHandle<()>>> {
     use anyhow::Context as _;
-    use std::os::unix::fs::PermissionsExt;
     let socket = shared.config.admin.socket.clone();
     if let Some(parent) = socket.parent() {
         std::fs::create_dir_all(parent)
@@ -42,9 +41,8 @@ pub async fn serve(
         );
     }
     let _ = std::fs::remove_file(&socket);
-    let listener = tokio::net::UnixListener::bind(&socket)
+    let listener = bind_private(&socket)
         .with_context(|| format!("binding the admin socket {}", socket.display()))?;
-    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
     let mut handles = Vec::new();
     let app = router(shared.clone());
     let s = stop.clone();
@@ -80,6 +78,26 @@ pub async fn serve(
         }));
     }
     Ok(handles)
+}
+
+/// Bind the socket with mode 0600 from its first moment: it is created in a
+/// fresh 0700 directory beside its final path, narrowed, then renamed into
+/// place, so no other user can connect in between.
+fn bind_private(socket: &std::path::Path) -> std::io::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let parent = socket.parent().unwrap_or(std::path::Path::new("."));
+    let staging = parent.join(format!(".secmetrics-bind-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::DirBuilder::new().mode(0o700).create(&staging)?;
+    let tmp = staging.join("admin.sock");
+    let result = (|| {
+        let listener = tokio::net::UnixListener::bind(&tmp)?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&tmp, socket)?;
+        Ok(listener)
+    })();
+    let _ = std::fs::remove_dir_all(&staging);
+    result
 }
 
 async fn stopped(mut stop: watch::Receiver<bool>) {
@@ -362,16 +380,16 @@ async fn push_records(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bo
     }
     let loaded = records.len();
     let shared = s.clone();
-    let outcome = tokio::task::spawn_blocking(move || {
-        let o = shared.store.upsert_batch(&records, Utc::now());
-        if o.is_ok() {
-            let _ = shared.refresh_pack(Utc::now());
-        }
-        o
-    })
-    .await;
+    let outcome =
+        tokio::task::spawn_blocking(move || shared.store.upsert_batch(&records, Utc::now())).await;
     let outcome = match outcome {
-        Ok(Ok(o)) => o,
+        Ok(Ok(o)) => {
+            let t = o.total();
+            if t.new + t.replaced > 0 {
+                s.pack_stale.notify_one();
+            }
+            o
+        }
         Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };

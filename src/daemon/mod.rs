@@ -39,6 +39,9 @@ pub struct Shared {
     pub jobs: Mutex<BTreeMap<u64, JobStatus>>,
     /// Wakes the delivery loop (a digest was queued).
     pub wake_delivery: Notify,
+    /// Records changed: the cached pack is recomputed (debounced, off the
+    /// request path).
+    pub pack_stale: Notify,
     /// Shutdown has begun.
     pub stopping: watch::Receiver<bool>,
     /// Serializes syncs: one connector pass at a time writes the store.
@@ -222,19 +225,24 @@ pub async fn run(
         syncs: Mutex::new(syncs),
         jobs: Mutex::new(BTreeMap::new()),
         wake_delivery: Notify::new(),
+        pack_stale: Notify::new(),
         stopping: stop_rx.clone(),
         sync_lock: tokio::sync::Mutex::new(()),
         tasks: Mutex::new(Vec::new()),
     });
-    // Computing the first pack loads every record (seconds for a large
-    // store): off the start path, so signals and the admin API answer at once.
-    {
-        let s = shared.clone();
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = s.refresh_pack(Utc::now()) {
-                tracing::warn!(error = %format!("{e:#}"), "could not compute the KPI pack at start");
-            }
-        });
+    // Computing the pack loads every record (seconds for a large store):
+    // off the start path, so signals and the admin API answer at once, and
+    // debounced, so a burst of pushes costs one recomputation.
+    let refresher = tokio::spawn(pack_refresher(shared.clone(), stop_rx.clone()));
+    shared.pack_stale.notify_one();
+    let pruned = crate::deliver::outbox::Outbox::new(shared.store.outbox()).prune_sent_before(
+        (Utc::now() - chrono::Duration::days(OUTBOX_KEEP_DAYS)).timestamp_micros(),
+    )?;
+    if pruned > 0 {
+        tracing::info!(
+            pruned,
+            "removed delivered outbox entries older than {OUTBOX_KEEP_DAYS} days"
+        );
     }
     for e in crate::deliver::outbox::Outbox::new(shared.store.outbox()).recover_interrupted()? {
         tracing::warn!(digest = %e.digest, period = %e.period, channel = %e.channel,
@@ -273,6 +281,7 @@ pub async fn run(
         );
     }
     watchdog.abort();
+    refresher.abort();
     shared.store.flush()?;
     let _ = std::fs::remove_file(&shared.config.admin.socket);
     tracing::info!("secmetrics daemon stopped");
@@ -401,6 +410,29 @@ async fn run_job(shared: &Arc<Shared>, job: &Job, at: Time) {
         }
         Job::Sync(name) => {
             resync::run(shared, Some(name.as_str()), false, None).await;
+        }
+    }
+}
+
+/// Delivered outbox entries are kept this long (their snapshots stay).
+const OUTBOX_KEEP_DAYS: i64 = 400;
+
+/// Recompute the cached pack when records changed, at most every 2 s.
+async fn pack_refresher(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = shared.pack_stale.notified() => {}
+            _ = stop.changed() => return,
+        }
+        let s = shared.clone();
+        let result = tokio::task::spawn_blocking(move || s.refresh_pack(Utc::now())).await;
+        if let Ok(Err(e)) = result {
+            tracing::warn!(error = %format!("{e:#}"), "could not compute the KPI pack");
+        }
+        // Changes during the computation or this pause coalesce into one.
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = stop.changed() => return,
         }
     }
 }

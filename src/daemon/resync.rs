@@ -148,8 +148,7 @@ pub async fn run(
     }
     watcher.abort();
     if changed {
-        let s = shared.clone();
-        let _ = tokio::task::spawn_blocking(move || s.refresh_pack(Utc::now())).await;
+        shared.pack_stale.notify_one();
     }
     update(&|j| {
         j.state = if failed == 0 {

@@ -183,6 +183,40 @@ impl<'a> Outbox<'a> {
         Ok(out)
     }
 
+    /// Remove delivered entries sent before `before_us`; the key of a removed
+    /// entry is kept with an empty body so its digest is still never re-sent.
+    pub fn prune_sent_before(&self, before_us: i64) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for e in self.all()? {
+            if e.state != State::Sent || !e.sent_us.is_some_and(|t| t < before_us) {
+                continue;
+            }
+            let slim = match &e.payload {
+                Payload::Slack {
+                    messages, channel, ..
+                } if !messages.is_empty() => Payload::Slack {
+                    messages: Vec::new(),
+                    delivered: 0,
+                    thread_ts: None,
+                    channel: channel.clone(),
+                },
+                Payload::Email {
+                    subject, to, html, ..
+                } if !html.is_empty() => Payload::Email {
+                    subject: subject.clone(),
+                    text: String::new(),
+                    html: String::new(),
+                    images: Vec::new(),
+                    to: to.clone(),
+                },
+                _ => continue,
+            };
+            self.update(&Entry { payload: slim, ..e })?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// At start: entries left `Sending` by a process that died mid-attempt
     /// become `Unconfirmed` (not re-sent: at most once). Returns them.
     pub fn recover_interrupted(&self) -> Result<Vec<Entry>, StoreError> {
@@ -281,6 +315,25 @@ mod tests {
         assert!(ob.due(i64::MAX).unwrap().is_empty());
         assert_eq!(ob.counts().unwrap().get("unconfirmed"), Some(&1));
         assert!(ob.recover_interrupted().unwrap().is_empty());
+    }
+
+    #[test]
+    fn old_delivered_entries_lose_their_body_but_keep_their_key() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let tree = db.open_tree("outbox").unwrap();
+        let ob = Outbox::new(&tree);
+        let mut e = entry("slack");
+        e.state = State::Sent;
+        e.sent_us = Some(100);
+        ob.enqueue(&e).unwrap();
+        assert_eq!(ob.prune_sent_before(50).unwrap(), 0);
+        assert_eq!(ob.prune_sent_before(200).unwrap(), 1);
+        assert_eq!(ob.prune_sent_before(200).unwrap(), 0);
+        assert!(!ob.enqueue(&entry("slack")).unwrap(), "never queued again");
+        let Payload::Slack { messages, .. } = &ob.all().unwrap()[0].payload else {
+            panic!()
+        };
+        assert!(messages.is_empty());
     }
 
     #[test]
