@@ -15,16 +15,9 @@ use chrono::{Datelike, Duration, TimeZone, Utc};
 use outbox::{Entry, Outbox, Payload, State};
 use secmetrics_connectors::Time;
 
-/// The KPIs of the spec's monthly pack, in its order.
-pub const MONTHLY_PACK: [KpiId; 7] = [
-    KpiId::DesignReviewCoverage,
-    KpiId::ThreatModelCoverage,
-    KpiId::FindingsAging,
-    KpiId::Mttr,
-    KpiId::SecretExposure,
-    KpiId::ExceptionDebt,
-    KpiId::ReleaseGate,
-];
+/// The KPIs of the spec's monthly pack, in its order: the first seven of
+/// [`KpiId::MONTHLY_PACK`], which full reports follow with the other three.
+pub const MONTHLY_PACK: &[KpiId] = KpiId::MONTHLY_PACK.split_at(7).0;
 
 /// Periods of history drawn in digest charts.
 const TREND_PERIODS: usize = 6;
