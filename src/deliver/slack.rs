@@ -241,20 +241,8 @@ pub async fn post(
                 .send()
                 .await
                 .map_err(|e| transport(endpoint, e))?;
-            let status = resp.status();
-            if status.as_u16() == 429 {
-                return Err(SlackError::RateLimited(retry_after(&resp)));
-            }
-            let body = resp.text().await.unwrap_or_default();
-            if status.is_success() {
-                Ok(None)
-            } else {
-                Err(SlackError::Status {
-                    endpoint,
-                    status: status.as_u16(),
-                    body: truncate(body.trim(), 200),
-                })
-            }
+            refuse_failure(endpoint, resp).await?;
+            Ok(None)
         }
         SlackTarget::Bot {
             api_base,
@@ -277,18 +265,7 @@ pub async fn post(
                 .send()
                 .await
                 .map_err(|e| transport(endpoint, e))?;
-            let status = resp.status();
-            if status.as_u16() == 429 {
-                return Err(SlackError::RateLimited(retry_after(&resp)));
-            }
-            if !status.is_success() {
-                let body = resp.text().await.unwrap_or_default();
-                return Err(SlackError::Status {
-                    endpoint,
-                    status: status.as_u16(),
-                    body: truncate(body.trim(), 200),
-                });
-            }
+            let resp = refuse_failure(endpoint, resp).await?;
             let v: Value = resp.json().await.map_err(|e| transport(endpoint, e))?;
             if v["ok"] == json!(true) {
                 Ok(v["ts"].as_str().map(str::to_string))
@@ -311,6 +288,27 @@ pub async fn post(
             }
         }
     }
+}
+
+/// A 429 or any other non-success answer as the error it is (webhooks and
+/// the Web API alike); a success passes through.
+async fn refuse_failure(
+    endpoint: &'static str,
+    resp: reqwest::Response,
+) -> Result<reqwest::Response, SlackError> {
+    let status = resp.status();
+    if status.as_u16() == 429 {
+        return Err(SlackError::RateLimited(retry_after(&resp)));
+    }
+    if !status.is_success() {
+        let body = resp.text().await.unwrap_or_default();
+        return Err(SlackError::Status {
+            endpoint,
+            status: status.as_u16(),
+            body: truncate(body.trim(), 200),
+        });
+    }
+    Ok(resp)
 }
 
 fn retry_after(resp: &reqwest::Response) -> Duration {
