@@ -117,9 +117,23 @@ fn full_sync_that_skipped_an_unreadable_item_marks_nothing_gone() {
         sync_row(&stdout(&o), "inventory"),
         vec![1, 1, 0, 0, 2, 1, 0]
     );
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // A pass that skipped an item is partial: exit code 1, the item named.
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("partial: 1 unreadable"),
+        "{}",
+        stdout(&o)
+    );
     assert!(
         stderr(&o).contains("full pass skipped 1 unreadable item(s); nothing marked gone"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains(&format!(
+            "inventory: unreadable, skipped: {}:3: field `tier`",
+            file.display()
+        )),
         "{}",
         stderr(&o)
     );
@@ -156,7 +170,7 @@ fn full_sarif_pass_marks_gone_despite_an_unmapped_file_but_not_after_an_unreadab
     // The web file is replaced by a malformed one: nothing is marked gone.
     std::fs::write(&web, "{\"runs\": [").unwrap();
     let o = sync(&store, &config, &["--full"]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert_eq!(sync_row(&stdout(&o), "sast"), vec![2, 2, 0, 0, 0, 2, 0]);
     assert_eq!(status(&store)["gone"], 0);
     // The web file is deleted: its two findings are gone, the unmapped
@@ -558,4 +572,60 @@ fn check_builds_every_connector_and_names_the_one_at_fault() {
         "{}",
         stderr(&o)
     );
+}
+
+#[test]
+fn a_bad_sarif_file_is_named_skipped_until_it_changes_and_the_other_files_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let scans = dir.path().join("scans");
+    std::fs::create_dir_all(&scans).unwrap();
+    let good1 = scans.join("a.sarif");
+    std::fs::write(&good1, sarif_scan("2026-03-01T00:00:00Z", &["a1", "a2"])).unwrap();
+    // Metadata that parses, and a second result whose `startLine` is a
+    // string: the reader gets through the first result, then fails.
+    let bad = scans.join("b.sarif");
+    let bad_text = r#"{"version":"2.1.0","runs":[{"tool":{"driver":{"name":"T2","rules":[{"id":"A"}]}},
+"results":[{"ruleId":"A","message":{"text":"m"},"partialFingerprints":{"h":"b1"}},
+{"ruleId":"A","message":{"text":"m"},"locations":[{"physicalLocation":{"region":{"startLine":"1"}}}]}]}]}"#;
+    std::fs::write(&bad, bad_text).unwrap();
+    let good2 = scans.join("c.sarif");
+    std::fs::write(&good2, sarif_scan("2026-03-02T00:00:00Z", &["c1"])).unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[[connectors]]\nkind = \"sarif\"\nname = \"sast\"\npaths = [\"{}\"]\ndefault_asset = \"web\"\npage_size = 1\n",
+            scans.display()
+        ),
+    );
+    let store = dir.path().join("store");
+    let o = sync(&store, &config, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("partial: 1 unreadable"), "{out}");
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "sast: unreadable, skipped: {}: a result cannot be read: invalid type: string \"1\", expected u64 at line 3 column",
+            bad.display()
+        )),
+        "{err}"
+    );
+    // a1, a2, c1, and b1 (committed before the bad result) are stored.
+    let s = status(&store);
+    assert_eq!(s["records"]["finding"], 4);
+    assert_eq!(s["connectors"]["sast"]["last_pass"]["state"], "partial");
+    assert_eq!(s["connectors"]["sast"]["last_pass"]["unreadable"], 1);
+    // Nothing changed: no file is read again, the bad one is still counted.
+    let o = sync(&store, &config, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    // [pages, requests, new, replaced, unchanged, skipped, gone]
+    assert_eq!(sync_row(&stdout(&o), "sast"), vec![0, 0, 0, 0, 0, 1, 0]);
+    // Fixed: read again, the pass is ok.
+    std::fs::write(&bad, sarif_scan("2026-03-03T00:00:00Z", &["b1", "b2"])).unwrap();
+    let o = sync(&store, &config, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains(" ok"), "{}", stdout(&o));
+    let s = status(&store);
+    assert_eq!(s["records"]["finding"], 6);
+    assert_eq!(s["connectors"]["sast"]["last_pass"]["state"], "ok");
 }

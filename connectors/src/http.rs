@@ -167,6 +167,17 @@ pub enum HttpError {
         /// The wait asked for, in seconds.
         wait_secs: u64,
     },
+    /// The pass was cancelled (Ctrl-C, SIGTERM or its time bound) while the
+    /// request was in flight or waiting: nothing of it is kept.
+    #[error("{connector}: {method} {path}: cancelled")]
+    Cancelled {
+        /// Connector instance.
+        connector: String,
+        /// HTTP method.
+        method: &'static str,
+        /// URL path, without query.
+        path: String,
+    },
     /// The URL could not be parsed (a misconfigured base URL or a bad `Link`).
     #[error("{connector}: invalid URL: {reason}")]
     Url {
@@ -289,8 +300,25 @@ impl HttpClient {
         &self.connector
     }
 
-    /// GET `url`; with `etag`, a conditional GET (`If-None-Match`).
+    /// GET `url`; with `etag`, a conditional GET (`If-None-Match`). Inside
+    /// [`crate::connector::with_cancel`], the request, its retries and its
+    /// waits end at once when the pass is cancelled.
     pub async fn get(&self, url: &str, etag: Option<&str>) -> Result<Conditional, HttpError> {
+        let Some(cancel) = crate::connector::current_cancel() else {
+            return self.get_attempts(url, etag).await;
+        };
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => Err(HttpError::Cancelled {
+                connector: self.connector.clone(),
+                method: "GET",
+                path: reqwest::Url::parse(url).map(|u| u.path().to_string()).unwrap_or_default(),
+            }),
+            r = self.get_attempts(url, etag) => r,
+        }
+    }
+
+    async fn get_attempts(&self, url: &str, etag: Option<&str>) -> Result<Conditional, HttpError> {
         let parsed = reqwest::Url::parse(url).map_err(|e| HttpError::Url {
             connector: self.connector.clone(),
             reason: format!("{e}"),

@@ -5,14 +5,18 @@
 //! Layout: [`record`] and [`ndjson`] (the contract), [`connector`] (the
 //! trait and the page sink), [`http`] (the client every HTTP connector
 //! shares: quota, rate limits, retries, `Link` pagination, ETags),
-//! [`github`], [`sarif`] and [`ndjson_files`] (one module per source), and
-//! [`settings`] (the closed set of kinds a `[[connectors]]` table names).
+//! [`github`], [`sarif`] and [`ndjson_files`] (one module per source),
+//! [`files`] (local input files of the file-based connectors),
+//! [`config_serde`] (serde helpers of settings), and [`settings`] (the
+//! closed set of kinds a `[[connectors]]` table names).
 //!
 //! This crate knows nothing of the store, KPIs or delivery: the dependency
 //! runs one way, from the `secmetrics` binary to here.
 #![deny(missing_docs)]
 
+pub mod config_serde;
 pub mod connector;
+pub mod files;
 pub mod github;
 pub mod http;
 pub mod ndjson;
@@ -21,7 +25,9 @@ pub mod record;
 pub mod sarif;
 pub mod settings;
 
-pub use connector::{Committed, Connector, Page, PageSink, SinkError, SyncMode, SyncOutcome};
+pub use connector::{
+    with_cancel, Cancel, Committed, Connector, Page, PageSink, SinkError, SyncMode, SyncOutcome,
+};
 pub use record::*;
 pub use settings::ConnectorSettings;
 

@@ -54,8 +54,12 @@ fn rule_of<'a>(run: &'a Value, r: &'a Value) -> Option<&'a Value> {
             return Some(rule);
         }
     }
+    // An index that points at a rule of another id is wrong (gosec 2.11
+    // writes such indexes): the id decides.
     if let Some(rule) = idx.and_then(|i| tool["driver"]["rules"].get(i as usize)) {
-        return Some(rule);
+        if id.is_none() || rule["id"].as_str().is_none() || rule["id"].as_str() == id {
+            return Some(rule);
+        }
     }
     find_id(&tool["driver"]["rules"]).or_else(|| {
         tool["extensions"]
@@ -69,21 +73,67 @@ fn score(v: &Value) -> Option<f64> {
         .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
 }
 
+fn label(v: &Value) -> Option<&'static str> {
+    match v.as_str()?.to_ascii_lowercase().as_str() {
+        "critical" => Some("critical"),
+        "high" => Some("high"),
+        "medium" | "moderate" => Some("medium"),
+        "low" => Some("low"),
+        "info" | "informational" | "information" | "none" | "negligible" => Some("info"),
+        _ => None,
+    }
+}
+
+fn banded(s: f64) -> &'static str {
+    match s {
+        s if s >= 9.0 => "critical",
+        s if s >= 7.0 => "high",
+        s if s >= 4.0 => "medium",
+        s if s > 0.0 => "low",
+        _ => "info",
+    }
+}
+
+/// The severity by the order the SARIF reader documents: `security-severity`
+/// (score or label), then the tools' own properties, then the level.
 fn expected_severity(run: &Value, r: &Value) -> &'static str {
     if r["kind"].as_str().is_some_and(|k| k != "fail") {
         return "info";
     }
     let rule = rule_of(run, r);
-    let s = score(&r["properties"]["security-severity"])
-        .or_else(|| rule.and_then(|x| score(&x["properties"]["security-severity"])));
-    if let Some(s) = s {
-        return match s {
-            s if s >= 9.0 => "critical",
-            s if s >= 7.0 => "high",
-            s if s >= 4.0 => "medium",
-            s if s > 0.0 => "low",
-            _ => "info",
-        };
+    let rp = |k: &str| rule.map(|x| &x["properties"][k]).unwrap_or(&Value::Null);
+    let standard = |v: &Value| match v.as_str() {
+        Some(t) if t.trim().parse::<f64>().is_err() => label(v),
+        _ => score(v).map(banded),
+    };
+    if let Some(s) = standard(&r["properties"]["security-severity"])
+        .or_else(|| standard(rp("security-severity")))
+    {
+        return s;
+    }
+    if let Some(s) = label(&r["properties"]["issue_severity"])
+        .or_else(|| label(rp("issue_severity")))
+        .or_else(|| label(rp("cvssv3_baseSeverity")))
+        .or_else(|| score(rp("cvssv3_baseScore")).map(banded))
+        .or_else(|| label(rp("cvssv2_severity")))
+        .or_else(|| {
+            score(rp("cvssv2_score")).map(|s| match banded(s) {
+                "critical" => "high",
+                other => other,
+            })
+        })
+        .or_else(|| {
+            rp("tags").as_array().and_then(|tags| {
+                tags.iter().find_map(|t| {
+                    let t = t.as_str()?;
+                    (t.chars().all(|c| c.is_ascii_uppercase()) && t != "NONE")
+                        .then(|| label(&Value::String(t.into())))
+                        .flatten()
+                })
+            })
+        })
+    {
+        return s;
     }
     let level = r["level"]
         .as_str()

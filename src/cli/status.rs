@@ -1,6 +1,7 @@
 //! `secmetrics status`: what the store holds, per kind and source.
 
 use super::Context;
+use crate::sync::{LastPass, PassState};
 use secmetrics_connectors::Kind;
 use std::collections::BTreeMap;
 
@@ -36,18 +37,22 @@ pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<i32> {
             );
             if let Some(c) = ready["connectors"].as_object() {
                 println!(
-                    "\n{:<20} {:<27} {:>9} {:>7}  last error",
-                    "connector", "last success", "records", "errors"
+                    "\n{:<20} {:<20} {:<20} {:>9} {:>7}  last error",
+                    "connector", "last pass", "last success", "records", "errors"
                 );
                 for (name, s) in c {
+                    let pass: Option<LastPass> =
+                        serde_json::from_value(s["last_pass"].clone()).ok();
                     println!(
-                        "{:<20} {:<27} {:>9} {:>7}  {}",
+                        "{:<20} {:<20} {:<20} {:>9} {:>7}  {}",
                         name,
-                        s["last_success"].as_str().unwrap_or("-"),
+                        pass_cell(pass.as_ref()),
+                        seconds(s["last_success"].as_str()),
                         s["records"],
                         s["errors"],
                         s["last_error"].as_str().unwrap_or("-")
                     );
+                    print_problems(name, pass.as_ref());
                 }
             }
         }
@@ -55,6 +60,7 @@ pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<i32> {
     }
     let store = ctx.open_store()?;
     let status = store.status()?;
+    let passes: BTreeMap<String, LastPass> = LastPass::load_all(&store)?.into_iter().collect();
     let mut per_kind: BTreeMap<Kind, u64> = BTreeMap::new();
     for ((kind, _), n) in &status.records {
         *per_kind.entry(*kind).or_default() += n;
@@ -77,6 +83,7 @@ pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<i32> {
                 "last_commit": c.last_commit_us.map(crate::store::time_text),
                 "last_success": c.last_success_us.map(crate::store::time_text),
                 "last_error": c.last_error,
+                "last_pass": passes.get(name),
             }))).collect::<BTreeMap<_, _>>(),
         });
         println!("{}", serde_json::to_string_pretty(&json)?);
@@ -123,13 +130,15 @@ pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<i32> {
     );
     if !status.cursors.is_empty() {
         println!(
-            "\n{:<20} {:<26} {:<26} last error",
-            "connector", "last commit", "last success"
+            "\n{:<20} {:<20} {:<20} {:<20} last error",
+            "connector", "last pass", "last commit", "last success"
         );
         for (name, c) in &status.cursors {
+            let pass = passes.get(name);
             println!(
-                "{:<20} {:<26} {:<26} {}",
+                "{:<20} {:<20} {:<20} {:<20} {}",
                 name,
+                pass_cell(pass),
                 c.last_commit_us
                     .map(crate::store::time_text)
                     .unwrap_or_else(|| "-".into()),
@@ -138,9 +147,39 @@ pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<i32> {
                     .unwrap_or_else(|| "-".into()),
                 c.last_error.as_deref().unwrap_or("-"),
             );
+            print_problems(name, pass);
         }
     }
     Ok(0)
+}
+
+/// A last pass as one cell: its state, and the unreadable count of a
+/// partial one.
+fn pass_cell(pass: Option<&LastPass>) -> String {
+    match pass {
+        None => "-".into(),
+        Some(p) if p.state == PassState::Partial => format!("partial ({})", p.unreadable),
+        Some(p) => p.state.as_str().to_string(),
+    }
+}
+
+/// The unreadable items a partial pass named, indented under its row.
+fn print_problems(name: &str, pass: Option<&LastPass>) {
+    if let Some(p) = pass.filter(|p| p.state == PassState::Partial) {
+        for problem in &p.problems {
+            println!("    {name}: unreadable: {problem}");
+        }
+    }
+}
+
+/// An RFC 3339 time to the second, `-` when absent.
+fn seconds(t: Option<&str>) -> String {
+    t.and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| {
+            t.with_timezone(&chrono::Utc)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        })
+        .unwrap_or_else(|| "-".into())
 }
 
 fn human_bytes(n: u64) -> String {

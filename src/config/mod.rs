@@ -44,6 +44,60 @@ pub struct Config {
     /// [`secmetrics_connectors::ConnectorSettings`].
     #[serde(default)]
     pub connectors: Vec<ConnectorSettings>,
+    /// NDJSON input read by `import` and the daemon's push endpoint.
+    #[serde(default)]
+    pub ndjson: NdjsonInputConfig,
+    /// Sync passes (`secmetrics sync`, the daemon's schedules and resyncs).
+    #[serde(default)]
+    pub sync: SyncConfig,
+}
+
+/// Default of `sync.max_pass_secs`: one hour.
+pub const DEFAULT_MAX_PASS_SECS: u64 = 3600;
+
+/// `[sync]`: bounds of a connector's pass.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    /// Longest one connector's pass may run, in seconds. Past it the pass
+    /// is stopped (the request in flight is cut), reported failed, and the
+    /// next pass resumes from its last committed page. Default 3600.
+    #[serde(default = "default_max_pass_secs")]
+    pub max_pass_secs: u64,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            max_pass_secs: DEFAULT_MAX_PASS_SECS,
+        }
+    }
+}
+
+fn default_max_pass_secs() -> u64 {
+    DEFAULT_MAX_PASS_SECS
+}
+
+/// `[ndjson]`: limits of NDJSON input (`import`, `POST /api/v1/records`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NdjsonInputConfig {
+    /// Lines longer than this many bytes are rejected like any bad line,
+    /// never held whole. Default 1 MiB (a record is a few hundred bytes).
+    #[serde(default = "default_max_line_bytes")]
+    pub max_line_bytes: usize,
+}
+
+impl Default for NdjsonInputConfig {
+    fn default() -> Self {
+        NdjsonInputConfig {
+            max_line_bytes: default_max_line_bytes(),
+        }
+    }
+}
+
+fn default_max_line_bytes() -> usize {
+    secmetrics_connectors::ndjson::DEFAULT_MAX_LINE_BYTES
 }
 
 /// `[daemon]`

@@ -360,24 +360,30 @@ async fn push_records(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bo
             )
         }
     };
-    let Ok(text) = std::str::from_utf8(&bytes) else {
-        return error(StatusCode::BAD_REQUEST, "body is not UTF-8");
-    };
     let mut records = Vec::new();
     let mut errors = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match ndjson::parse_line(line, "push") {
-            Ok(r) => records.push(r),
-            Err(e) => errors.push(json!({
-                "line": i + 1,
-                "field": e.field,
-                "error": e.message,
-            })),
-        }
-    }
+    let opts = ndjson::StreamOptions {
+        origin: "push",
+        default_source: "push",
+        max_line_bytes: s.config.ndjson.max_line_bytes,
+    };
+    // Reading from memory cannot fail; a bad line (not UTF-8, too long,
+    // not a record) is reported with its number and the rest is stored.
+    let _ = ndjson::read_stream(
+        &bytes[..],
+        &opts,
+        |_, r| {
+            records.push(r);
+            Ok(())
+        },
+        |e| {
+            errors.push(json!({
+                "line": e.line,
+                "field": e.error.field,
+                "error": e.error.message,
+            }))
+        },
+    );
     let loaded = records.len();
     let shared = s.clone();
     let outcome =

@@ -13,6 +13,41 @@ use std::sync::atomic::AtomicU64;
 type Labels = Vec<(String, String)>;
 type FloatGauge = Gauge<f64, AtomicU64>;
 
+/// How each connector's last pass ended (1 for its state, 0 for the
+/// others) and how many items it could not read.
+fn register_last_passes(
+    registry: &mut Registry,
+    syncs: &std::collections::BTreeMap<String, super::SyncStats>,
+) {
+    let state = Family::<Labels, FloatGauge>::default();
+    let unreadable = Family::<Labels, FloatGauge>::default();
+    for (name, s) in syncs {
+        let Some(pass) = &s.last_pass else { continue };
+        for st in crate::sync::PassState::ALL {
+            let l = vec![
+                ("connector".to_string(), name.clone()),
+                ("state".to_string(), st.as_str().to_string()),
+            ];
+            state
+                .get_or_create(&l)
+                .set(if pass.state == st { 1.0 } else { 0.0 });
+        }
+        unreadable
+            .get_or_create(&vec![("connector".to_string(), name.clone())])
+            .set(pass.unreadable as f64);
+    }
+    registry.register(
+        "connector_last_pass",
+        "How the connector's last pass ended: ok, partial (unreadable items skipped), interrupted or failed",
+        state,
+    );
+    registry.register(
+        "connector_unreadable_items",
+        "Items the connector's last pass could not read and skipped",
+        unreadable,
+    );
+}
+
 /// The OpenMetrics text of the current state.
 pub fn render(shared: &Shared) -> String {
     let mut registry = Registry::with_prefix("secmetrics");
@@ -87,6 +122,7 @@ pub fn render(shared: &Shared) -> String {
         "Rate-limit waits since the daemon started",
         waits,
     );
+    register_last_passes(&mut registry, &syncs);
 
     let depth = FloatGauge::default();
     if let Ok(d) = crate::deliver::outbox::Outbox::new(shared.store.outbox()).depth() {

@@ -64,6 +64,8 @@ pub struct SyncStats {
     pub errors: u64,
     /// Rate-limit waits.
     pub rate_limit_waits: u64,
+    /// How the last pass ended (kept in the store across restarts).
+    pub last_pass: Option<crate::sync::LastPass>,
 }
 
 /// A resync job's state, as the admin API reports it.
@@ -215,6 +217,9 @@ pub async fn run(
                 ..SyncStats::default()
             },
         );
+    }
+    for (name, pass) in crate::sync::LastPass::load_all(&store)? {
+        syncs.entry(name).or_default().last_pass = Some(pass);
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let shared = Arc::new(Shared {

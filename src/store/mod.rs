@@ -437,6 +437,17 @@ impl Store {
         Ok(self.meta.get(key.as_bytes())?.map(|v| v.to_vec()))
     }
 
+    /// Every small fact whose key starts with `prefix`, in key order.
+    pub fn meta_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        self.meta
+            .scan_prefix(prefix.as_bytes())
+            .map(|item| {
+                let (k, v) = item?;
+                Ok((String::from_utf8_lossy(&k).into_owned(), v.to_vec()))
+            })
+            .collect()
+    }
+
     /// Keep a small fact durably (see [`Store::meta`]).
     pub fn put_meta(&self, key: &str, value: &[u8]) -> Result<()> {
         self.meta.insert(key.as_bytes(), value)?;

@@ -11,9 +11,10 @@
 
 use super::{
     default_base_url, default_burst, default_pages_per_commit, default_per_page, default_rate,
-    env_serde, environment_of, opt_time, req_time, sync_list, Access, Converted, GithubApi,
-    GithubCursor, Item, RepoRef,
+    environment_of, opt_time, req_time, sync_list, Access, Converted, GithubApi, GithubCursor,
+    Item, RepoRef,
 };
+use crate::config_serde as env_serde;
 use crate::connector::{Connector, PageSink, SyncMode, SyncOutcome};
 use crate::http::RetrySettings;
 use crate::record::{Domain, Environment, Extra, Finding, Record, Severity, Status, Validity};

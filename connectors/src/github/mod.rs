@@ -234,6 +234,15 @@ pub struct Resume {
     /// Whole lists: the pages read so far in this pass.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pages: Vec<PageTag>,
+    /// Items of this pass that could not be read: when there are any, the
+    /// pass keeps the validators (ETag, watermark) of the last one, so the
+    /// next pass reads those items again instead of a `304`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unreadable: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One page of a list read whole every pass, and its ETag.
@@ -295,40 +304,6 @@ pub(crate) fn environment_of(
         .or_else(|| table.get(asset))
         .copied()
         .unwrap_or(default)
-}
-
-/// Serde helpers reading environment names as `records.md` spells them.
-pub(crate) mod env_serde {
-    use crate::record::Environment;
-    use serde::{Deserialize, Deserializer};
-    use std::collections::BTreeMap;
-
-    pub fn one<'de, D: Deserializer<'de>>(d: D) -> Result<Environment, D::Error> {
-        let s = String::deserialize(d)?;
-        Environment::parse(&s).ok_or_else(|| {
-            serde::de::Error::custom(format!(
-                "unknown environment {s:?} (expected one of {})",
-                Environment::expected()
-            ))
-        })
-    }
-
-    pub fn map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Environment>, D::Error> {
-        let m = BTreeMap::<String, String>::deserialize(d)?;
-        m.into_iter()
-            .map(|(k, s)| match Environment::parse(&s) {
-                Some(e) => Ok((k, e)),
-                None => Err(serde::de::Error::custom(format!(
-                    "environment of {k:?}: unknown value {s:?} (expected one of {})",
-                    Environment::expected()
-                ))),
-            })
-            .collect()
-    }
-
-    pub fn production() -> Environment {
-        Environment::Production
-    }
 }
 
 /// Read one list endpoint page by page into `sink`, newest-updated first,
@@ -436,7 +411,25 @@ async fn sync_pages<T: DeserializeOwned>(
             None
         };
         outcome.requests += 1;
-        let (body, fetched_next, page_etag, was_full) = match api.http.get(&url, etag).await? {
+        let answer = match api.http.get(&url, etag).await {
+            // Cut in flight: the pages fetched before are committed (their
+            // cursor names this page), then the pass stops.
+            Err(crate::http::HttpError::Cancelled { .. }) => {
+                if pending_pages > 0 && changed {
+                    commit(
+                        &connector,
+                        cursor,
+                        std::mem::take(&mut pending),
+                        sink,
+                        outcome,
+                    )?;
+                }
+                outcome.interrupted = true;
+                return Ok(());
+            }
+            other => other?,
+        };
+        let (body, fetched_next, page_etag, was_full) = match answer {
             Conditional::NotModified if whole => {
                 // This page is as it was; go on to the page that followed it.
                 tracing::debug!(
@@ -478,22 +471,18 @@ async fn sync_pages<T: DeserializeOwned>(
                 message: format!("{key}: the page is not a JSON array: {e}"),
             })?,
         };
-        if whole {
-            pass.pages.push(PageTag {
-                url: url.clone(),
-                etag: page_etag,
-                full: was_full || items.len() >= api.per_page as usize,
-            });
-        }
+        let full_page = was_full || items.len() >= api.per_page as usize;
         let mut stop = false;
+        let mut page_unreadable = false;
         for raw in items {
             let parsed = serde_json::from_str::<T>(raw.get()).map_err(|e| e.to_string());
             let item = match parsed.and_then(&mut convert) {
                 Ok(Converted::Item(item)) => item,
                 Err(message) => {
-                    outcome.skipped += 1;
-                    outcome.unreadable += 1;
                     tracing::warn!(connector, endpoint = key, %message, "item skipped");
+                    outcome.unreadable_item(format!("{key}: {message}"));
+                    pass.unreadable += 1;
+                    page_unreadable = true;
                     continue;
                 }
             };
@@ -519,6 +508,15 @@ async fn sync_pages<T: DeserializeOwned>(
                 }
             }
             pending.push(item.record);
+        }
+        if whole {
+            // A page with an unreadable item keeps no ETag: the next pass
+            // reads it whole again.
+            pass.pages.push(PageTag {
+                url: url.clone(),
+                etag: if page_unreadable { None } else { page_etag },
+                full: full_page,
+            });
         }
         drop(body);
         let next = if stop { None } else { fetched_next };
@@ -578,8 +576,18 @@ fn commit(
     Ok(())
 }
 
-/// The endpoint cursor after a finished pass.
+/// The endpoint cursor after a finished pass. A pass that skipped
+/// unreadable items keeps the last pass's ETag and watermark: saving its
+/// own would hide those items from the next pass (a `304`, or a stop at a
+/// watermark past them).
 fn finish(ep: &EndpointCursor, pass: &Resume) -> EndpointCursor {
+    if pass.unreadable > 0 {
+        return EndpointCursor {
+            resume: None,
+            pages: pass.pages.clone(),
+            ..ep.clone()
+        };
+    }
     let old = ep.watermark.as_deref().and_then(|w| parse_time(w).ok());
     let new = pass.max.as_deref().and_then(|w| parse_time(w).ok());
     let (watermark, at_watermark) = match (old, new) {
