@@ -94,6 +94,9 @@ impl<'a> StoreSink<'a> {
                     if let Some(Record::Finding(old)) = self.store.get(&identity)?.map(|s| s.record)
                     {
                         f.opened_at = f.opened_at.min(old.opened_at);
+                        if f.fingerprint.is_none() {
+                            f.fingerprint = old.fingerprint;
+                        }
                     }
                 }
             }

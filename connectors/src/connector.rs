@@ -183,7 +183,8 @@ pub trait Connector: Send + Sync {
 
     /// True for sources whose findings' `opened_at` is only the oldest scan
     /// still at hand (SARIF files come and go): the store then keeps the
-    /// earliest `opened_at` it holds for a finding.
+    /// earliest `opened_at` it holds for a finding, and the `fingerprint`
+    /// it holds when the page's record has none.
     fn keeps_first_opened(&self) -> bool {
         false
     }

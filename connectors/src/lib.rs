@@ -7,6 +7,7 @@
 //! shares: quota, rate limits, retries, `Link` pagination, ETags),
 //! [`github`], [`sarif`] and [`ndjson_files`] (one module per source),
 //! [`files`] (local input files of the file-based connectors),
+//! [`fingerprint`] (stable hashes and the cross-source location fingerprint),
 //! [`config_serde`] (serde helpers of settings), and [`settings`] (the
 //! closed set of kinds a `[[connectors]]` table names).
 //!
@@ -17,6 +18,7 @@
 pub mod config_serde;
 pub mod connector;
 pub mod files;
+pub mod fingerprint;
 pub mod github;
 pub mod http;
 pub mod ndjson;

@@ -2,8 +2,9 @@
 //! how each is built. A new kind is one variant here and its module.
 
 use crate::connector::Connector;
-use crate::github::code_scanning::GithubCodeScanningSettings;
-use crate::github::secret_scanning::GithubSecretScanningSettings;
+use crate::github::code_scanning::GithubCodeScanning;
+use crate::github::secret_scanning::GithubSecretScanning;
+use crate::github::GithubSettings;
 use crate::ndjson_files::NdjsonSettings;
 use crate::sarif::connector::SarifSettings;
 use crate::Error;
@@ -15,10 +16,11 @@ use std::path::Path;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ConnectorSettings {
-    /// GitHub secret scanning alerts and repository coverage of an org.
-    GithubSecretScanning(GithubSecretScanningSettings),
-    /// GitHub code scanning alerts of an org.
-    GithubCodeScanning(GithubCodeScanningSettings),
+    /// GitHub secret scanning alerts and repository coverage of an org (or
+    /// of listed repositories).
+    GithubSecretScanning(GithubSettings),
+    /// GitHub code scanning alerts of an org (or of listed repositories).
+    GithubCodeScanning(GithubSettings),
     /// SARIF files mapped to assets by path.
     Sarif(SarifSettings),
     /// Files in the normalized NDJSON format.
@@ -60,12 +62,8 @@ impl ConnectorSettings {
     /// The token keys of kinds that take one.
     pub fn token_ref(&self) -> TokenRef<'_> {
         match self {
-            ConnectorSettings::GithubSecretScanning(s) => TokenRef {
-                token: s.token.as_ref(),
-                token_env: s.token_env.as_deref(),
-                token_file: s.token_file.as_deref(),
-            },
-            ConnectorSettings::GithubCodeScanning(s) => TokenRef {
+            ConnectorSettings::GithubSecretScanning(s)
+            | ConnectorSettings::GithubCodeScanning(s) => TokenRef {
                 token: s.token.as_ref(),
                 token_env: s.token_env.as_deref(),
                 token_file: s.token_file.as_deref(),
@@ -79,8 +77,12 @@ impl ConnectorSettings {
     /// `token`, if any.
     pub fn build(self, token: Option<SecretString>) -> Result<Box<dyn Connector>, Error> {
         Ok(match self {
-            ConnectorSettings::GithubSecretScanning(s) => Box::new(s.build(token)?),
-            ConnectorSettings::GithubCodeScanning(s) => Box::new(s.build(token)?),
+            ConnectorSettings::GithubSecretScanning(s) => {
+                Box::new(GithubSecretScanning::new(s, token)?)
+            }
+            ConnectorSettings::GithubCodeScanning(s) => {
+                Box::new(GithubCodeScanning::new(s, token)?)
+            }
             ConnectorSettings::Sarif(s) => Box::new(s.build()?),
             ConnectorSettings::Ndjson(s) => Box::new(s.build()?),
         })
@@ -95,7 +97,7 @@ mod tests {
     fn kinds_parse_and_unknown_keys_are_rejected_by_name() {
         let ok: ConnectorSettings = serde_json::from_value(serde_json::json!({
             "kind": "github_secret_scanning", "name": "gh", "org": "acme", "token_env": "GH_TOKEN",
-            "repos": {"asset_topic_prefix": "asset-"}
+            "coverage": {"asset_topic_prefix": "asset-"}
         }))
         .unwrap();
         assert_eq!((ok.name(), ok.kind()), ("gh", "github_secret_scanning"));

@@ -6,8 +6,9 @@
 //! files parsed as plain `serde_json::Value`s.
 
 use crate::support::*;
-use secmetrics_connectors::github::code_scanning::GithubCodeScanningSettings;
-use secmetrics_connectors::github::secret_scanning::GithubSecretScanningSettings;
+use secmetrics_connectors::github::code_scanning::GithubCodeScanning;
+use secmetrics_connectors::github::secret_scanning::GithubSecretScanning;
+use secmetrics_connectors::github::GithubSettings;
 use secmetrics_connectors::http::next_link;
 use secmetrics_connectors::sarif::{import_file, FindingContext, SuppressionPolicy};
 use secmetrics_connectors::{Connector, Environment, Record, SyncMode};
@@ -335,9 +336,8 @@ async fn github_fixtures_served_on_loopback_convert_exactly() {
         1,
         vec![Scripted::new(403, &rh, &refusal["body"].to_string())],
     );
-    let s: GithubSecretScanningSettings =
-        serde_json::from_value(settings_json(&gh.base, json!({}))).unwrap();
-    let c = s.build(None).unwrap();
+    let s: GithubSettings = serde_json::from_value(settings_json(&gh.base, json!({}))).unwrap();
+    let c = GithubSecretScanning::new(s, None).unwrap();
     let mut sink = MemorySink::default();
     c.sync(None, SyncMode::Incremental, &mut sink)
         .await
@@ -413,9 +413,8 @@ async fn code_scanning_fixtures_served_on_loopback_convert_exactly() {
         .filter(|a| a["state"] == "fixed")
         .count();
     gh.set("code", items);
-    let s: GithubCodeScanningSettings =
-        serde_json::from_value(settings_json(&gh.base, json!({}))).unwrap();
-    let c = s.build(None).unwrap();
+    let s: GithubSettings = serde_json::from_value(settings_json(&gh.base, json!({}))).unwrap();
+    let c = GithubCodeScanning::new(s, None).unwrap();
     let mut sink = MemorySink::default();
     let out = c
         .sync(None, SyncMode::Incremental, &mut sink)
@@ -506,4 +505,45 @@ async fn the_sarif_connector_reads_the_fixture_folder_whole() {
         .await
         .unwrap();
     assert_eq!((out.requests, sink.pages.len()), (0, pages));
+}
+
+#[tokio::test]
+async fn the_real_repository_level_code_scanning_list_converts_without_repository() {
+    let Some(dir) = fixtures("repository-level code scanning conformance") else {
+        return;
+    };
+    let gh = FakeGithub::start().await;
+    let real = load(dir.join("github/code-scanning-alerts-repo-real.json"));
+    let items = real.as_array().unwrap().clone();
+    assert!(items.iter().all(|a| a.get("repository").is_none()));
+    gh.set("code:matt-davis27/PyGithub", items.clone());
+    let mut v = settings_json(&gh.base, json!({"repos": ["matt-davis27/PyGithub"]}));
+    v.as_object_mut().unwrap().remove("org");
+    let s: GithubSettings = serde_json::from_value(v).unwrap();
+    let c = GithubCodeScanning::new(s, None).unwrap();
+    let mut sink = MemorySink::default();
+    let out = c
+        .sync(None, SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    assert_eq!((out.unreadable, out.skipped), (0, 0));
+    assert_eq!(sink.count("finding"), items.len());
+    for a in &items {
+        let id = format!("matt-davis27/PyGithub#{}", a["number"]);
+        let Record::Finding(f) = &sink.records[&("finding".to_string(), id.clone())] else {
+            unreachable!()
+        };
+        assert_eq!(f.url.as_deref(), a["html_url"].as_str(), "{id}");
+        let loc = &a["most_recent_instance"]["location"];
+        assert_eq!(
+            f.fingerprint,
+            secmetrics_connectors::fingerprint::location_fingerprint(
+                a["tool"]["name"].as_str().unwrap(),
+                a["rule"]["id"].as_str().unwrap(),
+                loc["path"].as_str().unwrap(),
+                loc["start_line"].as_u64()
+            ),
+            "{id}"
+        );
+    }
 }

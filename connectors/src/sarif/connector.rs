@@ -458,7 +458,9 @@ impl SarifConnector {
             resolved_at: Some(at),
             validity: Validity::Unverified,
             duplicate_of: None,
-            fingerprint: Some(fingerprint.to_string()),
+            // Unknown here (the scan state keeps no locations): the store
+            // keeps the fingerprint it holds (see `keeps_first_opened`).
+            fingerprint: None,
             url: None,
             extra: Extra(extra),
         }

@@ -35,10 +35,14 @@
 //! - fingerprint: the first usable `fingerprints` entry by key (not empty,
 //!   not Semgrep OSS's placeholder "requires login"); else all
 //!   `partialFingerprints` with the rule id; else rule, URI, region and
-//!   message; hashed to 32 hex digits.
+//!   message; hashed to 32 hex digits. This identity is part of the
+//!   finding id; the record's `fingerprint` is the location fingerprint
+//!   (tool, rule, path, start line) when the result has a path, the
+//!   identity otherwise.
 
 pub mod connector;
 
+use crate::fingerprint::{location_fingerprint, stable_hash};
 use crate::record::{Domain, Environment, Extra, Finding, Severity, Status, Time, Validity};
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
@@ -239,8 +243,13 @@ pub struct SarifResult {
     pub resolved_at: Option<Time>,
     /// `provenance.firstDetectionTimeUtc`, if given.
     pub first_detected: Option<Time>,
-    /// 32 hex digits.
+    /// The result's identity in its tool: 32 hex digits (see the module
+    /// docs); part of the finding id.
     pub fingerprint: String,
+    /// The cross-source fingerprint by tool, rule, path and start line
+    /// ([`crate::fingerprint::location_fingerprint`]), which the same
+    /// result read from a code scanning alert also has.
+    pub location_fingerprint: Option<String>,
     /// The first location's URI.
     pub uri: Option<String>,
     /// The first location's start line.
@@ -527,24 +536,6 @@ fn parse_opt_time(v: Option<&str>) -> Option<Time> {
     v.and_then(|t| crate::ndjson::parse_time(t).ok())
 }
 
-/// A 128-bit FNV-1a hash as 32 hex digits: stable across builds and
-/// platforms, unlike `std`'s hasher.
-pub fn stable_hash(parts: &[&str]) -> String {
-    let mut h: u128 = 0x6c62272e07bb014262b821756295c58d;
-    const P: u128 = 0x0000000001000000000000000000013B;
-    for (i, part) in parts.iter().enumerate() {
-        if i > 0 {
-            h ^= 0x1f;
-            h = h.wrapping_mul(P);
-        }
-        for b in part.bytes() {
-            h ^= u128::from(b);
-            h = h.wrapping_mul(P);
-        }
-    }
-    format!("{h:032x}")
-}
-
 fn value_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -697,9 +688,13 @@ fn convert(
             &msg,
         ])
     };
+    let location_fingerprint = uri
+        .as_deref()
+        .and_then(|u| location_fingerprint(meta.tool(), rid, u, line));
     SarifResult {
         run,
         tool: meta.tool().to_string(),
+        location_fingerprint,
         title: rule
             .and_then(|x| x.title.clone())
             .or_else(|| rule_id.clone()),
@@ -960,7 +955,13 @@ pub fn to_finding(ctx: &FindingContext, r: &SarifResult, id: String, opened_at: 
         resolved_at: r.resolved_at,
         validity: r.validity,
         duplicate_of: None,
-        fingerprint: Some(r.fingerprint.clone()),
+        // The location fingerprint when there is one: the same result seen
+        // by code scanning has it too, so the two link.
+        fingerprint: Some(
+            r.location_fingerprint
+                .clone()
+                .unwrap_or_else(|| r.fingerprint.clone()),
+        ),
         url: None,
         extra: Extra(extra),
     }

@@ -122,6 +122,11 @@ pub struct GithubState {
     pub page_headers: Vec<(String, String)>,
     /// Serve a `Link` to another host instead of the next page.
     pub foreign_link: bool,
+    /// Single objects by list name (`repo:owner/name` for
+    /// `GET /repos/{owner}/{name}`), with ETags like pages.
+    pub objects: HashMap<String, Value>,
+    /// Lists that answer `404` with this message (a feature that is off).
+    pub missing: HashMap<String, String>,
 }
 
 /// A fake GitHub on 127.0.0.1.
@@ -157,6 +162,22 @@ impl FakeGithub {
             .insert((list.into(), page), answers.into());
     }
 
+    pub fn set_object(&self, name: &str, value: Value) {
+        self.state
+            .lock()
+            .unwrap()
+            .objects
+            .insert(name.into(), value);
+    }
+
+    pub fn set_missing(&self, list: &str, message: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .missing
+            .insert(list.into(), message.into());
+    }
+
     pub fn seen(&self) -> Vec<Seen> {
         self.state.lock().unwrap().seen.clone()
     }
@@ -166,12 +187,18 @@ impl FakeGithub {
     }
 }
 
-fn list_of(path: &str) -> Option<&'static str> {
+/// The list (or object) a path names: `secret`, `code`, `repos` for the
+/// org lists; `secret:o/r`, `code:o/r` for a repository's lists;
+/// `repo:o/r` for a repository's own object.
+fn list_of(path: &str) -> Option<String> {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     match parts.as_slice() {
-        ["orgs", _, "secret-scanning", "alerts"] => Some("secret"),
-        ["orgs", _, "code-scanning", "alerts"] => Some("code"),
-        ["orgs", _, "repos"] => Some("repos"),
+        ["orgs", _, "secret-scanning", "alerts"] => Some("secret".into()),
+        ["orgs", _, "code-scanning", "alerts"] => Some("code".into()),
+        ["orgs", _, "repos"] => Some("repos".into()),
+        ["repos", o, r, "secret-scanning", "alerts"] => Some(format!("secret:{o}/{r}")),
+        ["repos", o, r, "code-scanning", "alerts"] => Some(format!("code:{o}/{r}")),
+        ["repos", o, r] => Some(format!("repo:{o}/{r}")),
         _ => None,
     }
 }
@@ -237,7 +264,8 @@ fn respond(state: &Mutex<GithubState>, base: &str, req: &Request) -> (Response, 
             0,
         );
     };
-    seen.list = list.to_string();
+    seen.list = list.clone();
+    let list = list.as_str();
     if let Some(answer) = st
         .script
         .get_mut(&(list.to_string(), page))
@@ -253,6 +281,36 @@ fn respond(state: &Mutex<GithubState>, base: &str, req: &Request) -> (Response, 
         return (
             json_response(answer.status, &hs, answer.body.clone()),
             answer.delay_ms,
+        );
+    }
+    if let Some(message) = st.missing.get(list).cloned() {
+        seen.status = 404;
+        st.seen.push(seen);
+        let body = serde_json::json!({"message": message, "documentation_url": "https://docs.github.com/rest", "status": "404"});
+        return (json_response(404, &[], body.to_string()), 0);
+    }
+    if list.starts_with("repo:") {
+        let Some(object) = st.objects.get(list).cloned() else {
+            seen.status = 404;
+            st.seen.push(seen);
+            return (
+                json_response(404, &[], r#"{"message":"Not Found","status":"404"}"#.into()),
+                0,
+            );
+        };
+        let body = serde_json::to_vec(&object).unwrap();
+        let etag = etag_of(&body);
+        if seen.if_none_match.as_deref() == Some(etag.as_str()) {
+            seen.status = 304;
+            st.seen.push(seen);
+            let mut r = Response::new(Body::empty());
+            *r.status_mut() = StatusCode::NOT_MODIFIED;
+            return (r, 0);
+        }
+        st.seen.push(seen);
+        return (
+            json_response(200, &[("etag", &etag)], String::from_utf8(body).unwrap()),
+            0,
         );
     }
     let items = st.lists.get(list).cloned().unwrap_or_default();
