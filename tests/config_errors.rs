@@ -66,3 +66,17 @@ fn every_command_works_without_a_config_file() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("configuration OK: defaults"));
 }
+
+#[test]
+fn a_wrong_type_inside_a_connector_table_names_the_connector_and_the_key() {
+    let (code, err) = check(
+        "[[connectors]]\nkind = \"github_code_scanning\"\nname = \"code\"\norg = \"acme\"\n\
+         [connectors.retry]\nmax_attempts = \"many\"\n",
+    );
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        err.trim_end(),
+        "configuration error: FILE: connector \"code\" (kind github_code_scanning): \
+         `retry.max_attempts`: invalid type: string \"many\", expected u32 for key `connectors[0]`"
+    );
+}

@@ -629,3 +629,108 @@ fn a_bad_sarif_file_is_named_skipped_until_it_changes_and_the_other_files_import
     assert_eq!(s["records"]["finding"], 6);
     assert_eq!(s["connectors"]["sast"]["last_pass"]["state"], "ok");
 }
+
+/// A server on loopback that accepts connections, reads the request and
+/// never answers. Returns its base URL and how many it accepted.
+fn silent_server() -> (String, Arc<Mutex<usize>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = Arc::new(Mutex::new(0usize));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for sock in listener.incoming().flatten() {
+            *count.lock().unwrap() += 1;
+            let mut reader = BufReader::new(sock.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            held.push(sock);
+        }
+    });
+    (base, accepted)
+}
+
+fn hung_github_config(dir: &Path, base: &str, extra: &str) -> std::path::PathBuf {
+    write_config(
+        dir,
+        &format!(
+            "{extra}\n[[connectors]]\nkind = \"github_secret_scanning\"\nname = \"gh\"\norg = \"acme\"\n\
+             base_url = \"{base}\"\ntoken = \"ghp_NeverLoggedToken0000000000000000000\"\n\
+             [connectors.coverage]\nenabled = false\n"
+        ),
+    )
+}
+
+#[test]
+fn ctrl_c_cuts_a_request_to_a_server_that_never_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, accepted) = silent_server();
+    let config = hung_github_config(dir.path(), &base, "");
+    let store = dir.path().join("store");
+    let started = std::time::Instant::now();
+    let child = bin()
+        .arg("--data-dir")
+        .arg(&store)
+        .args(["--config", config.to_str().unwrap(), "sync"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the request is in flight, then interrupt.
+    while *accepted.lock().unwrap() == 0 {
+        assert!(started.elapsed().as_secs() < 20, "no request arrived");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let interrupted_at = std::time::Instant::now();
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    // The default request timeout is 30 s with 6 attempts: the pass did
+    // not wait for any of them.
+    assert!(
+        interrupted_at.elapsed().as_secs() < 25,
+        "Ctrl-C took {:?}",
+        interrupted_at.elapsed()
+    );
+    assert_eq!(*accepted.lock().unwrap(), 1, "no retry after Ctrl-C");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("interrupted"), "{out}\n{}", stderr(&o));
+    assert!(!stderr(&o).contains("NeverLogged"));
+    let s = status(&store);
+    assert_eq!(s["connectors"]["gh"]["last_pass"]["state"], "interrupted");
+}
+
+#[test]
+fn a_pass_past_its_time_bound_is_stopped_and_reported_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, _) = silent_server();
+    let config = hung_github_config(dir.path(), &base, "[sync]\nmax_pass_secs = 1\n");
+    let store = dir.path().join("store");
+    let started = std::time::Instant::now();
+    let o = sync(&store, &config, &[]);
+    assert!(
+        started.elapsed().as_secs() < 25,
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stdout(&o).contains("failed"), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains(
+            "gh: the pass ran past its time bound of 1 s (`sync.max_pass_secs`) and was stopped"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    let s = status(&store);
+    assert_eq!(s["connectors"]["gh"]["last_pass"]["state"], "failed");
+    assert!(s["connectors"]["gh"]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("time bound"));
+}

@@ -638,19 +638,83 @@ pub fn next_link(header: &str) -> Option<String> {
     None
 }
 
-/// The provider's error message from a JSON body (`message` as GitHub
-/// sends it), shortened; never the raw body.
+/// The provider's error message from a JSON body, with its details:
+/// GitHub's `message` and `errors[]` (strings, or objects of `resource`,
+/// `field`, `code`, `message`), Jira's `errorMessages[]` and `errors{}`,
+/// PagerDuty's `error.message` and `error.errors[]`. Shortened to 300
+/// characters, control characters dropped; never the raw body.
 fn provider_message(body: &[u8]) -> Option<String> {
-    #[derive(Deserialize)]
-    struct Body {
-        message: Option<String>,
+    use serde_json::Value;
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let text = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    };
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(m) = v.get("message").and_then(text) {
+        parts.push(m);
     }
-    let b: Body = serde_json::from_slice(body).ok()?;
-    b.message.map(|m| {
-        let mut m: String = m.chars().take(200).collect();
-        m.retain(|c| !c.is_control());
-        m
-    })
+    if let Some(e) = v.get("error") {
+        if let Some(m) = e.get("message").and_then(text) {
+            parts.push(m);
+        }
+    }
+    for m in v
+        .get("errorMessages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        parts.extend(text(m));
+    }
+    let mut details: Vec<String> = Vec::new();
+    let lists = [
+        v.get("errors"),
+        v.get("error").and_then(|e| e.get("errors")),
+    ];
+    for list in lists.into_iter().flatten() {
+        match list {
+            Value::Array(items) => {
+                for item in items {
+                    match item {
+                        Value::Object(o) => {
+                            let at: Vec<&str> = ["resource", "field"]
+                                .iter()
+                                .filter_map(|k| o.get(*k).and_then(Value::as_str))
+                                .collect();
+                            let what: Vec<String> = ["code", "message"]
+                                .iter()
+                                .filter_map(|k| o.get(*k).and_then(text))
+                                .collect();
+                            details.push(match (at.is_empty(), what.is_empty()) {
+                                (false, false) => format!("{}: {}", at.join("."), what.join(", ")),
+                                (false, true) => at.join("."),
+                                _ => what.join(", "),
+                            });
+                        }
+                        other => details.extend(text(other)),
+                    }
+                }
+            }
+            // Jira: `errors` is an object of field → message.
+            Value::Object(o) => {
+                for (field, msg) in o {
+                    details.push(format!("{field}: {}", text(msg).unwrap_or_default()));
+                }
+            }
+            _ => {}
+        }
+    }
+    if !details.is_empty() {
+        parts.push(format!("[{}]", details.join("; ")));
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    let mut m: String = parts.join(": ").chars().take(300).collect();
+    m.retain(|c| !c.is_control());
+    Some(m)
 }
 
 fn retryable_transport(e: &reqwest::Error) -> bool {
@@ -714,6 +778,28 @@ mod tests {
             h.insert(*k, HeaderValue::from_str(v).unwrap());
         }
         h
+    }
+
+    #[test]
+    fn provider_messages_keep_their_details() {
+        let m = |b: &str| provider_message(b.as_bytes());
+        assert_eq!(
+            m(r#"{"message":"Validation Failed","errors":[{"resource":"Search","field":"q","code":"invalid"},"per_page is too large"],"documentation_url":"https://docs.github.com"}"#).as_deref(),
+            Some("Validation Failed: [Search.q: invalid; per_page is too large]")
+        );
+        assert_eq!(
+            m(r#"{"errorMessages":["The value 'X' does not exist for the field 'project'."],"errors":{}}"#).as_deref(),
+            Some("The value 'X' does not exist for the field 'project'.")
+        );
+        assert_eq!(
+            m(r#"{"errorMessages":[],"errors":{"jql":"Field 'foo' does not exist"}}"#).as_deref(),
+            Some("[jql: Field 'foo' does not exist]")
+        );
+        assert_eq!(
+            m(r#"{"error":{"code":2001,"message":"Invalid Input Provided","errors":["Offset must be less than 10000."]}}"#).as_deref(),
+            Some("Invalid Input Provided: [Offset must be less than 10000.]")
+        );
+        assert_eq!(m("<html>oops</html>"), None);
     }
 
     #[test]

@@ -9,12 +9,15 @@ use crate::ndjson_files::NdjsonSettings;
 use crate::sarif::connector::SarifSettings;
 use crate::Error;
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
 use std::path::Path;
 
-/// One `[[connectors]]` table, selected by its `kind`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+/// One `[[connectors]]` table, selected by its `kind`. Read by hand rather
+/// than as a tagged enum so that an error names the key inside the table
+/// (`per_page`, `retry.max_attempts`), not only the table.
+#[derive(Debug, Clone)]
 pub enum ConnectorSettings {
     /// GitHub secret scanning alerts and repository coverage of an org (or
     /// of listed repositories).
@@ -25,6 +28,61 @@ pub enum ConnectorSettings {
     Sarif(SarifSettings),
     /// Files in the normalized NDJSON format.
     Ndjson(NdjsonSettings),
+}
+
+/// The kinds, as spelled in config.
+pub const KINDS: [&str; 4] = [
+    "github_secret_scanning",
+    "github_code_scanning",
+    "sarif",
+    "ndjson",
+];
+
+/// One kind's settings from the table's other keys; an error names the
+/// key path at fault.
+fn variant<T: DeserializeOwned>(table: Value) -> Result<T, String> {
+    serde_path_to_error::deserialize(table).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            inner.to_string()
+        } else {
+            format!("`{path}`: {inner}")
+        }
+    })
+}
+
+impl<'de> Deserialize<'de> for ConnectorSettings {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let mut table = serde_json::Map::<String, Value>::deserialize(d)?;
+        let kind = match table.remove("kind") {
+            Some(Value::String(k)) => k,
+            Some(other) => {
+                return Err(D::Error::custom(format!(
+                    "`kind` must be a string, found {other}"
+                )))
+            }
+            None => return Err(D::Error::custom("missing field `kind`")),
+        };
+        let name = table
+            .get("name")
+            .and_then(Value::as_str)
+            .map(|n| format!("connector {n:?}"))
+            .unwrap_or_else(|| "a connector".into());
+        let table = Value::Object(table);
+        let settings = match kind.as_str() {
+            "github_secret_scanning" => variant(table).map(ConnectorSettings::GithubSecretScanning),
+            "github_code_scanning" => variant(table).map(ConnectorSettings::GithubCodeScanning),
+            "sarif" => variant(table).map(ConnectorSettings::Sarif),
+            "ndjson" => variant(table).map(ConnectorSettings::Ndjson),
+            other => Err(format!(
+                "unknown kind `{other}`, expected one of {}",
+                KINDS.join(", ")
+            )),
+        };
+        settings.map_err(|m| D::Error::custom(format!("{name} (kind {kind}): {m}")))
+    }
 }
 
 /// Where a connector's token is to be read from (resolved by the caller).
@@ -112,6 +170,28 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("jiraa"), "{err}");
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_key_inside_the_table() {
+        let e = serde_json::from_value::<ConnectorSettings>(serde_json::json!({
+            "kind": "github_code_scanning", "name": "cs", "org": "acme", "per_page": "lots"
+        }))
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "connector \"cs\" (kind github_code_scanning): `per_page`: invalid type: string \"lots\", expected u32"
+        );
+        let e = serde_json::from_value::<ConnectorSettings>(serde_json::json!({
+            "kind": "sarif", "name": "s", "paths": ["a"], "suppressions": {"external": 3}
+        }))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("connector \"s\" (kind sarif): `suppressions.external`: "),
+            "{e}"
+        );
     }
 
     #[test]

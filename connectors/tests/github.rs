@@ -849,9 +849,9 @@ async fn repo_coverage_is_read_whole_every_pass_with_an_etag_per_page() {
     );
     assert_eq!(o.pages, 0);
 
-    // A fourth repository fills page 2 (which changes); a fifth then starts
-    // page 3, which page 2's ETag does not show (only its Link does): a full
-    // last page that answers 304 is read again for its Link.
+    // A fourth repository fills page 2 (which changes). A page added after
+    // a full last page would not change its ETag (only its Link), so the
+    // page after it is asked too: empty now, it answers 304 from then on.
     let mut four = repos(Some(true));
     four.push(repo("acme/d", &updated_desc(3), Some(true)));
     gh.set("repos", four.clone());
@@ -864,9 +864,27 @@ async fn repo_coverage_is_read_whole_every_pass_with_an_etag_per_page() {
         vec![
             row("repos", 1, 304),
             row("repos", 2, 200),
+            row("repos", 3, 200),
             row("secret", 1, 304)
         ]
     );
+    // Unchanged with a full last page: 304s only, nothing written.
+    gh.clear_seen();
+    let o = c
+        .sync(sink.cursor.clone(), SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    assert_eq!(
+        list(&gh),
+        vec![
+            row("repos", 1, 304),
+            row("repos", 2, 304),
+            row("repos", 3, 304),
+            row("secret", 1, 304)
+        ]
+    );
+    assert_eq!((o.requests, o.pages), (4, 0));
+    // A fifth starts page 3: page 2 answers 304, page 3 brings it.
     let mut five = four;
     five.push(repo("acme/e", &updated_desc(4), Some(false)));
     gh.set("repos", five);
@@ -879,7 +897,6 @@ async fn repo_coverage_is_read_whole_every_pass_with_an_etag_per_page() {
         vec![
             row("repos", 1, 304),
             row("repos", 2, 304),
-            row("repos", 2, 200),
             row("repos", 3, 200),
             row("secret", 1, 304)
         ]
@@ -1098,4 +1115,29 @@ async fn a_code_scanning_alert_and_its_sarif_result_share_a_fingerprint_and_the_
     assert_eq!(alert.asset, from_sarif[0].asset);
     assert!(alert.fingerprint.is_some());
     assert_eq!(alert.fingerprint, from_sarif[0].fingerprint);
+}
+
+#[tokio::test]
+async fn a_422_names_githubs_error_details_and_is_not_retried() {
+    let gh = FakeGithub::start().await;
+    gh.script(
+        "code",
+        1,
+        vec![Scripted::new(
+            422,
+            &[],
+            r#"{"message":"Validation Failed","errors":[{"resource":"CodeScanningAlert","field":"tool_name","code":"invalid"}],"documentation_url":"https://docs.github.com/rest","status":"422"}"#,
+        )],
+    );
+    let c = code_connector(&gh);
+    let err = c
+        .sync(None, SyncMode::Incremental, &mut MemorySink::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "gh-code: GET /orgs/acme/code-scanning/alerts: HTTP 422: Validation Failed: [CodeScanningAlert.tool_name: invalid]"
+    );
+    assert_eq!(gh.seen().len(), 1);
 }

@@ -61,6 +61,10 @@ pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<i32> {
     let store = ctx.open_store()?;
     let status = store.status()?;
     let passes: BTreeMap<String, LastPass> = LastPass::load_all(&store)?.into_iter().collect();
+    // Connectors with a cursor or a last pass (one interrupted before its
+    // first page has no cursor yet).
+    let names: std::collections::BTreeSet<&String> =
+        status.cursors.keys().chain(passes.keys()).collect();
     let mut per_kind: BTreeMap<Kind, u64> = BTreeMap::new();
     for ((kind, _), n) in &status.records {
         *per_kind.entry(*kind).or_default() += n;
@@ -79,12 +83,15 @@ pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<i32> {
             "repos_secret_scanning_unknown": status.repos_unknown_scanning,
             "outbox_depth": crate::deliver::outbox::Outbox::new(store.outbox()).depth()?,
             "outbox": crate::deliver::outbox::Outbox::new(store.outbox()).counts()?,
-            "connectors": status.cursors.iter().map(|(name, c)| (name.clone(), serde_json::json!({
-                "last_commit": c.last_commit_us.map(crate::store::time_text),
-                "last_success": c.last_success_us.map(crate::store::time_text),
-                "last_error": c.last_error,
-                "last_pass": passes.get(name),
-            }))).collect::<BTreeMap<_, _>>(),
+            "connectors": names.iter().map(|name| {
+                let c = status.cursors.get(*name).cloned().unwrap_or_default();
+                ((*name).clone(), serde_json::json!({
+                    "last_commit": c.last_commit_us.map(crate::store::time_text),
+                    "last_success": c.last_success_us.map(crate::store::time_text),
+                    "last_error": c.last_error,
+                    "last_pass": passes.get(*name),
+                }))
+            }).collect::<BTreeMap<_, _>>(),
         });
         println!("{}", serde_json::to_string_pretty(&json)?);
         return Ok(0);
@@ -128,13 +135,14 @@ pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<i32> {
         "outbox       {} digests waiting",
         crate::deliver::outbox::Outbox::new(store.outbox()).depth()?
     );
-    if !status.cursors.is_empty() {
+    if !names.is_empty() {
         println!(
             "\n{:<20} {:<20} {:<20} {:<20} last error",
             "connector", "last pass", "last commit", "last success"
         );
-        for (name, c) in &status.cursors {
-            let pass = passes.get(name);
+        for name in &names {
+            let c = status.cursors.get(*name).cloned().unwrap_or_default();
+            let pass = passes.get(*name);
             println!(
                 "{:<20} {:<20} {:<20} {:<20} {}",
                 name,

@@ -390,8 +390,6 @@ pub(crate) async fn sync_list<T: DeserializeOwned>(
     // Whole lists: whether any page of this pass changed (a resumed pass
     // has committed pages already). An unchanged list commits nothing.
     let mut changed = resumed || !whole;
-    // Ask the current page again without its ETag (see below).
-    let mut refetch = false;
     // Records of fetched pages not yet committed, and how many pages.
     let mut pending: Vec<Record> = Vec::new();
     let mut pending_pages = 0u32;
@@ -410,7 +408,7 @@ pub(crate) async fn sync_list<T: DeserializeOwned>(
             return Ok(());
         }
         let page_ix = pass.pages.len();
-        let etag = if pass.full || std::mem::take(&mut refetch) {
+        let etag = if pass.full {
             None
         } else if whole {
             ep.pages
@@ -465,13 +463,13 @@ pub(crate) async fn sync_list<T: DeserializeOwned>(
                     "page not modified"
                 );
                 let was_full = ep.pages.get(page_ix).is_some_and(|p| p.full);
-                let next = ep.pages.get(page_ix + 1).map(|p| p.url.clone());
-                if next.is_none() && was_full {
-                    // The last page was full: a page added after it does not
-                    // change its ETag, only its `Link`. Read it again.
-                    refetch = true;
-                    continue;
-                }
+                // A full last page is followed by its probe (see below),
+                // asked with the probe's own ETag.
+                let next = ep
+                    .pages
+                    .get(page_ix + 1)
+                    .map(|p| p.url.clone())
+                    .or_else(|| was_full.then(|| next_page_url(&url)).flatten());
                 (None, next, etag.map(str::to_string), was_full)
             }
             Conditional::NotModified => {
@@ -498,6 +496,7 @@ pub(crate) async fn sync_list<T: DeserializeOwned>(
             })?,
         };
         let full_page = was_full || items.len() >= api.per_page as usize;
+        let body_was_read = body.is_some();
         let mut stop = false;
         let mut page_unreadable = false;
         for raw in items {
@@ -546,6 +545,13 @@ pub(crate) async fn sync_list<T: DeserializeOwned>(
             });
         }
         drop(body);
+        // A full last page of a whole list: a page added after it would not
+        // change its ETag (only its `Link`), so the page after it is asked
+        // too — empty today, it answers `304` while nothing is added.
+        let fetched_next = match fetched_next {
+            None if whole && full_page && body_was_read => next_page_url(&url),
+            other => other,
+        };
         let next = if stop { None } else { fetched_next };
         let new_ep = match &next {
             Some(n) => {
@@ -580,6 +586,24 @@ pub(crate) async fn sync_list<T: DeserializeOwned>(
             None => return Ok(()),
         }
     }
+}
+
+/// The URL of the page after `url` (its `page` parameter plus one).
+fn next_page_url(url: &str) -> Option<String> {
+    let mut u = reqwest::Url::parse(url).ok()?;
+    let mut pairs: Vec<(String, String)> = u
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let page = pairs
+        .iter()
+        .find(|(k, _)| k == "page")
+        .and_then(|(_, v)| v.parse::<u64>().ok())
+        .unwrap_or(1);
+    pairs.retain(|(k, _)| k != "page");
+    pairs.push(("page".into(), (page + 1).to_string()));
+    u.query_pairs_mut().clear().extend_pairs(pairs);
+    Some(u.to_string())
 }
 
 /// How an item that could not be read is named: its `number` (an alert)
