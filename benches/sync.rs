@@ -181,7 +181,7 @@ fn run_case(kind: &str, total: usize, pages_per_commit: u32) {
         "rate": 100000.0, "burst": 1000, "pages_per_commit": pages_per_commit
     });
     if kind == "github_secret_scanning" {
-        settings["repos"] = serde_json::json!({"enabled": false});
+        settings["coverage"] = serde_json::json!({"enabled": false});
     }
     let connector = serde_json::from_value::<ConnectorSettings>(settings)
         .unwrap()

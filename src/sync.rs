@@ -15,6 +15,7 @@
 //! pass that ran past its time bound, `[sync] max_pass_secs`).
 
 use crate::store::{CursorState, Store, StoreError};
+pub use secmetrics_connectors::connector::blocking;
 use secmetrics_connectors::{
     with_cancel, Cancel, Committed, Connector, Identity, Kind, Page, PageSink, Record, SinkError,
     SyncMode, SyncOutcome,
@@ -25,18 +26,6 @@ use std::time::Duration;
 
 /// Called after each committed page with (pages, records) committed so far.
 pub type Progress<'a> = &'a mut (dyn FnMut(u64, u64) + Send);
-
-/// Run blocking work (a store commit and flush, reading a file) without
-/// stalling the async runtime: on a multi-thread runtime the worker hands
-/// its other tasks to another thread first; elsewhere it simply runs.
-pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(f)
-        }
-        _ => f(),
-    }
-}
 
 /// A [`PageSink`] over the store for one connector.
 pub struct StoreSink<'a> {
@@ -456,6 +445,9 @@ pub trait PassObserver: Send {
     fn finished(&mut self, connector: &str, result: &Result<SyncReport, SyncError>);
 }
 
+/// A connector built from its settings, by name, or why it could not be.
+pub type Built = (String, Result<Box<dyn Connector>, String>);
+
 /// What a run of several passes came to.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PassesSummary {
@@ -474,7 +466,7 @@ pub struct PassesSummary {
 /// could not be. This is the sync loop of the CLI and the daemon alike.
 pub async fn run_passes(
     store: &Store,
-    connectors: Vec<(String, Result<Box<dyn Connector>, String>)>,
+    connectors: Vec<Built>,
     mode: SyncMode,
     cancel: Cancel,
     limits: PassLimits,

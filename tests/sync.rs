@@ -453,7 +453,7 @@ fn github_sync_commits_pages_with_cursor_and_a_second_pass_writes_nothing() {
         &format!(
             "[[connectors]]\nkind = \"github_secret_scanning\"\nname = \"gh\"\norg = \"acme\"\n\
              base_url = \"{base}\"\ntoken_file = \"{}\"\nrate = 100.0\nper_page = 2\n\
-             [connectors.repos]\nenabled = false\n",
+             [connectors.coverage]\nenabled = false\n",
             token_file.display()
         ),
     );

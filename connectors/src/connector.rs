@@ -44,6 +44,19 @@ impl Cancel {
     }
 }
 
+/// Run blocking work (reading a file, committing a page to a sink that
+/// writes to disk) from a connector's async pass without stalling the
+/// runtime: on a multi-thread runtime the worker first hands its other
+/// tasks to another thread; elsewhere the work simply runs.
+pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
 tokio::task_local! {
     static PASS_CANCEL: Cancel;
 }

@@ -41,6 +41,9 @@ pub struct RetrySettings {
     pub secondary_min_wait_secs: f64,
     /// A rate-limit wait longer than this fails the request instead.
     pub max_wait_secs: f64,
+    /// Largest answer body accepted, in bytes; a longer one fails the
+    /// request (it is not retried) instead of filling memory.
+    pub max_body_bytes: u64,
 }
 
 impl Default for RetrySettings {
@@ -52,6 +55,7 @@ impl Default for RetrySettings {
             backoff_max_ms: 30_000,
             secondary_min_wait_secs: 60.0,
             max_wait_secs: 3_700.0,
+            max_body_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -373,14 +377,25 @@ impl HttpClient {
             }
             if status.is_success() {
                 self.note_quota(&headers);
-                match response.bytes().await {
-                    Ok(body) => {
+                match read_capped(response, self.retry.max_body_bytes).await {
+                    Ok(Some(body)) => {
                         return Ok(Conditional::Modified(Fetched {
                             status: status.as_u16(),
-                            body: body.to_vec(),
+                            body,
                             etag: header_str(&headers, ETAG.as_str()).map(str::to_string),
                             next: header_str(&headers, LINK.as_str()).and_then(next_link),
                         }))
+                    }
+                    Ok(None) => {
+                        return Err(self.transport(
+                            method,
+                            &path,
+                            format!(
+                                "the answer is larger than `retry.max_body_bytes` ({} bytes)",
+                                self.retry.max_body_bytes
+                            ),
+                            attempt,
+                        ))
                     }
                     Err(e) => {
                         let reason = transport_reason(&e);
@@ -394,8 +409,12 @@ impl HttpClient {
                     }
                 }
             }
-            // An error status: read the (small) body for the provider's message.
-            let body = response.bytes().await.unwrap_or_default();
+            // An error status: read at most 64 KiB for the provider's message.
+            let body = read_capped(response, 64 * 1024)
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_default();
             let message = provider_message(&body);
             let code = status.as_u16();
             let decision = classify(code, &headers, message.as_deref(), attempt, &self.retry);
@@ -442,8 +461,8 @@ impl HttpClient {
         let reset =
             header_str(headers, "x-ratelimit-reset").and_then(|v| v.trim().parse::<i64>().ok());
         if let (Some(0), Some(reset)) = (remaining, reset) {
-            let ms = (reset * 1000 - chrono::Utc::now().timestamp_millis()).max(0) + 1000;
-            let until = std::time::Instant::now() + Duration::from_millis(ms as u64);
+            let ms = reset_wait_ms(reset);
+            let until = std::time::Instant::now() + Duration::from_millis(ms);
             if let Ok(mut b) = self.blocked_until.lock() {
                 *b = Some(until);
             }
@@ -556,10 +575,7 @@ fn classify(
             }
             if remaining == Some(0) {
                 if let Some(reset) = reset {
-                    let now = chrono::Utc::now().timestamp_millis();
-                    // One extra second: the reset is a whole second and clocks drift.
-                    let ms = (reset * 1000 - now).max(0) + 1000;
-                    return Decision::Wait(Duration::from_millis(ms as u64));
+                    return Decision::Wait(Duration::from_millis(reset_wait_ms(reset)));
                 }
             }
             let secondary = message
@@ -569,14 +585,14 @@ fn classify(
                 if secondary {
                     let min = retry.secondary_min_wait_secs.max(0.0);
                     let grow = min * f64::from(1u32 << attempt.saturating_sub(1).min(6));
-                    return Decision::Wait(Duration::from_secs_f64(grow));
+                    return Decision::Wait(Duration::from_secs_f64(grow.min(WAIT_CAP_SECS)));
                 }
                 return Decision::Backoff;
             }
             if remaining == Some(0) {
                 // Exhausted but no reset given: GitHub's rule is to wait a minute.
                 return Decision::Wait(Duration::from_secs_f64(
-                    retry.secondary_min_wait_secs.max(0.0),
+                    retry.secondary_min_wait_secs.clamp(0.0, WAIT_CAP_SECS),
                 ));
             }
             if status == 429 {
@@ -594,18 +610,67 @@ fn classify(
     }
 }
 
-/// `Retry-After` as seconds or an HTTP date.
+/// Longest wait any header can ask for: waits are compared with
+/// `max_wait_secs` (which fails the request), so a larger one only needs to
+/// stay representable.
+const WAIT_CAP_SECS: f64 = 366.0 * 86_400.0;
+
+/// Milliseconds until an epoch-seconds reset time, plus one second (the
+/// reset is a whole second and clocks drift); saturating, never negative.
+fn reset_wait_ms(reset_epoch_secs: i64) -> u64 {
+    let now = chrono::Utc::now().timestamp_millis();
+    let ms = reset_epoch_secs
+        .saturating_mul(1000)
+        .saturating_sub(now)
+        .max(0)
+        .saturating_add(1000);
+    (ms as u64).min((WAIT_CAP_SECS * 1000.0) as u64)
+}
+
+/// The body of `response`, at most `cap` bytes (`None`: it is longer). Read
+/// chunk by chunk into one buffer: no copy, and a huge answer is cut off
+/// as soon as it passes the cap.
+async fn read_capped(
+    mut response: reqwest::Response,
+    cap: u64,
+) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    if response.content_length().is_some_and(|n| n > cap) {
+        return Ok(None);
+    }
+    let mut body = Vec::with_capacity(
+        response
+            .content_length()
+            .unwrap_or(0)
+            .min(cap)
+            .min(16 * 1024 * 1024) as usize,
+    );
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() as u64 + chunk.len() as u64 > cap {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
+}
+
+/// `Retry-After` as seconds or an HTTP date (capped, so that no header can
+/// overflow a wait).
 fn parse_retry_after(v: &str) -> Option<Duration> {
     let v = v.trim();
     if let Ok(secs) = v.parse::<f64>() {
         if secs.is_finite() && secs >= 0.0 {
-            return Some(Duration::from_secs_f64(secs));
+            return Some(Duration::from_secs_f64(secs.min(WAIT_CAP_SECS)));
         }
         return None;
     }
     let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
-    let ms = (when.timestamp_millis() - chrono::Utc::now().timestamp_millis()).max(0);
-    Some(Duration::from_millis(ms as u64))
+    let ms = when
+        .timestamp_millis()
+        .saturating_sub(chrono::Utc::now().timestamp_millis())
+        .max(0);
+    Some(Duration::from_millis(
+        (ms as u64).min((WAIT_CAP_SECS * 1000.0) as u64),
+    ))
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -778,6 +843,29 @@ mod tests {
             h.insert(*k, HeaderValue::from_str(v).unwrap());
         }
         h
+    }
+
+    #[test]
+    fn absurd_waits_and_resets_do_not_overflow() {
+        let r = RetrySettings::default();
+        match classify(429, &headers(&[("retry-after", "1e300")]), None, 1, &r) {
+            Decision::Wait(d) => assert_eq!(d.as_secs_f64(), WAIT_CAP_SECS),
+            other => panic!("{other:?}"),
+        }
+        match classify(
+            403,
+            &headers(&[
+                ("x-ratelimit-remaining", "0"),
+                ("x-ratelimit-reset", &i64::MAX.to_string()),
+            ]),
+            None,
+            1,
+            &r,
+        ) {
+            Decision::Wait(d) => assert_eq!(d.as_secs_f64(), WAIT_CAP_SECS),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(reset_wait_ms(i64::MIN), 1000);
     }
 
     #[test]

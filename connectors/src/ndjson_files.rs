@@ -79,19 +79,32 @@ impl Connector for NdjsonConnector {
         mode: SyncMode,
         sink: &mut dyn PageSink,
     ) -> Result<SyncOutcome, Error> {
-        let name = self.settings.name.as_str();
         let mut cur: NdjsonCursor = match (mode, cursor.as_deref()) {
             (SyncMode::Full, _) | (_, None) => NdjsonCursor::default(),
             (_, Some(t)) => serde_json::from_str(t).unwrap_or_default(),
         };
         let mut outcome = SyncOutcome::default();
+        // File reads and the sink's writes block: off the runtime's workers.
+        crate::connector::blocking(|| self.read_files(&mut cur, sink, &mut outcome))?;
+        Ok(outcome)
+    }
+}
+
+impl NdjsonConnector {
+    fn read_files(
+        &self,
+        cur: &mut NdjsonCursor,
+        sink: &mut dyn PageSink,
+        outcome: &mut SyncOutcome,
+    ) -> Result<(), Error> {
+        let name = self.settings.name.as_str();
         let files = list_files(&self.settings.paths, &[".ndjson", ".jsonl"]);
         cur.bad
             .retain(&files.iter().map(|(p, _)| p.display().to_string()).collect());
         for (path, stamp) in files {
             let key = path.display().to_string();
             if cur.files.get(&key) == Some(&stamp) {
-                cur.bad.report(&key, &mut outcome);
+                cur.bad.report(&key, outcome);
                 continue;
             }
             if sink.cancelled() {
@@ -164,6 +177,6 @@ impl Connector for NdjsonConnector {
             })?;
             outcome.pages += 1;
         }
-        Ok(outcome)
+        Ok(())
     }
 }

@@ -5,8 +5,8 @@
 
 use super::Context;
 use crate::config::connector_token;
-use crate::sync::{run_passes, PassLimits, PassObserver, PassState, SyncError, SyncReport};
-use secmetrics_connectors::{Cancel, Connector, SyncMode};
+use crate::sync::{run_passes, Built, PassLimits, PassObserver, PassState, SyncError, SyncReport};
+use secmetrics_connectors::{Cancel, SyncMode};
 use std::io::IsTerminal;
 
 /// Options of `sync`.
@@ -22,10 +22,7 @@ pub struct SyncArgs {
 }
 
 /// The connectors `args` selects, each built (or why it could not be).
-pub fn select(
-    ctx: &Context,
-    connector: Option<&str>,
-) -> anyhow::Result<Vec<(String, Result<Box<dyn Connector>, String>)>> {
+pub fn select(ctx: &Context, connector: Option<&str>) -> anyhow::Result<Vec<Built>> {
     let selected: Vec<_> = match connector {
         Some(name) => match ctx.config.connector(name) {
             Some(c) => vec![c.clone()],

@@ -112,10 +112,13 @@ pub async fn run(
     summary.failed
 }
 
+/// Applies a change to the resync job in flight (if any).
+type JobUpdate<'a> = &'a (dyn Fn(&dyn Fn(&mut JobStatus)) + Send + Sync);
+
 /// Keeps the daemon's connector statistics and the resync job's progress.
 struct DaemonObserver<'a> {
     shared: &'a Arc<Shared>,
-    update: &'a (dyn Fn(&dyn Fn(&mut JobStatus)) + Send + Sync),
+    update: JobUpdate<'a>,
 }
 
 impl PassObserver for DaemonObserver<'_> {

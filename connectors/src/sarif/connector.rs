@@ -504,9 +504,8 @@ impl Connector for SarifConnector {
             tracing::warn!(connector = %name, dropped = before - cur.scans.len(), "scan states without a category dropped; run `sync --full` once so findings missing from later scans are resolved");
         }
         let mut outcome = SyncOutcome::default();
-        // Blocking file reads, done inline: a sync pass runs as its own task
-        // and the sink it commits to is blocking too.
-        {
+        // File reads and the sink's writes block: off the runtime's workers.
+        crate::connector::blocking(|| -> Result<(), Error> {
             let files = list_files(&self.settings.paths, &[".sarif", ".sarif.json"]);
             cur.bad
                 .retain(&files.iter().map(|(p, _)| p.display().to_string()).collect());
@@ -549,7 +548,8 @@ impl Connector for SarifConnector {
                     }
                 }
             }
-        }
+            Ok(())
+        })?;
         Ok(outcome)
     }
 }

@@ -26,6 +26,7 @@
 //!   3. the level: the result's `level`, else the rule's
 //!      `defaultConfiguration.level`, else `warning` (error → high, warning
 //!      → medium, note → low, none → info).
+//!
 //!   The finding's `extra.severity_from` names the property used;
 //! - the rule: `rule.toolComponent.index` (or `.name`) into
 //!   `tool.extensions[]` with `rule.index`; else `ruleIndex` or `rule.index`
