@@ -862,3 +862,54 @@ webhook_url = "http://127.0.0.1:{}/services/T/B/X"
         "{text}"
     );
 }
+
+/// The daemon's `/readyz` answer.
+fn readyz(d: &Daemon) -> serde_json::Value {
+    let (_, body) = admin(&d.socket(), "GET", "/readyz", &[], "");
+    serde_json::from_str(&body).unwrap_or(serde_json::Value::Null)
+}
+
+/// A `[[digests]]` table firing every 2 s plus a `[slack]` webhook table.
+fn every_2s_to_slack(port: u16, slack_extra: &str) -> String {
+    format!(
+        r#"
+[[digests]]
+name = "monthly"
+schedule = "*/2 * * * * *"
+channels = ["slack"]
+
+[slack]
+webhook_url = "http://127.0.0.1:{port}/services/T/B/X"
+{slack_extra}
+"#
+    )
+}
+
+#[test]
+fn a_slack_answer_slower_than_the_timeout_is_unconfirmed_and_never_posted_twice() {
+    // The webhook answers after 3 s; the client gives up after 1 s, when
+    // the request was already sent: Slack may have posted it.
+    let slack = FakeHttp::start(Arc::new(|_, _| (200, vec![], "ok".into(), 3000)));
+    let s = setup(&every_2s_to_slack(slack.port, "timeout_secs = 1"));
+    import_small(&s);
+    let d = Daemon::start(s.dir.path(), &s.config);
+    d.wait_until("the entry is unconfirmed (or posted twice)", 40, || {
+        readyz(&d)["outbox"]["unconfirmed"] == 1 || slack.count() >= 2
+    });
+    assert_eq!(slack.count(), 1, "posted twice: {:?}", slack.requests());
+    let r = readyz(&d);
+    assert_eq!(r["outbox"]["unconfirmed"], 1, "{r}");
+    assert_eq!(r["outbox_depth"], 0, "{r}");
+    let log = d.log();
+    assert!(log.contains("timed out"), "{log}");
+    assert!(log.contains("digest delivery unconfirmed"), "{log}");
+    assert!(
+        !log.contains("/services/T/B/X"),
+        "the webhook URL leaked: {log}"
+    );
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+    let st = status(&s.dir.path().join("store"));
+    assert_eq!(st["outbox"]["unconfirmed"], 1, "{st}");
+    assert_eq!(slack.count(), 1);
+}

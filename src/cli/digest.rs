@@ -98,7 +98,9 @@ pub fn run(ctx: &Context, args: DigestArgs) -> anyhow::Result<i32> {
         );
     }
     let channels = deliver::Channels {
-        http: reqwest::Client::new(),
+        http: deliver::slack::client(std::time::Duration::from_secs(
+            ctx.config.slack.as_ref().map_or(30, |s| s.timeout_secs),
+        ))?,
         config: &ctx.config,
         secrets: &secrets,
     };

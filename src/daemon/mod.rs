@@ -123,12 +123,10 @@ impl Shared {
     /// Channels for delivery.
     pub fn channels(&self) -> anyhow::Result<Channels<'_>> {
         Ok(Channels {
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(
-                    self.config.slack.as_ref().map_or(30, |s| s.timeout_secs),
-                ))
-                .build()
-                .context("building the HTTP client")?,
+            http: deliver::slack::client(Duration::from_secs(
+                self.config.slack.as_ref().map_or(30, |s| s.timeout_secs),
+            ))
+            .context("building the HTTP client")?,
             config: &self.config,
             secrets: &self.secrets,
         })

@@ -235,6 +235,9 @@ pub enum Attempt {
     Retry(f64, String),
     /// Refused for good (credentials, channel, address): not retried.
     Failed(String),
+    /// Sent without an answer (timed out or cut off after the request went
+    /// out): it may have arrived, so it is not sent again.
+    Unconfirmed(String),
 }
 
 /// Try to deliver one entry, persisting progress (Slack parts) as it goes.
@@ -245,6 +248,7 @@ pub async fn attempt(store: &Store, channels: &Channels<'_>, entry: &mut Entry) 
     };
     match result {
         Ok(()) => Attempt::Sent,
+        Err(e) if is_unconfirmed(&e) => Attempt::Unconfirmed(format!("{e:#}")),
         Err(e) if is_permanent(&e) => Attempt::Failed(format!("{e:#}")),
         Err(e) => {
             let base = channels.config.daemon.retry_base_secs;
@@ -338,6 +342,14 @@ fn is_permanent(e: &anyhow::Error) -> bool {
     false
 }
 
+/// Errors after the request went out without an answer.
+fn is_unconfirmed(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<slack::SlackError>()
+            .is_some_and(slack::SlackError::is_unconfirmed)
+    })
+}
+
 /// Slack asked for a pause of this many seconds.
 #[derive(Debug, thiserror::Error)]
 #[error("retry after {0} s")]
@@ -369,6 +381,13 @@ pub async fn deliver_due(
             Attempt::Failed(error) => {
                 entry.state = State::Failed;
                 tracing::error!(digest = %entry.digest, period = %entry.period, channel = %entry.channel, %error, "digest refused by the channel; not retried");
+                entry.last_error = Some(error);
+                failed += 1;
+            }
+            Attempt::Unconfirmed(error) => {
+                entry.state = State::Unconfirmed;
+                tracing::warn!(digest = %entry.digest, period = %entry.period, channel = %entry.channel, attempts = entry.attempts, %error,
+                    "digest delivery unconfirmed: sent without an answer, so not sent again (at most once); check the channel, then resend with `secmetrics digest NAME --period PERIOD --resend` if it did not arrive");
                 entry.last_error = Some(error);
                 failed += 1;
             }
