@@ -464,11 +464,6 @@ fn resync_goes_through_the_running_daemon_or_runs_here_without_one() {
     let s = setup("");
     let inbox = s.dir.path().join("inbox");
     std::fs::create_dir(&inbox).unwrap();
-    std::fs::write(
-        inbox.join("a.ndjson"),
-        "{\"kind\":\"asset\",\"id\":\"a\",\"tier\":1}\n{\"kind\":\"asset\",\"id\":\"b\",\"tier\":2}\n",
-    )
-    .unwrap();
     let mut cfg = std::fs::read_to_string(&s.config).unwrap();
     cfg.push_str(&format!(
         "\n[[connectors]]\nkind = \"ndjson\"\nname = \"inventory\"\npaths = [\"{}\"]\n",
@@ -476,6 +471,15 @@ fn resync_goes_through_the_running_daemon_or_runs_here_without_one() {
     ));
     std::fs::write(&s.config, cfg).unwrap();
     let d = Daemon::start(s.dir.path(), &s.config);
+    // The daemon syncs once at start (an empty inbox yet).
+    d.wait_until("the pass at start is done", 30, || {
+        readyz(&d)["connectors"]["inventory"]["synced_since_start"] == true
+    });
+    std::fs::write(
+        inbox.join("a.ndjson"),
+        "{\"kind\":\"asset\",\"id\":\"a\",\"tier\":1}\n{\"kind\":\"asset\",\"id\":\"b\",\"tier\":2}\n",
+    )
+    .unwrap();
     let o = bin()
         .arg("--config")
         .arg(&s.config)
@@ -560,15 +564,8 @@ pages_per_commit = 3
 "#,
         github.port
     ));
+    // The daemon syncs at start: that pass is the long one.
     let d = Daemon::start(s.dir.path(), &s.config);
-    let (code, body) = admin(
-        &d.socket(),
-        "POST",
-        "/api/v1/resync",
-        &[("content-type", "application/json")],
-        "{}",
-    );
-    assert_eq!(code, 202, "{body}");
     let alert_requests = |g: &FakeHttp| {
         g.requests()
             .iter()
@@ -584,19 +581,10 @@ pages_per_commit = 3
     let fetched_first = alert_requests(&github);
     assert!(fetched_first < PAGES, "the sync finished before SIGTERM");
 
+    // The next start's pass resumes after the last committed page.
     let d = Daemon::start(s.dir.path(), &s.config);
-    let (code, _) = admin(
-        &d.socket(),
-        "POST",
-        "/api/v1/resync",
-        &[("content-type", "application/json")],
-        "{}",
-    );
-    assert_eq!(code, 202);
-    d.wait_until("the resync finishes", 60, || {
-        admin(&d.socket(), "GET", "/api/v1/resync/1", &[], "")
-            .1
-            .contains("\"done\"")
+    d.wait_until("the pass at start finishes", 60, || {
+        readyz(&d)["connectors"]["gh"]["synced_since_start"] == true
     });
     let (code, _) = d.terminate();
     assert_eq!(code, Some(0));
@@ -912,4 +900,47 @@ fn a_slack_answer_slower_than_the_timeout_is_unconfirmed_and_never_posted_twice(
     let st = status(&s.dir.path().join("store"));
     assert_eq!(st["outbox"]["unconfirmed"], 1, "{st}");
     assert_eq!(slack.count(), 1);
+}
+
+#[test]
+fn killed_while_a_fired_digest_is_rendered_the_restart_still_sends_it_once() {
+    let slack = FakeHttp::start(slack_ok());
+    let s = setup(&every_2s_to_slack(slack.port, ""));
+    // A large store, so rendering takes long enough to be killed during it.
+    let o = bin()
+        .args(["demo", "--size", "100000", "--out"])
+        .arg(s.dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let d = Daemon::start(s.dir.path(), &s.config);
+    d.wait_until("a fired digest is being rendered", 60, || {
+        d.log().contains("rendering digest")
+    });
+    d.kill9();
+    let first = std::fs::read_to_string(s.dir.path().join("daemon.log")).unwrap();
+    assert!(
+        !first.contains("digest rendered into the outbox"),
+        "the kill came after the digest was queued; the test needs a larger store:\n{first}"
+    );
+    assert_eq!(slack.count(), 0);
+
+    let d = Daemon::start(s.dir.path(), &s.config);
+    d.wait_until("the digest arrives after the restart", 60, || {
+        slack.count() >= 1
+    });
+    d.wait_until("the outbox says sent", 30, || {
+        readyz(&d)["outbox"]["sent"] == 1
+    });
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+    assert_eq!(slack.count(), 1, "{:?}", slack.requests());
+    let period = last_complete_month();
+    assert!(
+        slack.requests()[0]
+            .1
+            .contains(&format!("Product security KPIs — {period}")),
+        "{}",
+        slack.requests()[0].1
+    );
 }

@@ -89,7 +89,14 @@ pub fn run(ctx: &Context, args: DigestArgs) -> anyhow::Result<i32> {
             e.digest, e.period, e.channel
         );
     }
-    let queued = deliver::queue_digest(&store, &ctx.config, &digest, &period, Utc::now())?;
+    let queued = deliver::queue_digest(
+        &store,
+        &ctx.config,
+        &digest,
+        &period,
+        Utc::now(),
+        &deliver::QueueOptions::default(),
+    )?;
     if queued.is_empty() {
         println!(
             "digest {} for {} was queued before; it is never sent twice",

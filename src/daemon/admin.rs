@@ -147,6 +147,13 @@ async fn readyz(State(s): State<Arc<Shared>>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    let held: Vec<super::DueDigest> = s
+        .due_digests
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .values()
+        .cloned()
+        .collect();
     (
         status,
         Json(json!({
@@ -155,6 +162,7 @@ async fn readyz(State(s): State<Arc<Shared>>) -> Response {
             "connectors": syncs,
             "outbox_depth": depth,
             "outbox": states,
+            "digests_held": held,
         })),
     )
         .into_response()
@@ -303,7 +311,14 @@ async fn digest_now(
     let shared = s.clone();
     let label = period.label();
     let result = tokio::task::spawn_blocking(move || {
-        crate::deliver::queue_digest(&shared.store, &shared.config, &d, &period, Utc::now())
+        crate::deliver::queue_digest(
+            &shared.store,
+            &shared.config,
+            &d,
+            &period,
+            Utc::now(),
+            &crate::deliver::QueueOptions::default(),
+        )
     })
     .await;
     match result {
@@ -315,6 +330,9 @@ async fn digest_now(
                 "queued": queued.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
             }))
             .into_response()
+        }
+        Ok(Err(e)) if e.downcast_ref::<crate::deliver::Hold>().is_some() => {
+            error(StatusCode::CONFLICT, format!("{e}"))
         }
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),

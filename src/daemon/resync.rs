@@ -114,6 +114,7 @@ pub async fn run(
                 } else {
                     stats.last_success = Some(Utc::now().to_rfc3339());
                     stats.last_error = None;
+                    stats.synced_since_start = true;
                 }
                 changed |= c.inserted + c.replaced > 0 || report.gone > 0;
                 let msg = format!(
@@ -150,6 +151,8 @@ pub async fn run(
     if changed {
         shared.pack_stale.notify_one();
     }
+    // A digest held for a sync pass may go now.
+    shared.wake_digests.notify_one();
     update(&|j| {
         j.state = if failed == 0 {
             "done".into()

@@ -77,43 +77,97 @@ pub fn compute_pack(
     ))
 }
 
+/// Why a digest is held rather than queued.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Hold {
+    /// The store holds no current record of any kind: every KPI would be
+    /// n/a or 0, which is no report at all.
+    #[error(
+        "the store holds no records at all, so every KPI would be n/a or 0; \
+         held until records arrive (sync, import or push)"
+    )]
+    NoData,
+}
+
+/// The store key of a digest's last handled fire time.
+pub fn fire_key(digest: &str) -> String {
+    format!("daemon/digest_fired/{digest}")
+}
+
+/// The last fire time of `digest` whose queueing was recorded.
+pub fn last_fire(store: &Store, digest: &str) -> Option<Time> {
+    let bytes = store.meta(&fire_key(digest)).ok()??;
+    let us = i64::from_be_bytes(bytes.as_slice().try_into().ok()?);
+    chrono::DateTime::from_timestamp_micros(us)
+}
+
+fn holds_no_records(e: &crate::estate::Estate) -> bool {
+    e.assets.is_empty()
+        && e.repos.is_empty()
+        && e.findings.is_empty()
+        && e.reviews.is_empty()
+        && e.threat_models.is_empty()
+        && e.exceptions.is_empty()
+        && e.releases.is_empty()
+        && e.secret_alerts.is_empty()
+        && e.incidents.is_empty()
+}
+
+/// What a digest is queued with besides its period.
+#[derive(Debug, Default, Clone)]
+pub struct QueueOptions {
+    /// The schedule fire this queueing handles: recorded in the same atomic
+    /// write as the outbox entries, so a crash before it leaves the fire due.
+    pub fired: Option<Time>,
+    /// Sentences added to the pack's warnings (e.g. a connector whose last
+    /// sync failed).
+    pub notes: Vec<String>,
+}
+
 /// Render and queue a digest for `period` on every channel that does not
 /// have it yet. Returns the channels queued now (empty: all were queued
-/// before, so nothing is ever sent twice).
+/// before, so nothing is ever sent twice). The snapshots, the outbox
+/// entries and the fire time are one atomic write; an error (or a
+/// [`Hold`]) writes nothing.
 pub fn queue_digest(
     store: &Store,
     config: &Config,
     digest: &DigestConfig,
     period: &Period,
     now: Time,
+    options: &QueueOptions,
 ) -> anyhow::Result<Vec<ChannelKind>> {
     let outbox = Outbox::new(store.outbox());
     let label = period.label();
-    let missing: Vec<ChannelKind> = digest
-        .channels
-        .iter()
-        .copied()
-        .filter(|c| {
-            !outbox
-                .contains(&digest.name, &label, c.as_str())
-                .unwrap_or(false)
-        })
-        .collect();
+    let fire_key = fire_key(&digest.name);
+    let fire = options.fired.map(|at| (fire_key.as_str(), at));
+    let mut missing = Vec::new();
+    for c in digest.channels.iter().copied() {
+        if !outbox.contains(&digest.name, &label, c.as_str())? {
+            missing.push(c);
+        }
+    }
     if missing.is_empty() {
+        store.commit_digest(&[], &[], fire)?;
         return Ok(missing);
     }
-    let pack = compute_pack(store, config, period, now)?;
+    let estate = store.load_estate().context("loading the estate")?;
+    if holds_no_records(&estate) {
+        return Err(Hold::NoData.into());
+    }
+    let mut pack = kpi::with_history(&estate, period, &config.kpi, now, TREND_PERIODS);
+    drop(estate);
+    pack.warnings.extend(options.notes.iter().cloned());
     let json = pack.to_json_pretty();
     // The pack as sent, so `report --period P --as-sent` shows it unchanged;
     // a pack sent (or snapshotted) before is never replaced.
-    for key in [
+    let snapshots: Vec<(String, Vec<u8>)> = [
         crate::cli::report::snapshot_key(period),
         format!("digest/{}/{label}", digest.name),
-    ] {
-        if store.snapshot(&key)?.is_none() {
-            store.put_snapshot(&key, json.as_bytes())?;
-        }
-    }
+    ]
+    .into_iter()
+    .map(|k| (k, json.clone().into_bytes()))
+    .collect();
     let ids = digest_kpis(digest).map_err(anyhow::Error::msg)?;
     let lines: Vec<report::Line> = report::lines(&pack)
         .into_iter()
@@ -121,8 +175,8 @@ pub fn queue_digest(
         .collect();
     let title = digest_title(digest);
     let report_url = config.daemon.report_url.as_deref();
-    let mut queued = Vec::new();
-    for channel in missing {
+    let mut entries = Vec::new();
+    for &channel in &missing {
         let payload = match channel {
             ChannelKind::Slack => {
                 let view = slack::DigestView {
@@ -174,11 +228,14 @@ pub fn queue_digest(
             created_us: now.timestamp_micros(),
             sent_us: None,
         };
-        if outbox.enqueue(&entry)? {
-            queued.push(channel);
-        }
+        entries.push((entry.own_key(), crate::store::codec::encode(&entry)));
     }
-    Ok(queued)
+    let written = store.commit_digest(&snapshots, &entries, fire)?;
+    Ok(missing
+        .into_iter()
+        .zip(written)
+        .filter_map(|(c, w)| w.then_some(c))
+        .collect())
 }
 
 /// The title of a digest (header, subject).
@@ -402,4 +459,74 @@ pub async fn deliver_due(
         outbox.update(&entry)?;
     }
     Ok((sent, failed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{DigestConfig, DigestPeriod};
+
+    fn t(s: &str) -> Time {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_fire_is_recorded_with_its_outbox_entries_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let config = Config {
+            slack: Some(
+                serde_json::from_str(r#"{"webhook_url": "http://127.0.0.1:1/x"}"#).unwrap(),
+            ),
+            ..Config::default()
+        };
+        let digest = DigestConfig {
+            name: "monthly".into(),
+            schedule: "0 0 8 1 * *".into(),
+            period: DigestPeriod::Month,
+            kpis: None,
+            channels: vec![ChannelKind::Slack],
+            slack_channel: None,
+            email_to: None,
+        };
+        let period = Period::parse_month("2026-10").unwrap();
+        let at = t("2026-11-01T08:00:00Z");
+        let fired = |at| QueueOptions {
+            fired: Some(at),
+            notes: vec!["connector `gh`: its last sync failed (HTTP 502)".into()],
+        };
+        // Nothing to report: held, and nothing written, the fire included.
+        let e = queue_digest(&store, &config, &digest, &period, at, &fired(at)).unwrap_err();
+        assert_eq!(e.downcast_ref::<Hold>(), Some(&Hold::NoData));
+        assert_eq!(last_fire(&store, "monthly"), None);
+        assert!(Outbox::new(store.outbox()).all().unwrap().is_empty());
+        assert!(store.snapshot("2026-10").unwrap().is_none());
+
+        let text = include_str!("../../tests/data/golden/estate-small.ndjson");
+        let records: Vec<_> = text
+            .lines()
+            .map(|l| secmetrics_connectors::ndjson::parse_line(l, "import").unwrap())
+            .collect();
+        store.upsert_batch(&records, at).unwrap();
+        let queued = queue_digest(&store, &config, &digest, &period, at, &fired(at)).unwrap();
+        assert_eq!(queued, vec![ChannelKind::Slack]);
+        assert_eq!(last_fire(&store, "monthly"), Some(at));
+        let snapshot = String::from_utf8(store.snapshot("2026-10").unwrap().unwrap()).unwrap();
+        assert!(
+            snapshot.contains("its last sync failed (HTTP 502)"),
+            "{snapshot}"
+        );
+        assert!(store.snapshot("digest/monthly/2026-10").unwrap().is_some());
+        assert_eq!(Outbox::new(store.outbox()).all().unwrap().len(), 1);
+
+        // A later fire for the same period queues nothing and moves the
+        // fire forward; an earlier one never moves it back.
+        let later = at + Duration::seconds(2);
+        let q = queue_digest(&store, &config, &digest, &period, later, &fired(later)).unwrap();
+        assert!(q.is_empty());
+        assert_eq!(last_fire(&store, "monthly"), Some(later));
+        queue_digest(&store, &config, &digest, &period, at, &fired(at)).unwrap();
+        assert_eq!(last_fire(&store, "monthly"), Some(later));
+        assert_eq!(Outbox::new(store.outbox()).all().unwrap().len(), 1);
+    }
 }
