@@ -944,3 +944,106 @@ fn killed_while_a_fired_digest_is_rendered_the_restart_still_sends_it_once() {
         slack.requests()[0].1
     );
 }
+
+#[test]
+fn a_digest_waits_for_a_sync_pass_since_start_and_names_the_connector_holding_it() {
+    // GitHub refuses the token until the test repairs it.
+    let healthy = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let h = healthy.clone();
+    let github = FakeHttp::start(Arc::new(move |_, path| {
+        let json = vec![("content-type".to_string(), "application/json".to_string())];
+        if !h.load(std::sync::atomic::Ordering::SeqCst) {
+            return (401, json, r#"{"message":"Bad credentials"}"#.into(), 0);
+        }
+        if path.contains("/repos") {
+            return (200, json, "[]".into(), 0);
+        }
+        (
+            200,
+            json,
+            r#"[{"number":1,"created_at":"2026-10-02T00:00:00Z","updated_at":"2026-10-10T00:00:00Z","state":"open","resolution":null,"resolved_at":null,"secret_type":"aws_access_key_id","secret":"AKIAFAKEFAKEFAKE0001","validity":"active","push_protection_bypassed":false,"repository":{"full_name":"acme/app"}}]"#.into(),
+            0,
+        )
+    }));
+    let slack = FakeHttp::start(slack_ok());
+    let s = setup(&format!(
+        r#"
+[[connectors]]
+kind = "github_secret_scanning"
+name = "gh"
+org = "acme"
+base_url = "http://127.0.0.1:{}"
+token = "ghp_testtoken"
+{}"#,
+        github.port,
+        every_2s_to_slack(slack.port, "")
+    ));
+    // Records from an earlier run: without the gate they would be sent as
+    // if current.
+    import_small(&s);
+    let d = Daemon::start(s.dir.path(), &s.config);
+    d.wait_until("the digest is held for connector gh", 40, || {
+        let r = readyz(&d);
+        r["digests_held"][0]["reason"]
+            .as_str()
+            .is_some_and(|t| t.contains("`gh`") && t.contains("since the daemon started"))
+            || slack.count() > 0
+    });
+    assert_eq!(slack.count(), 0, "sent before any sync pass completed");
+    let r = readyz(&d);
+    assert_eq!(r["digests_held"][0]["digest"], "monthly", "{r}");
+    assert_eq!(r["digests_held"][0]["period"], last_complete_month(), "{r}");
+    assert!(d.log().contains("digest held"), "{}", d.log());
+    // Repaired: the next pass completes and the digest goes.
+    healthy.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (code, body) = admin(&d.socket(), "POST", "/api/v1/resync", &[], "");
+    assert_eq!(code, 202, "{body}");
+    d.wait_until("the digest is delivered", 40, || slack.count() >= 1);
+    d.wait_until("nothing is held", 20, || {
+        readyz(&d)["digests_held"] == serde_json::json!([])
+    });
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+    assert_eq!(slack.count(), 1);
+    assert!(!d_log_contains(s.dir.path(), "ghp_testtoken"));
+}
+
+#[test]
+fn a_digest_of_an_empty_store_is_held_until_records_arrive() {
+    let slack = FakeHttp::start(slack_ok());
+    let s = setup(&every_2s_to_slack(slack.port, ""));
+    let d = Daemon::start(s.dir.path(), &s.config);
+    d.wait_until("the digest is held for want of data", 40, || {
+        readyz(&d)["digests_held"][0]["reason"]
+            .as_str()
+            .is_some_and(|t| t.contains("no records at all"))
+            || slack.count() > 0
+    });
+    assert_eq!(slack.count(), 0, "an empty pack was sent");
+    assert!(d.log().contains("digest held"), "{}", d.log());
+    // Asking for it by hand says why it cannot go.
+    let (code, body) = admin(&d.socket(), "POST", "/api/v1/digests/monthly", &[], "");
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("no records at all"), "{body}");
+    // Whole lines, within the test's push_max_bytes.
+    let mut records = String::new();
+    for l in read("golden/estate-small.ndjson").lines() {
+        if records.len() + l.len() + 1 > 4000 {
+            break;
+        }
+        records.push_str(l);
+        records.push('\n');
+    }
+    let (code, body) = admin(
+        &d.socket(),
+        "POST",
+        "/api/v1/records",
+        &[("authorization", "Bearer push-secret-token")],
+        &records,
+    );
+    assert_eq!(code, 200, "{body}");
+    d.wait_until("the digest is delivered", 40, || slack.count() >= 1);
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+    assert_eq!(slack.count(), 1);
+}
