@@ -1047,3 +1047,215 @@ fn a_digest_of_an_empty_store_is_held_until_records_arrive() {
     assert_eq!(code, Some(0));
     assert_eq!(slack.count(), 1);
 }
+
+/// The value of one sample line (name with labels) of an OpenMetrics text.
+fn metric(text: &str, sample: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
+}
+
+/// A TCP server that accepts SMTP connections and never says a word.
+fn start_silent_smtp() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    port
+}
+
+/// A release flag the stalling SMTP handler waits on.
+type Release = Arc<(Mutex<bool>, std::sync::Condvar)>;
+
+fn release(r: &Release) {
+    *r.0.lock().unwrap() = true;
+    r.1.notify_all();
+}
+
+/// A real SMTP server whose first session never answers DATA (no 354) and
+/// whose later sessions take the message and never give the final answer.
+#[derive(Clone)]
+struct StallingSmtp {
+    sessions: Arc<std::sync::atomic::AtomicUsize>,
+    release: Release,
+    stall_at_end: bool,
+}
+
+impl StallingSmtp {
+    fn wait(&self) {
+        let (lock, cvar) = &*self.release;
+        let mut released = lock.lock().unwrap();
+        while !*released {
+            released = cvar.wait(released).unwrap();
+        }
+    }
+}
+
+impl mailin_embedded::Handler for StallingSmtp {
+    fn data_start(
+        &mut self,
+        _domain: &str,
+        _from: &str,
+        _is8bit: bool,
+        _to: &[String],
+    ) -> mailin_embedded::Response {
+        let n = self
+            .sessions
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if n == 0 {
+            self.wait();
+        } else {
+            self.stall_at_end = true;
+        }
+        mailin_embedded::response::OK
+    }
+
+    fn data_end(&mut self) -> mailin_embedded::Response {
+        if self.stall_at_end {
+            self.wait();
+        }
+        mailin_embedded::response::OK
+    }
+}
+
+/// The entry of `channel` in `/readyz`'s undelivered list.
+fn undelivered(d: &Daemon, channel: &str) -> serde_json::Value {
+    readyz(d)["outbox_undelivered"]
+        .as_array()
+        .and_then(|a| a.iter().find(|e| e["channel"] == channel).cloned())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+#[test]
+fn a_stalled_smtp_server_never_holds_back_slack_and_entries_in_flight_show_as_sending() {
+    let smtp_port = start_silent_smtp();
+    // Slack takes a minute to answer: its entry stays `sending` meanwhile.
+    let slack = FakeHttp::start(Arc::new(|_, _| (200, vec![], "ok".into(), 60_000)));
+    let s = setup(&format!(
+        r#"
+[[digests]]
+name = "monthly"
+schedule = "*/2 * * * * *"
+channels = ["email", "slack"]
+
+[slack]
+webhook_url = "http://127.0.0.1:{}/services/T/B/X"
+timeout_secs = 120
+
+[email]
+host = "127.0.0.1"
+port = {smtp_port}
+tls = "none"
+from = "secmetrics <secmetrics@example.test>"
+to = ["ciso@example.test"]
+timeout_secs = 1
+"#,
+        slack.port
+    ));
+    import_small(&s);
+    let d = Daemon::start(s.dir.path(), &s.config);
+    d.wait_until(
+        "Slack receives the digest despite the stalled SMTP server",
+        40,
+        || slack.count() >= 1,
+    );
+    d.wait_until("the Slack entry shows as sending", 20, || {
+        undelivered(&d, "slack")["state"] == "sending"
+    });
+    let (_, metrics) = admin(&d.socket(), "GET", "/metrics", &[], "");
+    let sending = metric(&metrics, "secmetrics_outbox_entries{state=\"sending\"}");
+    assert!(sending >= Some(1.0), "{metrics}");
+    let o = bin()
+        .arg("--config")
+        .arg(&s.config)
+        .arg("status")
+        .output()
+        .unwrap();
+    let text = stdout(&o);
+    assert!(text.contains("sending "), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("monthly") && l.contains(" slack ") && l.contains("sending")),
+        "{text}"
+    );
+    // Meanwhile the email is tried again and again, each attempt bounded
+    // by its 1 s step timeout.
+    d.wait_until("the email was tried twice", 30, || {
+        undelivered(&d, "email")["attempts"].as_u64() >= Some(2)
+    });
+    let email = undelivered(&d, "email");
+    assert!(
+        email["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("connect: timed out after 1 s")),
+        "{email}"
+    );
+    assert_eq!(undelivered(&d, "slack")["state"], "sending");
+    assert_eq!(slack.count(), 1);
+    d.kill9();
+}
+
+#[test]
+fn an_smtp_server_silent_after_the_message_leaves_it_unconfirmed_and_never_sends_it_twice() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let smtp_port = listener.local_addr().unwrap().port();
+    let sessions = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let gate: Release = Arc::default();
+    let handler = StallingSmtp {
+        sessions: sessions.clone(),
+        release: gate.clone(),
+        stall_at_end: false,
+    };
+    std::thread::spawn(move || {
+        let mut server = mailin_embedded::Server::new(handler);
+        server
+            .with_name("smtp.test")
+            .with_tcp_listener(listener)
+            .with_num_threads(4);
+        let _ = server.serve();
+    });
+    let s = setup(&format!(
+        r#"
+[[digests]]
+name = "monthly"
+schedule = "*/2 * * * * *"
+channels = ["email"]
+
+[email]
+host = "127.0.0.1"
+port = {smtp_port}
+tls = "none"
+from = "secmetrics <secmetrics@example.test>"
+to = ["ciso@example.test"]
+timeout_secs = 1
+"#
+    ));
+    import_small(&s);
+    let d = Daemon::start(s.dir.path(), &s.config);
+    d.wait_until("the email is unconfirmed", 40, || {
+        undelivered(&d, "email")["state"] == "unconfirmed"
+    });
+    let email = undelivered(&d, "email");
+    // First attempt: DATA got no answer, so the message never went out:
+    // retried. Second: the message went out and no answer came.
+    assert_eq!(email["attempts"], 2, "{email}");
+    assert!(
+        email["last_error"].as_str().is_some_and(
+            |e| e.contains("timed out after 1 s waiting for the answer to the message")
+        ),
+        "{email}"
+    );
+    let log = d.log();
+    assert!(log.contains("DATA: timed out after 1 s"), "{log}");
+    assert!(log.contains("digest delivery unconfirmed"), "{log}");
+    assert_eq!(sessions.load(std::sync::atomic::Ordering::SeqCst), 2);
+    release(&gate);
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+    assert_eq!(sessions.load(std::sync::atomic::Ordering::SeqCst), 2);
+    let st = status(&s.dir.path().join("store"));
+    assert_eq!(st["outbox"]["unconfirmed"], 1, "{st}");
+}

@@ -58,7 +58,7 @@ pub fn run(ctx: &Context, args: DigestArgs) -> anyhow::Result<i32> {
             return Ok(0);
         }
     }
-    let store = ctx.open_store()?;
+    let store = std::sync::Arc::new(ctx.open_store()?);
     if args.dry_run {
         let pack = deliver::compute_pack(&store, &ctx.config, &period, Utc::now())?;
         let ids = deliver::digest_kpis(&digest).map_err(anyhow::Error::msg)?;

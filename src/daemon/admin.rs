@@ -130,9 +130,9 @@ async fn healthz() -> &'static str {
 async fn readyz(State(s): State<Arc<Shared>>) -> Response {
     let syncs = s.syncs.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let ob = crate::deliver::outbox::Outbox::new(s.store.outbox());
-    let (depth, states) = match (ob.depth(), ob.counts()) {
-        (Ok(d), Ok(c)) => (d, c),
-        (Err(e), _) | (_, Err(e)) => {
+    let (depth, states, undelivered) = match (ob.depth(), ob.counts(), ob.undelivered()) {
+        (Ok(d), Ok(c), Ok(u)) => (d, c, u),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
             return error(StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}"))
         }
     };
@@ -162,6 +162,7 @@ async fn readyz(State(s): State<Arc<Shared>>) -> Response {
             "connectors": syncs,
             "outbox_depth": depth,
             "outbox": states,
+            "outbox_undelivered": undelivered,
             "digests_held": held,
         })),
     )

@@ -93,18 +93,31 @@ pub fn render(shared: &Shared) -> String {
         depth.set(d as f64);
     }
     registry.register("outbox_depth", "Digests waiting to be delivered", depth);
-    let states = Family::<Labels, FloatGauge>::default();
+    let states = Family::<Labels, Gauge>::default();
     if let Ok(c) = crate::deliver::outbox::Outbox::new(shared.store.outbox()).counts() {
-        for state in ["failed", "unconfirmed", "sent"] {
+        for state in ["pending", "sending", "sent", "failed", "unconfirmed"] {
             states
                 .get_or_create(&vec![("state".to_string(), state.to_string())])
-                .set(*c.get(state).unwrap_or(&0) as f64);
+                .set(*c.get(state).unwrap_or(&0) as i64);
         }
     }
     registry.register(
         "outbox_entries",
-        "Outbox entries by state (failed: refused for good; unconfirmed: the process stopped while sending)",
+        "Outbox entries by state (sending: an attempt is under way; failed: refused for good; unconfirmed: sent without an answer, or the process stopped while sending)",
         states,
+    );
+    let held = Gauge::<i64>::default();
+    held.set(
+        shared
+            .due_digests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len() as i64,
+    );
+    registry.register(
+        "digests_held",
+        "Scheduled digests not in the outbox yet (no sync pass since start, no data, or rendering failed)",
+        held,
     );
 
     let mut out = String::new();

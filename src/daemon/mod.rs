@@ -24,8 +24,8 @@ use tokio::sync::{watch, Notify};
 
 /// State shared by the scheduler, the delivery loop and the admin API.
 pub struct Shared {
-    /// The store (held by this process alone).
-    pub store: Store,
+    /// The store (held by this process alone; shared with blocking tasks).
+    pub store: Arc<Store>,
     /// The configuration.
     pub config: Config,
     /// Resolved secrets.
@@ -247,7 +247,7 @@ pub async fn run(
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let shared = Arc::new(Shared {
-        store,
+        store: Arc::new(store),
         config,
         secrets,
         current: RwLock::new(None),
@@ -633,27 +633,68 @@ async fn pack_refresher(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// Deliver due outbox entries; sleep until the next is due or a digest is queued.
+/// Deliver due outbox entries, each in its own task, so a channel that is
+/// slow or stuck never holds back the others; sleep until the next is due,
+/// a digest is queued or a delivery ends. On shutdown, wait for the
+/// deliveries in flight (`run` bounds that by the grace period).
 async fn delivery_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    let channels = match shared.channels() {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "delivery disabled");
-            let _ = stop.changed().await;
-            return;
-        }
-    };
+    if let Err(e) = shared.channels() {
+        tracing::error!(error = %format!("{e:#}"), "delivery disabled");
+        let _ = stop.changed().await;
+        return;
+    }
+    let in_flight: Arc<Mutex<std::collections::HashSet<Vec<u8>>>> = Arc::default();
+    let mut running = tokio::task::JoinSet::new();
     loop {
         if *stop.borrow() {
-            return;
+            break;
         }
-        if let Err(e) = deliver::deliver_due(&shared.store, &channels, Utc::now()).await {
-            tracing::error!(error = %format!("{e:#}"), "outbox delivery pass failed");
+        let s = shared.clone();
+        let due = tokio::task::spawn_blocking(move || {
+            let outbox = crate::deliver::outbox::Outbox::new(s.store.outbox());
+            let due = outbox.due(Utc::now().timestamp_micros())?;
+            let next = outbox.next_due_us()?;
+            Ok::<_, crate::store::StoreError>((due, next))
+        })
+        .await;
+        let (due, next) = match due {
+            Ok(Ok(d)) => d,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "outbox delivery pass failed");
+                (Vec::new(), None)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "outbox delivery pass failed");
+                (Vec::new(), None)
+            }
+        };
+        for entry in due {
+            let key = entry.own_key();
+            if !in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key.clone())
+            {
+                continue;
+            }
+            let s = shared.clone();
+            let in_flight = in_flight.clone();
+            running.spawn(async move {
+                let result = match s.channels() {
+                    Ok(channels) => deliver::deliver_one(&s.store, &channels, entry).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = result {
+                    tracing::error!(error = %format!("{e:#}"), "outbox delivery failed");
+                }
+                in_flight
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&key);
+            });
         }
-        let next = crate::deliver::outbox::Outbox::new(shared.store.outbox())
-            .next_due_us()
-            .ok()
-            .flatten();
+        // Entries in flight are `sending`, not due: the earliest pending
+        // one decides the sleep.
         let wait = match next {
             Some(us) => {
                 let d = us - Utc::now().timestamp_micros();
@@ -661,12 +702,15 @@ async fn delivery_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             }
             None => Duration::from_secs(3600),
         };
+        let busy = !running.is_empty();
         tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::time::sleep(wait), if !busy || wait > Duration::ZERO => {}
             _ = shared.wake_delivery.notified() => {}
-            _ = stop.changed() => return,
+            Some(_) = running.join_next(), if busy => {}
+            _ = stop.changed() => break,
         }
     }
+    while running.join_next().await.is_some() {}
 }
 
 /// SIGTERM or SIGINT. The handlers are installed when this is called (not

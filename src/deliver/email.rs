@@ -1,16 +1,11 @@
-//! Email delivery with `lettre` over SMTP (STARTTLS, implicit TLS, or plain
-//! for a local relay): multipart text + HTML with the charts inline as PNG
-//! (mail clients block SVG), and a subject naming the period and the KPI
-//! that moved the wrong way the most.
+//! Email content with `lettre`: multipart text + HTML with the charts inline
+//! as PNG (mail clients block SVG), and a subject naming the period and the
+//! KPI that moved the wrong way the most. [`super::smtp`] submits it.
 
-use crate::config::{EmailConfig, SmtpTls};
 use crate::kpi::{KpiPack, Trend};
 use crate::report::{self, Line};
 use lettre::message::{header::ContentType, Attachment, Mailbox, MultiPart, SinglePart};
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use secrecy::{ExposeSecret, SecretString};
-use std::time::Duration;
+use lettre::Message;
 
 /// A failed email. Never contains the password.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +23,15 @@ pub enum EmailError {
         /// The server refused for good (a 5xx answer).
         permanent: bool,
     },
+    /// The message content went out but no answer came: the server may
+    /// have accepted it, so it is not sent again.
+    #[error("smtp {host}: {message}")]
+    Unconfirmed {
+        /// Server.
+        host: String,
+        /// What happened.
+        message: String,
+    },
 }
 
 impl EmailError {
@@ -36,7 +40,13 @@ impl EmailError {
         match self {
             EmailError::Build(_) => true,
             EmailError::Smtp { permanent, .. } => *permanent,
+            EmailError::Unconfirmed { .. } => false,
         }
+    }
+
+    /// The message may have been accepted without the server saying so.
+    pub fn is_unconfirmed(&self) -> bool {
+        matches!(self, EmailError::Unconfirmed { .. })
     }
 }
 
@@ -196,36 +206,4 @@ pub fn build_message(
     builder
         .multipart(alternative)
         .map_err(|e| EmailError::Build(e.to_string()))
-}
-
-/// Send a message with the configured SMTP settings.
-pub async fn send(
-    cfg: &EmailConfig,
-    password: Option<&SecretString>,
-    message: Message,
-) -> Result<(), EmailError> {
-    let smtp_err = |e: lettre::transport::smtp::Error| EmailError::Smtp {
-        host: cfg.host.clone(),
-        permanent: e.is_permanent(),
-        message: e.to_string(),
-    };
-    let builder = match cfg.tls {
-        SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&cfg.host)
-            .map_err(smtp_err)?
-            .port(cfg.port.unwrap_or(587)),
-        SmtpTls::Implicit => AsyncSmtpTransport::<Tokio1Executor>::relay(&cfg.host)
-            .map_err(smtp_err)?
-            .port(cfg.port.unwrap_or(465)),
-        SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&cfg.host)
-            .port(cfg.port.unwrap_or(25)),
-    };
-    let mut builder = builder.timeout(Some(Duration::from_secs(cfg.timeout_secs)));
-    if let (Some(user), Some(pw)) = (&cfg.username, password) {
-        builder = builder.credentials(Credentials::new(
-            user.clone(),
-            pw.expose_secret().to_string(),
-        ));
-    }
-    builder.build().send(message).await.map_err(smtp_err)?;
-    Ok(())
 }

@@ -5,6 +5,7 @@
 pub mod email;
 pub mod outbox;
 pub mod slack;
+pub mod smtp;
 
 use crate::config::{ChannelKind, Config, DigestConfig, DigestPeriod, Secrets};
 use crate::kpi::{self, KpiId, KpiPack, Period};
@@ -14,6 +15,7 @@ use anyhow::Context as _;
 use chrono::{Datelike, Duration, TimeZone, Utc};
 use outbox::{Entry, Outbox, Payload, State};
 use secmetrics_connectors::Time;
+use std::sync::Arc;
 
 /// The KPIs of the spec's monthly pack, in its order: the first seven of
 /// [`KpiId::MONTHLY_PACK`], which full reports follow with the other three.
@@ -298,7 +300,7 @@ pub enum Attempt {
 }
 
 /// Try to deliver one entry, persisting progress (Slack parts) as it goes.
-pub async fn attempt(store: &Store, channels: &Channels<'_>, entry: &mut Entry) -> Attempt {
+pub async fn attempt(store: &Arc<Store>, channels: &Channels<'_>, entry: &mut Entry) -> Attempt {
     let result = match entry.payload {
         Payload::Slack { .. } => attempt_slack(store, channels, entry).await,
         Payload::Email { .. } => attempt_email(channels, entry).await,
@@ -319,12 +321,21 @@ pub async fn attempt(store: &Store, channels: &Channels<'_>, entry: &mut Entry) 
     }
 }
 
+/// Write an entry durably, off the async runtime's workers.
+async fn persist(store: &Arc<Store>, entry: &Entry) -> anyhow::Result<()> {
+    let store = store.clone();
+    let entry = entry.clone();
+    tokio::task::spawn_blocking(move || Outbox::new(store.outbox()).update(&entry))
+        .await
+        .context("outbox write task")??;
+    Ok(())
+}
+
 async fn attempt_slack(
-    store: &Store,
+    store: &Arc<Store>,
     channels: &Channels<'_>,
     entry: &mut Entry,
 ) -> anyhow::Result<()> {
-    let outbox = Outbox::new(store.outbox());
     loop {
         let Payload::Slack {
             messages,
@@ -362,7 +373,7 @@ async fn attempt_slack(
         }
         if (*delivered as usize) < messages.len() {
             // Persist progress so a retry or restart does not repeat parts.
-            outbox.update(entry)?;
+            persist(store, entry).await?;
         }
     }
 }
@@ -384,7 +395,7 @@ async fn attempt_email(channels: &Channels<'_>, entry: &Entry) -> anyhow::Result
         .as_ref()
         .context("an email is queued but there is no [email] section")?;
     let msg = email::build_message(&cfg.from, to, subject, text, html, images)?;
-    email::send(cfg, channels.secrets.smtp_password.as_ref(), msg).await?;
+    smtp::submit(cfg, channels.secrets.smtp_password.as_ref(), &msg).await?;
     Ok(())
 }
 
@@ -399,11 +410,13 @@ fn is_permanent(e: &anyhow::Error) -> bool {
     false
 }
 
-/// Errors after the request went out without an answer.
+/// Errors after the request or message went out without an answer.
 fn is_unconfirmed(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<slack::SlackError>()
             .is_some_and(slack::SlackError::is_unconfirmed)
+            || c.downcast_ref::<email::EmailError>()
+                .is_some_and(email::EmailError::is_unconfirmed)
     })
 }
 
@@ -412,51 +425,62 @@ fn is_unconfirmed(e: &anyhow::Error) -> bool {
 #[error("retry after {0} s")]
 pub struct RetryAfter(pub f64);
 
-/// Send every due entry once; returns (sent, failed).
+/// Deliver one due entry: durably `sending` first (a crash from then on
+/// leaves it unconfirmed, never sent twice), then one attempt, then its
+/// outcome, durably. Returns the attempt's outcome.
+pub async fn deliver_one(
+    store: &Arc<Store>,
+    channels: &Channels<'_>,
+    mut entry: Entry,
+) -> anyhow::Result<Attempt> {
+    entry.attempts += 1;
+    entry.state = State::Sending;
+    persist(store, &entry).await?;
+    let outcome = attempt(store, channels, &mut entry).await;
+    match &outcome {
+        Attempt::Sent => {
+            entry.state = State::Sent;
+            entry.sent_us = Some(Utc::now().timestamp_micros());
+            entry.last_error = None;
+            tracing::info!(digest = %entry.digest, period = %entry.period, channel = %entry.channel, attempts = entry.attempts, "digest delivered");
+        }
+        Attempt::Failed(error) => {
+            entry.state = State::Failed;
+            tracing::error!(digest = %entry.digest, period = %entry.period, channel = %entry.channel, %error, "digest refused by the channel; not retried");
+            entry.last_error = Some(error.clone());
+        }
+        Attempt::Unconfirmed(error) => {
+            entry.state = State::Unconfirmed;
+            tracing::warn!(digest = %entry.digest, period = %entry.period, channel = %entry.channel, attempts = entry.attempts, %error,
+                "digest delivery unconfirmed: sent without an answer, so not sent again (at most once); check the channel, then resend with `secmetrics digest NAME --period PERIOD --resend` if it did not arrive");
+            entry.last_error = Some(error.clone());
+        }
+        Attempt::Retry(wait, error) => {
+            entry.state = State::Pending;
+            entry.next_attempt_us = Utc::now().timestamp_micros() + (wait * 1e6) as i64;
+            tracing::warn!(digest = %entry.digest, period = %entry.period, channel = %entry.channel, attempts = entry.attempts, retry_in_secs = wait, %error, "digest delivery failed");
+            entry.last_error = Some(error.clone());
+        }
+    }
+    persist(store, &entry).await?;
+    Ok(outcome)
+}
+
+/// Send every due entry once, one after the other (the command line; the
+/// daemon delivers each entry in its own task); returns (sent, failed).
 pub async fn deliver_due(
-    store: &Store,
+    store: &Arc<Store>,
     channels: &Channels<'_>,
     now: Time,
 ) -> anyhow::Result<(u64, u64)> {
-    let outbox = Outbox::new(store.outbox());
+    let due = Outbox::new(store.outbox()).due(now.timestamp_micros())?;
     let mut sent = 0;
     let mut failed = 0;
-    for mut entry in outbox.due(now.timestamp_micros())? {
-        entry.attempts += 1;
-        // Durably "sending" first: a crash from here on leaves the entry
-        // unconfirmed, never sent twice.
-        entry.state = State::Sending;
-        outbox.update(&entry)?;
-        match attempt(store, channels, &mut entry).await {
-            Attempt::Sent => {
-                entry.state = State::Sent;
-                entry.sent_us = Some(Utc::now().timestamp_micros());
-                entry.last_error = None;
-                sent += 1;
-                tracing::info!(digest = %entry.digest, period = %entry.period, channel = %entry.channel, attempts = entry.attempts, "digest delivered");
-            }
-            Attempt::Failed(error) => {
-                entry.state = State::Failed;
-                tracing::error!(digest = %entry.digest, period = %entry.period, channel = %entry.channel, %error, "digest refused by the channel; not retried");
-                entry.last_error = Some(error);
-                failed += 1;
-            }
-            Attempt::Unconfirmed(error) => {
-                entry.state = State::Unconfirmed;
-                tracing::warn!(digest = %entry.digest, period = %entry.period, channel = %entry.channel, attempts = entry.attempts, %error,
-                    "digest delivery unconfirmed: sent without an answer, so not sent again (at most once); check the channel, then resend with `secmetrics digest NAME --period PERIOD --resend` if it did not arrive");
-                entry.last_error = Some(error);
-                failed += 1;
-            }
-            Attempt::Retry(wait, error) => {
-                entry.state = State::Pending;
-                entry.next_attempt_us = Utc::now().timestamp_micros() + (wait * 1e6) as i64;
-                tracing::warn!(digest = %entry.digest, period = %entry.period, channel = %entry.channel, attempts = entry.attempts, retry_in_secs = wait, %error, "digest delivery failed");
-                entry.last_error = Some(error);
-                failed += 1;
-            }
+    for entry in due {
+        match deliver_one(store, channels, entry).await? {
+            Attempt::Sent => sent += 1,
+            _ => failed += 1,
         }
-        outbox.update(&entry)?;
     }
     Ok((sent, failed))
 }
