@@ -877,7 +877,9 @@ webhook_url = "http://127.0.0.1:{port}/services/T/B/X"
 fn a_slack_answer_slower_than_the_timeout_is_unconfirmed_and_never_posted_twice() {
     // The webhook answers after 3 s; the client gives up after 1 s, when
     // the request was already sent: Slack may have posted it.
-    let slack = FakeHttp::start(Arc::new(|_, _| (200, vec![], "ok".into(), 3000)));
+    let slack = FakeHttp::start(Arc::new(|n, _| {
+        (200, vec![], "ok".into(), if n == 1 { 3000 } else { 0 })
+    }));
     let s = setup(&every_2s_to_slack(slack.port, "timeout_secs = 1"));
     import_small(&s);
     let d = Daemon::start(s.dir.path(), &s.config);
@@ -900,6 +902,21 @@ fn a_slack_answer_slower_than_the_timeout_is_unconfirmed_and_never_posted_twice(
     let st = status(&s.dir.path().join("store"));
     assert_eq!(st["outbox"]["unconfirmed"], 1, "{st}");
     assert_eq!(slack.count(), 1);
+    // The operator finds it did not arrive and asks for it again.
+    let d = Daemon::start(s.dir.path(), &s.config);
+    let period = last_complete_month();
+    let o = digest_cmd(&s.config, &["monthly", "--period", &period, "--resend"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("was unconfirmed, queued again by the daemon"),
+        "{}",
+        stdout(&o)
+    );
+    d.wait_until("the outbox says sent", 30, || {
+        readyz(&d)["outbox"]["sent"] == 1
+    });
+    assert_eq!(slack.count(), 2);
+    d.terminate();
 }
 
 #[test]
@@ -1258,4 +1275,241 @@ timeout_secs = 1
     assert_eq!(sessions.load(std::sync::atomic::Ordering::SeqCst), 2);
     let st = status(&s.dir.path().join("store"));
     assert_eq!(st["outbox"]["unconfirmed"], 1, "{st}");
+}
+
+/// A real SMTP server that refuses one mailbox (550) and keeps the
+/// messages it accepts.
+#[derive(Clone, Default)]
+struct PickySmtp {
+    inner: Mailbox,
+}
+
+impl mailin_embedded::Handler for PickySmtp {
+    fn rcpt(&mut self, to: &str) -> mailin_embedded::Response {
+        if to.contains("nobody@") {
+            mailin_embedded::response::NO_MAILBOX
+        } else {
+            mailin_embedded::response::OK
+        }
+    }
+
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.inner.data(buf)
+    }
+
+    fn data_end(&mut self) -> mailin_embedded::Response {
+        self.inner.data_end()
+    }
+}
+
+fn digest_cmd(config: &Path, args: &[&str]) -> std::process::Output {
+    bin()
+        .arg("--config")
+        .arg(config)
+        .arg("digest")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_failed_digest_is_resent_on_request_once_fixed_and_a_delivered_one_only_with_force() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let smtp_port = listener.local_addr().unwrap().port();
+    let handler = PickySmtp::default();
+    let mails = handler.inner.messages.clone();
+    std::thread::spawn(move || {
+        let mut server = mailin_embedded::Server::new(handler);
+        server
+            .with_name("smtp.test")
+            .with_tcp_listener(listener)
+            .with_num_threads(2);
+        let _ = server.serve();
+    });
+    let email = |to: &str| {
+        format!(
+            r#"
+[[digests]]
+name = "monthly"
+schedule = "0 0 8 1 * *"
+channels = ["email"]
+
+[email]
+host = "127.0.0.1"
+port = {smtp_port}
+tls = "none"
+from = "secmetrics <secmetrics@example.test>"
+to = ["{to}"]
+timeout_secs = 5
+"#
+        )
+    };
+    let s = setup(&email("nobody@example.test"));
+    import_small(&s);
+    let period = last_complete_month();
+    let d = Daemon::start(s.dir.path(), &s.config);
+    let o = digest_cmd(&s.config, &["monthly"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    d.wait_until("the email is refused for good", 30, || {
+        undelivered(&d, "email")["state"] == "failed"
+    });
+    let o = bin()
+        .arg("--config")
+        .arg(&s.config)
+        .arg("status")
+        .output()
+        .unwrap();
+    let text = stdout(&o);
+    assert!(
+        text.lines().any(|l| l.starts_with("monthly")
+            && l.contains(&period)
+            && l.contains(" email ")
+            && l.contains("failed")
+            && l.contains("550")),
+        "{text}"
+    );
+    assert!(text.contains("--resend"), "{text}");
+    d.terminate();
+
+    // The operator fixes the recipient, restarts, and asks for a resend.
+    let fixed = s.config.with_file_name("fixed.toml");
+    let cfg = std::fs::read_to_string(&s.config)
+        .unwrap()
+        .replace("nobody@example.test", "ciso@example.test");
+    std::fs::write(&fixed, cfg).unwrap();
+    let d = Daemon::start(s.dir.path(), &fixed);
+    let o = digest_cmd(&fixed, &["monthly", "--period", &period, "--resend"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains(&format!(
+            "monthly {period} email: was failed, queued again by the daemon"
+        )),
+        "{}",
+        stdout(&o)
+    );
+    d.wait_until("the email arrives", 30, || mails.lock().unwrap().len() == 1);
+    assert!(mails.lock().unwrap()[0].contains("To: ciso@example.test"));
+    d.wait_until("the outbox says sent", 30, || {
+        readyz(&d)["outbox"]["sent"] == 1
+    });
+    // Delivered: a resend is refused unless forced.
+    let o = digest_cmd(&fixed, &["monthly", "--period", &period, "--resend"]);
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("was sent, not sent again: it was delivered; add --force"),
+        "{}",
+        stdout(&o)
+    );
+    let o = digest_cmd(
+        &fixed,
+        &["monthly", "--period", &period, "--resend", "--force"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    d.wait_until("the forced resend arrives", 30, || {
+        mails.lock().unwrap().len() == 2
+    });
+    let log = d.log();
+    assert!(log.contains("digest resend refused"), "{log}");
+    assert!(log.contains("digest re-queued by request"), "{log}");
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+    // Without a daemon the command does it here and sends before returning.
+    let o = digest_cmd(
+        &fixed,
+        &["monthly", "--period", &period, "--resend", "--force"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("queued again by here"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("sent 1, failed 0"), "{}", stdout(&o));
+    assert_eq!(mails.lock().unwrap().len(), 3);
+}
+
+#[test]
+fn day_and_week_digests_go_through_the_daemon_in_their_period_forms_and_kpi_timezone() {
+    use chrono::Timelike;
+    // A zone whose date differs from UTC's right now, so its "yesterday"
+    // is not UTC's.
+    let now = chrono::Utc::now();
+    let zone_name = if now.hour() >= 10 {
+        "Pacific/Kiritimati"
+    } else {
+        "Etc/GMT+12"
+    };
+    let zone: chrono_tz::Tz = zone_name.parse().unwrap();
+    let yesterday = || {
+        (chrono::Utc::now().with_timezone(&zone).date_naive() - chrono::Days::new(1))
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    let expected_before = yesterday();
+    let slack = FakeHttp::start(slack_ok());
+    let s = setup(&format!(
+        r#"
+[kpi]
+timezone = "{zone_name}"
+
+[[digests]]
+name = "daily"
+schedule = "*/2 * * * * *"
+period = "day"
+channels = ["slack"]
+
+[[digests]]
+name = "weekly"
+schedule = "0 0 8 * * Mon"
+period = "week"
+channels = ["slack"]
+
+[slack]
+webhook_url = "http://127.0.0.1:{}/services/T/B/X"
+"#,
+        slack.port
+    ));
+    import_small(&s);
+    let d = Daemon::start(s.dir.path(), &s.config);
+    d.wait_until("the daily digest arrives", 40, || slack.count() >= 1);
+    let first = slack.requests()[0].1.clone();
+    let label = [expected_before, yesterday()]
+        .into_iter()
+        .find(|l| first.contains(&format!("Product security KPIs (daily) — {l}\"")))
+        .unwrap_or_else(|| panic!("not yesterday in {zone_name}: {first}"));
+    assert_ne!(
+        label,
+        (now.date_naive() - chrono::Days::new(1)).to_string(),
+        "UTC's yesterday"
+    );
+    // A weekly digest asked for by hand goes through the daemon.
+    let o = digest_cmd(&s.config, &["weekly", "--period", "2026-W48"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("queued by the daemon"),
+        "{}",
+        stdout(&o)
+    );
+    d.wait_until("the weekly digest arrives", 30, || slack.count() >= 2);
+    let weekly = &slack.requests()[1].1;
+    assert!(
+        weekly.contains("Product security KPIs (weekly) — 2026-W48\""),
+        "{weekly}"
+    );
+    // The wrong form for the digest is refused, naming the right one.
+    let o = digest_cmd(&s.config, &["weekly", "--period", "2026-11"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("YYYY-Www"), "{}", stderr(&o));
+    // --dry-run while the daemon holds the store: the daemon renders.
+    let o = digest_cmd(&s.config, &["daily", "--dry-run", "--period", "2026-11-30"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("Product security KPIs (daily) — 2026-11-30"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("Subject: "), "{}", stdout(&o));
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+    assert_eq!(slack.count(), 2, "{:?}", slack.requests());
 }

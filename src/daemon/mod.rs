@@ -9,7 +9,7 @@ pub mod resync;
 pub mod schedule;
 
 use crate::config::{Config, Secrets};
-use crate::deliver::{self, Channels};
+use crate::deliver::{self, Channels, OUTBOX_KEEP_DAYS};
 use crate::kpi::{self, KpiPack, Period};
 use crate::store::Store;
 use anyhow::Context as _;
@@ -126,7 +126,7 @@ impl Shared {
     /// Recompute the cached pack (last complete month) from the store.
     pub fn refresh_pack(&self, now: Time) -> anyhow::Result<Arc<KpiPack>> {
         let estate = self.store.load_estate()?;
-        let period = Period::last_complete_month(now);
+        let period = Period::last_complete(kpi::Unit::Month, now, self.config.kpi.timezone.0);
         let pack = Arc::new(kpi::with_history(
             &estate,
             &period,
@@ -221,6 +221,26 @@ pub fn validate(config: &Config) -> Vec<String> {
     problems
 }
 
+/// Things worth knowing about a valid configuration: a digest schedule
+/// read in one time zone while periods end at midnights in another.
+pub fn notes(config: &Config) -> Vec<String> {
+    let mut notes = Vec::new();
+    let kpi_zone = config.kpi.timezone.0;
+    let cron_zone = config.daemon.timezone.parse::<chrono_tz::Tz>().ok();
+    if !config.digests.is_empty() && cron_zone.is_some_and(|z| z != kpi_zone) {
+        notes.push(format!(
+            "digest schedules are read in daemon.timezone = {:?}, but periods end at midnights \
+             in kpi.timezone = {:?}: a digest reports the last period that has ended there \
+             when it fires (08:00 on the 1st in Tokyo is still the previous day in UTC, so a \
+             monthly digest would report the month before last); set kpi.timezone to the \
+             zone whose months and weeks the digests should report",
+            config.daemon.timezone,
+            kpi_zone.name()
+        ));
+    }
+    notes
+}
+
 /// Run the daemon until `shutdown` resolves; then finish the work in flight
 /// and return.
 pub async fn run(
@@ -232,6 +252,9 @@ pub async fn run(
     let problems = validate(&config);
     if !problems.is_empty() {
         anyhow::bail!("invalid configuration:\n  {}", problems.join("\n  "));
+    }
+    for note in notes(&config) {
+        tracing::warn!("{note}");
     }
     // Connector outcomes survive restarts in the store's cursors.
     let mut syncs = BTreeMap::new();
@@ -434,7 +457,7 @@ fn fire_digest(shared: &Shared, name: &str, at: Time) {
     let Some(d) = shared.config.digests.iter().find(|d| d.name == name) else {
         return;
     };
-    let period = deliver::digest_period(d.period, at);
+    let period = deliver::digest_period(d.period, at, shared.config.kpi.timezone.0);
     let label = period.label();
     let mut due = shared.due_digests.lock().unwrap_or_else(|p| p.into_inner());
     let entry = due
@@ -607,9 +630,6 @@ async fn digest_worker(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         }
     }
 }
-
-/// Delivered outbox entries are kept this long (their snapshots stay).
-const OUTBOX_KEEP_DAYS: i64 = 400;
 
 /// Recompute the cached pack when records changed, at most every 2 s.
 async fn pack_refresher(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {

@@ -8,11 +8,12 @@ pub mod slack;
 pub mod smtp;
 
 use crate::config::{ChannelKind, Config, DigestConfig, DigestPeriod, Secrets};
-use crate::kpi::{self, KpiId, KpiPack, Period};
+use crate::kpi::{self, KpiId, KpiPack, Period, Unit};
 use crate::report;
 use crate::store::Store;
 use anyhow::Context as _;
-use chrono::{Datelike, Duration, TimeZone, Utc};
+use chrono::Utc;
+use chrono_tz::Tz;
 use outbox::{Entry, Outbox, Payload, State};
 use secmetrics_connectors::Time;
 use std::sync::Arc;
@@ -41,25 +42,35 @@ pub fn digest_kpis(d: &DigestConfig) -> Result<Vec<KpiId>, String> {
     }
 }
 
-/// The last complete period of the digest's kind before `now`.
-pub fn digest_period(kind: DigestPeriod, now: Time) -> Period {
-    let midnight = |t: Time| {
-        Utc.with_ymd_and_hms(t.year(), t.month(), t.day(), 0, 0, 0)
-            .single()
-            .unwrap_or(t)
-    };
+/// The calendar unit of a digest's periods.
+pub fn unit_of(kind: DigestPeriod) -> Unit {
     match kind {
-        DigestPeriod::Month => Period::last_complete_month(now),
-        DigestPeriod::Day => {
-            let end = midnight(now);
-            Period::range(end - Duration::days(1), end).expect("one day is a valid range")
-        }
-        DigestPeriod::Week => {
-            let today = midnight(now);
-            let end = today - Duration::days(today.weekday().num_days_from_monday() as i64);
-            Period::range(end - Duration::days(7), end).expect("one week is a valid range")
-        }
+        DigestPeriod::Month => Unit::Month,
+        DigestPeriod::Week => Unit::Week,
+        DigestPeriod::Day => Unit::Day,
     }
+}
+
+/// The period a digest fired at `now` reports: the last complete month,
+/// week or day in the reporting time zone `zone` (`kpi.timezone`) — never
+/// one that had not ended at `now`.
+pub fn digest_period(kind: DigestPeriod, now: Time, zone: Tz) -> Period {
+    Period::last_complete(unit_of(kind), now, zone)
+}
+
+/// A period given for a digest (`--period`, `?period=`): its label in the
+/// digest's own form (`2026-11`, `2026-W48`, `2026-11-30`), in `zone`.
+pub fn parse_digest_period(d: &DigestConfig, text: &str, zone: Tz) -> anyhow::Result<Period> {
+    let period = Period::parse(text, zone)?;
+    if period.unit() != Some(unit_of(d.period)) {
+        let form = match d.period {
+            DigestPeriod::Month => "a month, YYYY-MM (e.g. 2026-11)",
+            DigestPeriod::Week => "an ISO week, YYYY-Www (e.g. 2026-W48)",
+            DigestPeriod::Day => "a day, YYYY-MM-DD (e.g. 2026-11-30)",
+        };
+        anyhow::bail!("digest `{}` covers {form}; `{text}` is not one", d.name);
+    }
+    Ok(period)
 }
 
 /// The pack behind a digest: computed once, snapshotted as sent.
@@ -238,6 +249,180 @@ pub fn queue_digest(
         .zip(written)
         .filter_map(|(c, w)| w.then_some(c))
         .collect())
+}
+
+/// What a resend request did with one channel's entry.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Resent {
+    /// Channel name.
+    pub channel: String,
+    /// The entry's state before (`none` when the period was never queued
+    /// on this channel).
+    pub was: String,
+    /// `requeued`, `queued` (rendered now), `waiting` (already pending),
+    /// or `refused` (sent without `--force`, being sent now, or its body
+    /// pruned).
+    pub outcome: String,
+    /// Why, for a refusal.
+    pub reason: Option<String>,
+}
+
+impl Resent {
+    /// True when the request was refused for this channel.
+    pub fn refused(&self) -> bool {
+        self.outcome == "refused"
+    }
+}
+
+/// An explicit, logged resend of `digest` for `period`: its failed and
+/// unconfirmed entries (with `force`, its sent ones too) go back in line,
+/// addressed with the current configuration (recipients, Slack channel) and
+/// with the content rendered for that period; a channel that never had the
+/// period is rendered and queued as usual. Pending entries are already
+/// waiting; an entry being sent is never touched.
+pub fn resend(
+    store: &Store,
+    config: &Config,
+    digest: &DigestConfig,
+    period: &Period,
+    force: bool,
+    now: Time,
+) -> anyhow::Result<Vec<Resent>> {
+    let outbox = Outbox::new(store.outbox());
+    let label = period.label();
+    let mut out = Vec::new();
+    let mut missing = false;
+    for channel in digest.channels.iter().copied() {
+        let key = Entry::key(&digest.name, &label, channel.as_str());
+        let Some(mut entry) = outbox.get(&key)? else {
+            missing = true;
+            continue;
+        };
+        let was = entry.state.as_str().to_string();
+        let refuse = |reason: &str| Resent {
+            channel: channel.as_str().into(),
+            was: was.clone(),
+            outcome: "refused".into(),
+            reason: Some(reason.into()),
+        };
+        let pruned = match &entry.payload {
+            Payload::Slack { messages, .. } => messages.is_empty(),
+            Payload::Email { html, .. } => html.is_empty(),
+        };
+        let result = match entry.state {
+            State::Pending => Resent {
+                channel: channel.as_str().into(),
+                was: was.clone(),
+                outcome: "waiting".into(),
+                reason: None,
+            },
+            State::Sending => refuse("it is being sent right now"),
+            State::Sent if !force => refuse("it was delivered; add --force to send it again"),
+            _ if pruned => refuse(&format!(
+                "its rendered body was removed ({} days after delivery)",
+                OUTBOX_KEEP_DAYS
+            )),
+            State::Sent | State::Failed | State::Unconfirmed => {
+                let resend_sent = entry.state == State::Sent;
+                match &mut entry.payload {
+                    Payload::Slack {
+                        delivered,
+                        thread_ts,
+                        channel: target,
+                        ..
+                    } => {
+                        if resend_sent {
+                            *delivered = 0;
+                            *thread_ts = None;
+                        }
+                        *target = digest.slack_channel.clone();
+                    }
+                    Payload::Email { to, .. } => {
+                        if let Some(email) = &config.email {
+                            *to = digest.email_to.clone().unwrap_or_else(|| email.to.clone());
+                        }
+                    }
+                }
+                entry.state = State::Pending;
+                entry.attempts = 0;
+                entry.next_attempt_us = now.timestamp_micros();
+                entry.last_error = None;
+                entry.sent_us = None;
+                outbox.update(&entry)?;
+                tracing::info!(digest = %digest.name, period = %label, channel = channel.as_str(), was = %was, force,
+                    "digest re-queued by request");
+                Resent {
+                    channel: channel.as_str().into(),
+                    was: was.clone(),
+                    outcome: "requeued".into(),
+                    reason: None,
+                }
+            }
+        };
+        if result.refused() {
+            tracing::warn!(digest = %digest.name, period = %label, channel = channel.as_str(), was = %was,
+                reason = result.reason.as_deref().unwrap_or(""), "digest resend refused");
+        }
+        out.push(result);
+    }
+    if missing {
+        for channel in queue_digest(store, config, digest, period, now, &QueueOptions::default())? {
+            tracing::info!(digest = %digest.name, period = %label, channel = channel.as_str(),
+                "digest queued by a resend request (never queued before)");
+            out.push(Resent {
+                channel: channel.as_str().into(),
+                was: "none".into(),
+                outcome: "queued".into(),
+                reason: None,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Delivered outbox entries keep their rendered body this long.
+pub const OUTBOX_KEEP_DAYS: i64 = 400;
+
+/// A digest rendered without being queued (`digest --dry-run`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Preview {
+    /// Period label.
+    pub period: String,
+    /// The Slack messages (Block Kit bodies).
+    pub slack: Vec<serde_json::Value>,
+    /// The email subject.
+    pub subject: String,
+    /// The email's plain-text body.
+    pub text: String,
+}
+
+/// Render a digest for `period` as it would be sent, queueing nothing.
+pub fn preview(
+    store: &Store,
+    config: &Config,
+    digest: &DigestConfig,
+    period: &Period,
+    now: Time,
+) -> anyhow::Result<Preview> {
+    let pack = compute_pack(store, config, period, now)?;
+    let ids = digest_kpis(digest).map_err(anyhow::Error::msg)?;
+    let lines: Vec<report::Line> = report::lines(&pack)
+        .into_iter()
+        .filter(|l| ids.contains(&l.id))
+        .collect();
+    let title = digest_title(digest);
+    let report_url = config.daemon.report_url.as_deref();
+    let view = slack::DigestView {
+        title: &title,
+        lines: lines.clone(),
+        report_url,
+    };
+    Ok(Preview {
+        period: period.label(),
+        slack: slack::render(&pack, &view),
+        subject: email::subject(&title, &pack, &lines),
+        text: email::text_body(&title, &pack, &lines, report_url),
+    })
 }
 
 /// The title of a digest (header, subject).
@@ -545,7 +730,7 @@ mod tests {
 
         // A later fire for the same period queues nothing and moves the
         // fire forward; an earlier one never moves it back.
-        let later = at + Duration::seconds(2);
+        let later = at + chrono::Duration::seconds(2);
         let q = queue_digest(&store, &config, &digest, &period, later, &fired(later)).unwrap();
         assert!(q.is_empty());
         assert_eq!(last_fire(&store, "monthly"), Some(later));

@@ -173,6 +173,14 @@ impl<'a> Outbox<'a> {
         Ok(out)
     }
 
+    /// The entry under `key`.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Entry>, StoreError> {
+        self.tree
+            .get(key)?
+            .map(|v| codec::decode("outbox", &v))
+            .transpose()
+    }
+
     /// Every entry.
     pub fn all(&self) -> Result<Vec<Entry>, StoreError> {
         self.tree

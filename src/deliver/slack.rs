@@ -53,10 +53,19 @@ pub fn render(pack: &KpiPack, view: &DigestView<'_>) -> Vec<Value> {
     if !text.is_empty() {
         sections.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": text}}));
     }
+    let (first, last) = pack.period.local_days();
+    let days = if first == last {
+        first.format("%Y-%m-%d").to_string()
+    } else {
+        format!(
+            "{} to {}",
+            first.format("%Y-%m-%d"),
+            last.format("%Y-%m-%d")
+        )
+    };
     let mut context = format!(
-        "Period {} to {} (UTC) · generated {}",
-        pack.period.start.format("%Y-%m-%d"),
-        pack.period.end.format("%Y-%m-%d"),
+        "Period {days} (whole days, {}) · generated {}",
+        pack.period.zone.name(),
         crate::kpi::period::rfc3339(&pack.generated_at)
     );
     if let Some(url) = view.report_url {
