@@ -384,6 +384,12 @@ to = ["ciso@example.test"]
         &mail[..mail.len().min(2000)]
     );
     assert!(mail.contains("multipart/alternative"));
+    assert!(
+        mail.contains("Message-ID: <")
+            && mail.contains(&format!(".monthly.{period}.email@example.test>")),
+        "{}",
+        &mail[..mail.len().min(2000)]
+    );
     assert!(mail.contains("image/png"));
     assert!(mail.contains(&format!("{:.1}%", design * 100.0)));
 }
@@ -1019,6 +1025,38 @@ token = "ghp_testtoken"
     d.wait_until("nothing is held", 20, || {
         readyz(&d)["digests_held"] == serde_json::json!([])
     });
+    // Running totals are counters: the failed pass at start, the record of
+    // the pass that worked.
+    let (_, metrics) = admin(&d.socket(), "GET", "/metrics", &[], "");
+    assert!(
+        metrics.contains("# TYPE secmetrics_connector_records counter"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("# TYPE secmetrics_connector_errors counter"),
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "secmetrics_connector_records_total{connector=\"gh\"}"
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "secmetrics_connector_errors_total{connector=\"gh\"}"
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(&metrics, "secmetrics_digests_held"),
+        Some(0.0),
+        "{metrics}"
+    );
     let (code, _) = d.terminate();
     assert_eq!(code, Some(0));
     assert_eq!(slack.count(), 1);
@@ -1408,6 +1446,16 @@ timeout_secs = 5
     d.wait_until("the forced resend arrives", 30, || {
         mails.lock().unwrap().len() == 2
     });
+    let id = |m: &str| {
+        m.lines()
+            .find(|l| l.starts_with("Message-ID: "))
+            .map(str::to_string)
+    };
+    {
+        let m = mails.lock().unwrap();
+        assert!(id(&m[0]).is_some(), "{}", m[0]);
+        assert_eq!(id(&m[0]), id(&m[1]), "a resend is the same message");
+    }
     let log = d.log();
     assert!(log.contains("digest resend refused"), "{log}");
     assert!(log.contains("digest re-queued by request"), "{log}");

@@ -1,10 +1,12 @@
 //! Prometheus metrics: each KPI headline of the cached pack as a gauge with
-//! its labels, per-connector sync statistics, and the outbox depth. Built
-//! per scrape from state the daemon already holds, so a scrape never loads
-//! the store's records.
+//! its labels, per-connector sync statistics (running totals as counters,
+//! `_total`), the outbox by state and the held digests. Built per scrape
+//! from state the daemon already holds, so a scrape never loads the store's
+//! records.
 
 use super::Shared;
 use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -44,9 +46,9 @@ pub fn render(shared: &Shared) -> String {
     );
 
     let last_success = Family::<Labels, FloatGauge>::default();
-    let records = Family::<Labels, FloatGauge>::default();
-    let errors = Family::<Labels, FloatGauge>::default();
-    let waits = Family::<Labels, FloatGauge>::default();
+    let records = Family::<Labels, Counter>::default();
+    let errors = Family::<Labels, Counter>::default();
+    let waits = Family::<Labels, Counter>::default();
     let syncs = shared
         .syncs
         .lock()
@@ -63,9 +65,10 @@ pub fn render(shared: &Shared) -> String {
                 .get_or_create(&l)
                 .set(t.timestamp_millis() as f64 / 1000.0);
         }
-        records.get_or_create(&l).set(s.records as f64);
-        errors.get_or_create(&l).set(s.errors as f64);
-        waits.get_or_create(&l).set(s.rate_limit_waits as f64);
+        // Totals since the daemon started: counters, reset by a restart.
+        records.get_or_create(&l).inc_by(s.records);
+        errors.get_or_create(&l).inc_by(s.errors);
+        waits.get_or_create(&l).inc_by(s.rate_limit_waits);
     }
     registry.register(
         "connector_last_success_timestamp_seconds",
@@ -88,9 +91,9 @@ pub fn render(shared: &Shared) -> String {
         waits,
     );
 
-    let depth = FloatGauge::default();
+    let depth = Gauge::<i64>::default();
     if let Ok(d) = crate::deliver::outbox::Outbox::new(shared.store.outbox()).depth() {
-        depth.set(d as f64);
+        depth.set(d as i64);
     }
     registry.register("outbox_depth", "Digests waiting to be delivered", depth);
     let states = Family::<Labels, Gauge>::default();

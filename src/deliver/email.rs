@@ -170,11 +170,50 @@ pub fn html_body(
     s
 }
 
+/// The `Message-ID` of an outbox entry: the same for every attempt and
+/// resend of that entry (a mail client that has one copy shows one), unique
+/// per (digest, period, channel, entry), in the sender's domain.
+pub fn message_id(
+    from: &str,
+    digest: &str,
+    period: &str,
+    channel: &str,
+    created_us: i64,
+) -> String {
+    let atom = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect()
+    };
+    let domain = from
+        .rsplit_once('@')
+        .map(|(_, d)| d.trim_end_matches('>').trim())
+        .filter(|d| {
+            !d.is_empty()
+                && d.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        })
+        .unwrap_or("secmetrics.invalid");
+    format!(
+        "<{created_us}.{}.{}.{}@{domain}>",
+        atom(digest),
+        atom(period),
+        atom(channel)
+    )
+}
+
 /// Build the MIME message: multipart/alternative of text and
-/// multipart/related (HTML + inline PNGs).
+/// multipart/related (HTML + inline PNGs), with the given `Message-ID`.
 pub fn build_message(
     from: &str,
     to: &[String],
+    message_id: &str,
     subject: &str,
     text: &str,
     html: &str,
@@ -183,7 +222,10 @@ pub fn build_message(
     let from: Mailbox = from
         .parse()
         .map_err(|e| EmailError::Build(format!("`email.from` {from:?}: {e}")))?;
-    let mut builder = Message::builder().from(from).subject(subject);
+    let mut builder = Message::builder()
+        .from(from)
+        .message_id(Some(message_id.to_string()))
+        .subject(subject);
     if to.is_empty() {
         return Err(EmailError::Build("no recipients (`email.to`)".into()));
     }
@@ -206,4 +248,40 @@ pub fn build_message(
     builder
         .multipart(alternative)
         .map_err(|e| EmailError::Build(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_message_id_names_the_entry_in_the_senders_domain() {
+        let id = message_id(
+            "secmetrics <secmetrics@example.test>",
+            "monthly digest",
+            "2026-W48",
+            "email",
+            1_700_000_000_000_000,
+        );
+        assert_eq!(
+            id,
+            "<1700000000000000.monthly-digest.2026-W48.email@example.test>"
+        );
+        assert_eq!(
+            message_id("nobody", "d", "2026-11", "email", 1),
+            "<1.d.2026-11.email@secmetrics.invalid>"
+        );
+        let msg = build_message(
+            "secmetrics <secmetrics@example.test>",
+            &["ciso@example.test".into()],
+            &id,
+            "s",
+            "t",
+            "<p>h</p>",
+            &[],
+        )
+        .unwrap();
+        let text = String::from_utf8(msg.formatted()).unwrap();
+        assert!(text.contains(&format!("Message-ID: {id}\r\n")), "{text}");
+    }
 }

@@ -579,7 +579,14 @@ async fn attempt_email(channels: &Channels<'_>, entry: &Entry) -> anyhow::Result
         .email
         .as_ref()
         .context("an email is queued but there is no [email] section")?;
-    let msg = email::build_message(&cfg.from, to, subject, text, html, images)?;
+    let id = email::message_id(
+        &cfg.from,
+        &entry.digest,
+        &entry.period,
+        &entry.channel,
+        entry.created_us,
+    );
+    let msg = email::build_message(&cfg.from, to, &id, subject, text, html, images)?;
     smtp::submit(cfg, channels.secrets.smtp_password.as_ref(), &msg).await?;
     Ok(())
 }
