@@ -1544,6 +1544,19 @@ webhook_url = "http://127.0.0.1:{}/services/T/B/X"
         weekly.contains("Product security KPIs (weekly) — 2026-W48\""),
         "{weekly}"
     );
+    // The API takes the same forms, in kpi.timezone.
+    let (code, body) = admin(&d.socket(), "GET", "/api/v1/kpis?period=2026-W48", &[], "");
+    assert_eq!(code, 200, "{body}");
+    let pack: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let local_midnight = |day: u32| {
+        use chrono::TimeZone;
+        zone.with_ymd_and_hms(2026, 11, day, 0, 0, 0)
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    assert_eq!(pack["period"]["start"], local_midnight(23), "{body}");
+    assert_eq!(pack["period"]["end"], local_midnight(30), "{body}");
     // The wrong form for the digest is refused, naming the right one.
     let o = digest_cmd(&s.config, &["weekly", "--period", "2026-11"]);
     assert_ne!(o.status.code(), Some(0));

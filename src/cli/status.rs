@@ -84,8 +84,9 @@ pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<i32> {
             "gone": status.gone.values().sum::<u64>(),
             "history_entries": status.history_entries,
             "repos_secret_scanning_unknown": status.repos_unknown_scanning,
-            "outbox_depth": crate::deliver::outbox::Outbox::new(store.outbox()).depth()?,
-            "outbox": crate::deliver::outbox::Outbox::new(store.outbox()).counts()?,
+            "outbox_depth": Outbox::new(store.outbox()).depth()?,
+            "outbox": Outbox::new(store.outbox()).counts()?,
+            "outbox_undelivered": Outbox::new(store.outbox()).undelivered()?,
             "connectors": status.cursors.iter().map(|(name, c)| (name.clone(), serde_json::json!({
                 "last_commit": c.last_commit_us.map(crate::store::time_text),
                 "last_success": c.last_success_us.map(crate::store::time_text),
