@@ -928,7 +928,7 @@ fn a_slack_answer_slower_than_the_timeout_is_unconfirmed_and_never_posted_twice(
 #[test]
 fn killed_while_a_fired_digest_is_rendered_the_restart_still_sends_it_once() {
     let slack = FakeHttp::start(slack_ok());
-    let s = setup(&every_2s_to_slack(slack.port, ""));
+    let s = setup("");
     // A large store, so rendering takes long enough to be killed during it.
     let o = bin()
         .args(["demo", "--size", "100000", "--out"])
@@ -936,6 +936,34 @@ fn killed_while_a_fired_digest_is_rendered_the_restart_still_sends_it_once() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
+    // A schedule that fires once, a few seconds after the start, as a
+    // monthly one does: nothing fires again for that period.
+    let fire = {
+        use chrono::{Datelike, Timelike};
+        let t = chrono::Utc::now() + chrono::Duration::seconds(10);
+        format!(
+            "{} {} {} {} {} *",
+            t.second(),
+            t.minute(),
+            t.hour(),
+            t.day(),
+            t.month()
+        )
+    };
+    let mut cfg = std::fs::read_to_string(&s.config).unwrap();
+    cfg.push_str(&format!(
+        r#"
+[[digests]]
+name = "monthly"
+schedule = "{fire}"
+channels = ["slack"]
+
+[slack]
+webhook_url = "http://127.0.0.1:{}/services/T/B/X"
+"#,
+        slack.port
+    ));
+    std::fs::write(&s.config, cfg).unwrap();
     let d = Daemon::start(s.dir.path(), &s.config);
     d.wait_until("a fired digest is being rendered", 60, || {
         d.log().contains("rendering digest")
