@@ -451,8 +451,9 @@ webhook_url = "http://127.0.0.1:{port}/services/T/B/X"
     });
     // Kill between attempts (right after a failed one), not during one: an
     // entry killed mid-attempt is left unconfirmed, never re-sent.
-    d.wait_until("an attempt failed", 30, || {
-        d.log().contains("digest delivery failed")
+    d.wait_until("an attempt failed and the entry waits again", 30, || {
+        let e = undelivered(&d, "slack");
+        e["state"] == "pending" && e["attempts"].as_u64() >= Some(1)
     });
     d.kill9();
     let slack = FakeHttp::start_on(TcpListener::bind(("127.0.0.1", port)).unwrap(), slack_ok());
@@ -938,9 +939,15 @@ fn killed_while_a_fired_digest_is_rendered_the_restart_still_sends_it_once() {
     assert!(o.status.success(), "{}", stderr(&o));
     // A schedule that fires once, a few seconds after the start, as a
     // monthly one does: nothing fires again for that period.
+    let fires_at = {
+        use chrono::Timelike;
+        (chrono::Utc::now() + chrono::Duration::seconds(15))
+            .with_nanosecond(0)
+            .unwrap()
+    };
     let fire = {
         use chrono::{Datelike, Timelike};
-        let t = chrono::Utc::now() + chrono::Duration::seconds(10);
+        let t = fires_at;
         format!(
             "{} {} {} {} {} *",
             t.second(),
@@ -965,6 +972,10 @@ webhook_url = "http://127.0.0.1:{}/services/T/B/X"
     ));
     std::fs::write(&s.config, cfg).unwrap();
     let d = Daemon::start(s.dir.path(), &s.config);
+    assert!(
+        chrono::Utc::now() < fires_at,
+        "the daemon took too long to start for this test"
+    );
     d.wait_until("a fired digest is being rendered", 60, || {
         d.log().contains("rendering digest")
     });
