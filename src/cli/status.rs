@@ -1,6 +1,7 @@
 //! `secmetrics status`: what the store holds, per kind and source.
 
 use super::Context;
+use crate::deliver::outbox::{EntrySummary, Outbox};
 use crate::sync::{LastPass, PassState};
 use secmetrics_connectors::Kind;
 use std::collections::BTreeMap;
@@ -31,10 +32,22 @@ pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<i32> {
                 ctx.config.admin.socket.display()
             );
             println!("store        {}", ready["store"].as_str().unwrap_or("?"));
-            println!(
-                "outbox       {} digests waiting; by state {}",
-                ready["outbox_depth"], ready["outbox"]
-            );
+            let undelivered: Vec<EntrySummary> =
+                serde_json::from_value(ready["outbox_undelivered"].clone()).unwrap_or_default();
+            print_outbox(&ready["outbox"], &undelivered);
+            if let Some(held) = ready["digests_held"].as_array().filter(|h| !h.is_empty()) {
+                println!("\nscheduled digests not in the outbox yet:");
+                println!("{:<16} {:<12} {:<22} reason", "digest", "period", "fired");
+                for h in held {
+                    println!(
+                        "{:<16} {:<12} {:<22} {}",
+                        h["digest"].as_str().unwrap_or("?"),
+                        h["period"].as_str().unwrap_or("?"),
+                        h["fire_time"].as_str().unwrap_or("?"),
+                        h["reason"].as_str().unwrap_or("?")
+                    );
+                }
+            }
             if let Some(c) = ready["connectors"].as_object() {
                 println!(
                     "\n{:<20} {:<20} {:<20} {:>9} {:>7}  last error",
@@ -81,8 +94,9 @@ pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<i32> {
             "gone": status.gone.values().sum::<u64>(),
             "history_entries": status.history_entries,
             "repos_secret_scanning_unknown": status.repos_unknown_scanning,
-            "outbox_depth": crate::deliver::outbox::Outbox::new(store.outbox()).depth()?,
-            "outbox": crate::deliver::outbox::Outbox::new(store.outbox()).counts()?,
+            "outbox_depth": Outbox::new(store.outbox()).depth()?,
+            "outbox": Outbox::new(store.outbox()).counts()?,
+            "outbox_undelivered": Outbox::new(store.outbox()).undelivered()?,
             "connectors": names.iter().map(|name| {
                 let c = status.cursors.get(*name).cloned().unwrap_or_default();
                 ((*name).clone(), serde_json::json!({
@@ -131,9 +145,10 @@ pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<i32> {
         );
     }
     println!("history entries {}", status.history_entries);
-    println!(
-        "outbox       {} digests waiting",
-        crate::deliver::outbox::Outbox::new(store.outbox()).depth()?
+    let outbox = Outbox::new(store.outbox());
+    print_outbox(
+        &serde_json::to_value(outbox.counts()?)?,
+        &outbox.undelivered()?,
     );
     if !names.is_empty() {
         println!(
@@ -188,6 +203,48 @@ fn seconds(t: Option<&str>) -> String {
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         })
         .unwrap_or_else(|| "-".into())
+}
+
+/// The outbox: counts by state, then every entry not delivered by digest,
+/// period and channel (failed and unconfirmed ones need an operator).
+fn print_outbox(counts: &serde_json::Value, undelivered: &[EntrySummary]) {
+    let n = |state: &str| counts[state].as_u64().unwrap_or(0);
+    println!(
+        "outbox       {} waiting to be sent; pending {}, sending {}, sent {}, failed {}, unconfirmed {}",
+        n("pending") + n("sending"),
+        n("pending"),
+        n("sending"),
+        n("sent"),
+        n("failed"),
+        n("unconfirmed")
+    );
+    if undelivered.is_empty() {
+        return;
+    }
+    println!(
+        "\n{:<16} {:<12} {:<8} {:<12} {:>8}  last error",
+        "digest", "period", "channel", "state", "attempts"
+    );
+    for e in undelivered {
+        println!(
+            "{:<16} {:<12} {:<8} {:<12} {:>8}  {}",
+            e.digest,
+            e.period,
+            e.channel,
+            e.state,
+            e.attempts,
+            e.last_error.as_deref().unwrap_or("-")
+        );
+    }
+    if undelivered
+        .iter()
+        .any(|e| e.state == "failed" || e.state == "unconfirmed")
+    {
+        println!(
+            "failed and unconfirmed digests are not sent again by themselves: \
+             `secmetrics digest NAME --period PERIOD --resend` sends one again"
+        );
+    }
 }
 
 fn human_bytes(n: u64) -> String {

@@ -164,7 +164,8 @@ pub struct DigestConfig {
     pub name: String,
     /// Cron schedule (6 fields, seconds first), in `daemon.timezone`.
     pub schedule: String,
-    /// Which period the digest covers: the last complete `month`, `week` (Monday to Monday) or `day`.
+    /// Which period the digest covers: the last `month`, `week` (ISO, Monday
+    /// to Monday) or `day` that had ended in `kpi.timezone` when it fired.
     #[serde(default)]
     pub period: DigestPeriod,
     /// KPI ids to show; default: the spec's monthly pack.
@@ -184,9 +185,9 @@ pub enum DigestPeriod {
     /// The last complete calendar month.
     #[default]
     Month,
-    /// The last complete ISO week (Monday 00:00 UTC to Monday).
+    /// The last complete ISO week (Monday to Monday, in `kpi.timezone`).
     Week,
-    /// The last complete UTC day.
+    /// The last complete day (in `kpi.timezone`).
     Day,
 }
 
@@ -231,7 +232,8 @@ pub struct SlackConfig {
     /// Web API base URL (change only for tests or proxies).
     #[serde(default = "default_slack_api")]
     pub api_base: String,
-    /// Request timeout in seconds.
+    /// Request timeout in seconds (connecting may take at most half of it);
+    /// a request sent without an answer in time is unconfirmed.
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
 }
@@ -267,7 +269,8 @@ pub struct EmailConfig {
     /// Default recipients.
     #[serde(default)]
     pub to: Vec<String>,
-    /// Connection timeout in seconds.
+    /// Timeout of each SMTP step in seconds (connect, STARTTLS, AUTH, MAIL,
+    /// each RCPT, DATA, the message and its answer).
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
 }
@@ -664,6 +667,17 @@ mod tests {
             e,
             "`connectors.cs.token_env`: environment variable NO_SUCH_VAR_FOR_TEST is not set"
         );
+    }
+
+    #[test]
+    fn the_reporting_time_zone_is_an_iana_name() {
+        let cfg = parse("[kpi]\ntimezone = \"Asia/Tokyo\"\n").unwrap();
+        assert_eq!(cfg.kpi.timezone.0, chrono_tz::Asia::Tokyo);
+        assert_eq!(Config::default().kpi.timezone.0, chrono_tz::Tz::UTC);
+        let e = parse("[kpi]\ntimezone = \"Mars/Base\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("kpi.timezone") && e.contains("Mars/Base"), "{e}");
     }
 
     #[test]

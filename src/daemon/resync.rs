@@ -102,6 +102,8 @@ pub async fn run(
     if summary.changed {
         shared.pack_stale.notify_one();
     }
+    // A digest held for a sync pass may go now.
+    shared.wake_digests.notify_one();
     update(&|j| {
         j.state = if summary.failed == 0 {
             "done".into()
@@ -144,6 +146,7 @@ impl PassObserver for DaemonObserver<'_> {
                 } else {
                     stats.last_success = Some(now.clone());
                     stats.last_error = None;
+                    stats.synced_since_start = true;
                 }
                 stats.last_pass = Some(LastPass {
                     state: report.state,

@@ -426,6 +426,49 @@ impl Store {
             .transpose()
     }
 
+    /// Queue a rendered digest in one atomic, durable write: each snapshot
+    /// (key, JSON) not kept yet, each outbox entry (key, encoded value) not
+    /// there yet, and the digest's fire time under `fire.0` (kept only if
+    /// later than the one there). A crash leaves all of it or none of it.
+    /// Returns, per entry, whether it was written.
+    pub fn commit_digest(
+        &self,
+        snapshots: &[(String, Vec<u8>)],
+        entries: &[(Vec<u8>, Vec<u8>)],
+        fire: Option<(&str, Time)>,
+    ) -> Result<Vec<bool>> {
+        let written = (&self.snapshots, &self.outbox, &self.meta)
+            .transaction(|(snap_t, out_t, meta_t)| {
+                for (key, json) in snapshots {
+                    if snap_t.get(key.as_bytes())?.is_none() {
+                        snap_t.insert(key.as_bytes(), codec::encode_bytes(json))?;
+                    }
+                }
+                let mut written = Vec::with_capacity(entries.len());
+                for (key, value) in entries {
+                    let fresh = out_t.get(key)?.is_none();
+                    if fresh {
+                        out_t.insert(key.as_slice(), value.as_slice())?;
+                    }
+                    written.push(fresh);
+                }
+                if let Some((key, at)) = fire {
+                    let us = at.timestamp_micros();
+                    let kept = meta_t
+                        .get(key.as_bytes())?
+                        .and_then(|b| <[u8; 8]>::try_from(&b[..]).ok())
+                        .map(i64::from_be_bytes);
+                    if kept.map_or(true, |k| k < us) {
+                        meta_t.insert(key.as_bytes(), &us.to_be_bytes()[..])?;
+                    }
+                }
+                Ok(written)
+            })
+            .map_err(tx_error)?;
+        self.db.flush()?;
+        Ok(written)
+    }
+
     /// The delivery outbox tree (filled by the daemon).
     pub fn outbox(&self) -> &sled::Tree {
         &self.outbox
