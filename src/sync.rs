@@ -8,7 +8,8 @@
 
 use crate::store::{CursorState, Store, StoreError};
 use secmetrics_connectors::{
-    Committed, Connector, Identity, Kind, Page, PageSink, Record, SinkError, SyncMode, SyncOutcome,
+    Committed, Connector, Identity, Kind, Page, PageSink, Record, SinkError, SourceHistory,
+    SyncMode, SyncOutcome,
 };
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -68,7 +69,25 @@ impl<'a> StoreSink<'a> {
 }
 
 impl PageSink for StoreSink<'_> {
-    fn commit(&mut self, mut page: Page) -> Result<Committed, SinkError> {
+    fn commit(&mut self, page: Page) -> Result<Committed, SinkError> {
+        self.write(page, &[])
+    }
+
+    fn commit_with_history(
+        &mut self,
+        page: Page,
+        history: Vec<SourceHistory>,
+    ) -> Result<Committed, SinkError> {
+        self.write(page, &history)
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+}
+
+impl StoreSink<'_> {
+    fn write(&mut self, mut page: Page, history: &[SourceHistory]) -> Result<Committed, SinkError> {
         if self.keep_first_opened {
             for r in &mut page.records {
                 if let Record::Finding(f) = r {
@@ -89,9 +108,10 @@ impl PageSink for StoreSink<'_> {
         }
         let outcome = self
             .store
-            .commit_page(
+            .commit_page_with_history(
                 &self.connector,
                 &page.records,
+                history,
                 page.cursor.as_deref(),
                 chrono::Utc::now(),
             )
@@ -110,10 +130,6 @@ impl PageSink for StoreSink<'_> {
             replaced: t.replaced,
             unchanged: t.unchanged,
         })
-    }
-
-    fn cancelled(&self) -> bool {
-        self.cancel.load(Ordering::Relaxed)
     }
 }
 

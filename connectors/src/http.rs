@@ -682,7 +682,11 @@ fn other_provider_message(body: &[u8]) -> Option<String> {
         );
     }
     if let Some(e) = v.get("error").and_then(|e| e.as_object()) {
-        parts.extend(e.get("message").and_then(|m| m.as_str()).map(str::to_string));
+        parts.extend(
+            e.get("message")
+                .and_then(|m| m.as_str())
+                .map(str::to_string),
+        );
         if let Some(list) = e.get("errors").and_then(|m| m.as_array()) {
             parts.extend(list.iter().filter_map(|m| m.as_str()).map(str::to_string));
         }

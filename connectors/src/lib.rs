@@ -21,7 +21,10 @@ pub mod record;
 pub mod sarif;
 pub mod settings;
 
-pub use connector::{Committed, Connector, Page, PageSink, SinkError, SyncMode, SyncOutcome};
+pub use connector::{
+    Committed, Connector, Page, PageSink, SinkError, SourceChange, SourceHistory, SyncMode,
+    SyncOutcome,
+};
 pub use record::*;
 pub use settings::ConnectorSettings;
 
