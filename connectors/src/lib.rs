@@ -15,6 +15,7 @@
 pub mod connector;
 pub mod github;
 pub mod http;
+pub mod jira;
 pub mod ndjson;
 pub mod ndjson_files;
 pub mod record;

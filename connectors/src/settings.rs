@@ -4,6 +4,7 @@
 use crate::connector::Connector;
 use crate::github::code_scanning::GithubCodeScanningSettings;
 use crate::github::secret_scanning::GithubSecretScanningSettings;
+use crate::jira::JiraSettings;
 use crate::ndjson_files::NdjsonSettings;
 use crate::sarif::connector::SarifSettings;
 use crate::Error;
@@ -23,6 +24,8 @@ pub enum ConnectorSettings {
     Sarif(SarifSettings),
     /// Files in the normalized NDJSON format.
     Ndjson(NdjsonSettings),
+    /// Jira Cloud or Data Center issues mapped to records by JQL.
+    Jira(JiraSettings),
 }
 
 /// Where a connector's token is to be read from (resolved by the caller).
@@ -44,6 +47,7 @@ impl ConnectorSettings {
             ConnectorSettings::GithubCodeScanning(s) => &s.name,
             ConnectorSettings::Sarif(s) => &s.name,
             ConnectorSettings::Ndjson(s) => &s.name,
+            ConnectorSettings::Jira(s) => &s.name,
         }
     }
 
@@ -54,6 +58,7 @@ impl ConnectorSettings {
             ConnectorSettings::GithubCodeScanning(_) => "github_code_scanning",
             ConnectorSettings::Sarif(_) => "sarif",
             ConnectorSettings::Ndjson(_) => "ndjson",
+            ConnectorSettings::Jira(_) => "jira",
         }
     }
 
@@ -66,6 +71,11 @@ impl ConnectorSettings {
                 token_file: s.token_file.as_deref(),
             },
             ConnectorSettings::GithubCodeScanning(s) => TokenRef {
+                token: s.token.as_ref(),
+                token_env: s.token_env.as_deref(),
+                token_file: s.token_file.as_deref(),
+            },
+            ConnectorSettings::Jira(s) => TokenRef {
                 token: s.token.as_ref(),
                 token_env: s.token_env.as_deref(),
                 token_file: s.token_file.as_deref(),
@@ -83,6 +93,7 @@ impl ConnectorSettings {
             ConnectorSettings::GithubCodeScanning(s) => Box::new(s.build(token)?),
             ConnectorSettings::Sarif(s) => Box::new(s.build()?),
             ConnectorSettings::Ndjson(s) => Box::new(s.build()?),
+            ConnectorSettings::Jira(s) => Box::new(s.build(token)?),
         })
     }
 }
