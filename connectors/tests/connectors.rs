@@ -4,5 +4,6 @@
 
 mod conformance;
 mod github;
+mod jira;
 mod sarif;
 mod support;

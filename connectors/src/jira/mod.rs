@@ -144,7 +144,7 @@ impl JiraSettings {
         for (i, m) in self.mappings.iter().enumerate() {
             let m = m
                 .validate()
-                .map_err(|e| cfg(format!("mappings[{i}] ({:?}): {e}", m.record)))?;
+                .map_err(|e| cfg(format!("mappings[{i}] ({}): {e}", m.record.kind())))?;
             if !keys.insert(m.cursor_key()) {
                 return Err(cfg(format!(
                     "mappings[{i}]: the same record kind and jql appear twice"
