@@ -18,6 +18,7 @@ pub mod http;
 pub mod jira;
 pub mod ndjson;
 pub mod ndjson_files;
+pub mod pagerduty;
 pub mod record;
 pub mod sarif;
 pub mod settings;

@@ -6,6 +6,7 @@ use crate::github::code_scanning::GithubCodeScanningSettings;
 use crate::github::secret_scanning::GithubSecretScanningSettings;
 use crate::jira::JiraSettings;
 use crate::ndjson_files::NdjsonSettings;
+use crate::pagerduty::PagerdutySettings;
 use crate::sarif::connector::SarifSettings;
 use crate::Error;
 use secrecy::SecretString;
@@ -26,6 +27,8 @@ pub enum ConnectorSettings {
     Ndjson(NdjsonSettings),
     /// Jira Cloud or Data Center issues mapped to records by JQL.
     Jira(JiraSettings),
+    /// PagerDuty incidents.
+    Pagerduty(PagerdutySettings),
 }
 
 /// Where a connector's token is to be read from (resolved by the caller).
@@ -48,6 +51,7 @@ impl ConnectorSettings {
             ConnectorSettings::Sarif(s) => &s.name,
             ConnectorSettings::Ndjson(s) => &s.name,
             ConnectorSettings::Jira(s) => &s.name,
+            ConnectorSettings::Pagerduty(s) => &s.name,
         }
     }
 
@@ -59,6 +63,7 @@ impl ConnectorSettings {
             ConnectorSettings::Sarif(_) => "sarif",
             ConnectorSettings::Ndjson(_) => "ndjson",
             ConnectorSettings::Jira(_) => "jira",
+            ConnectorSettings::Pagerduty(_) => "pagerduty",
         }
     }
 
@@ -80,6 +85,11 @@ impl ConnectorSettings {
                 token_env: s.token_env.as_deref(),
                 token_file: s.token_file.as_deref(),
             },
+            ConnectorSettings::Pagerduty(s) => TokenRef {
+                token: s.token.as_ref(),
+                token_env: s.token_env.as_deref(),
+                token_file: s.token_file.as_deref(),
+            },
             _ => TokenRef::default(),
         }
     }
@@ -94,6 +104,7 @@ impl ConnectorSettings {
             ConnectorSettings::Sarif(s) => Box::new(s.build()?),
             ConnectorSettings::Ndjson(s) => Box::new(s.build()?),
             ConnectorSettings::Jira(s) => Box::new(s.build(token)?),
+            ConnectorSettings::Pagerduty(s) => Box::new(s.build(token)?),
         })
     }
 }

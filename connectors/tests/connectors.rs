@@ -5,5 +5,6 @@
 mod conformance;
 mod github;
 mod jira;
+mod pagerduty;
 mod sarif;
 mod support;

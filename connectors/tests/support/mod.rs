@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod fake_jira;
+pub mod fake_pagerduty;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
