@@ -363,6 +363,31 @@ impl Store {
         Ok(marked)
     }
 
+    /// The (kind, source) pairs that have records (gone ones included),
+    /// sorted; reads keys only.
+    pub fn record_groups(&self) -> Result<std::collections::BTreeSet<(Kind, String)>> {
+        let mut out = std::collections::BTreeSet::new();
+        for key in self.records.iter().keys() {
+            if let Some((kind, source, _)) = keys::parse_record_key(&key?) {
+                out.insert((kind, source));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The records of one kind and source, by id in byte order, one at a
+    /// time (gone ones included: see [`StoredRecord::gone_at_us`]).
+    pub fn records_of(
+        &self,
+        kind: Kind,
+        source: &str,
+    ) -> impl Iterator<Item = Result<StoredRecord>> + '_ {
+        self.records
+            .scan_prefix(keys::record_key(kind, source, ""))
+            .values()
+            .map(|v| codec::decode("records", &v?))
+    }
+
     /// Every current (not gone) record and the severity history, for KPIs.
     pub fn load_estate(&self) -> Result<Estate> {
         let mut estate = Estate::default();
