@@ -5,7 +5,8 @@
 //! Layout: [`record`] and [`ndjson`] (the contract), [`connector`] (the
 //! trait and the page sink), [`http`] (the client every HTTP connector
 //! shares: quota, rate limits, retries, `Link` pagination, ETags),
-//! [`github`], [`sarif`] and [`ndjson_files`] (one module per source), and
+//! [`github`], [`jira`], [`pagerduty`], [`inventory`], [`sarif`] and
+//! [`ndjson_files`] (one module per source), and
 //! [`settings`] (the closed set of kinds a `[[connectors]]` table names).
 //!
 //! This crate knows nothing of the store, KPIs or delivery: the dependency
@@ -15,6 +16,7 @@
 pub mod connector;
 pub mod github;
 pub mod http;
+pub mod inventory;
 pub mod jira;
 pub mod ndjson;
 pub mod ndjson_files;

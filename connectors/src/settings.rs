@@ -4,6 +4,7 @@
 use crate::connector::Connector;
 use crate::github::code_scanning::GithubCodeScanningSettings;
 use crate::github::secret_scanning::GithubSecretScanningSettings;
+use crate::inventory::InventorySettings;
 use crate::jira::JiraSettings;
 use crate::ndjson_files::NdjsonSettings;
 use crate::pagerduty::PagerdutySettings;
@@ -29,6 +30,8 @@ pub enum ConnectorSettings {
     Jira(JiraSettings),
     /// PagerDuty incidents.
     Pagerduty(PagerdutySettings),
+    /// Assets from a TOML or CSV file and optionally a Backstage catalog.
+    Inventory(InventorySettings),
 }
 
 /// Where a connector's token is to be read from (resolved by the caller).
@@ -52,6 +55,7 @@ impl ConnectorSettings {
             ConnectorSettings::Ndjson(s) => &s.name,
             ConnectorSettings::Jira(s) => &s.name,
             ConnectorSettings::Pagerduty(s) => &s.name,
+            ConnectorSettings::Inventory(s) => &s.name,
         }
     }
 
@@ -64,6 +68,7 @@ impl ConnectorSettings {
             ConnectorSettings::Ndjson(_) => "ndjson",
             ConnectorSettings::Jira(_) => "jira",
             ConnectorSettings::Pagerduty(_) => "pagerduty",
+            ConnectorSettings::Inventory(_) => "inventory",
         }
     }
 
@@ -90,6 +95,11 @@ impl ConnectorSettings {
                 token_env: s.token_env.as_deref(),
                 token_file: s.token_file.as_deref(),
             },
+            ConnectorSettings::Inventory(s) => TokenRef {
+                token: s.token.as_ref(),
+                token_env: s.token_env.as_deref(),
+                token_file: s.token_file.as_deref(),
+            },
             _ => TokenRef::default(),
         }
     }
@@ -105,6 +115,7 @@ impl ConnectorSettings {
             ConnectorSettings::Ndjson(s) => Box::new(s.build()?),
             ConnectorSettings::Jira(s) => Box::new(s.build(token)?),
             ConnectorSettings::Pagerduty(s) => Box::new(s.build(token)?),
+            ConnectorSettings::Inventory(s) => Box::new(s.build(token)?),
         })
     }
 }

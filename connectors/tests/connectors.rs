@@ -4,6 +4,7 @@
 
 mod conformance;
 mod github;
+mod inventory;
 mod jira;
 mod pagerduty;
 mod sarif;
