@@ -3,6 +3,7 @@
 //! conformance suite when `SECMETRICS_FIXTURES` is set.
 
 mod conformance;
+mod conformance_tickets;
 mod github;
 mod inventory;
 mod jira;
