@@ -158,12 +158,15 @@ impl JiraSettings {
                 user: email.clone(),
                 password: t,
             },
-            (Some(_), None) => {
+            (Some(_), None) if self.token_env.is_none() && self.token_file.is_none() => {
                 return Err(cfg(
                     "`email` is set but no token: give token_env or token_file (the API token)"
                         .into(),
                 ))
             }
+            // A token source the caller did not resolve: requests go
+            // without, and the site's 401 names the problem.
+            (Some(_), None) => Auth::None,
             (None, Some(t)) => Auth::Bearer(t),
             (None, None) => Auth::None,
         };
