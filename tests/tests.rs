@@ -7,6 +7,7 @@ mod config_errors;
 mod daemon;
 mod export;
 mod import;
+mod jira_history;
 mod kpi_golden;
 mod report_render;
 mod sync;
