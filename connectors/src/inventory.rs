@@ -222,9 +222,12 @@ fn read_toml(path: &Path, text: &str, source: &str) -> Result<Vec<Row>, String> 
         .collect())
 }
 
-/// Split CSV text into rows of (line number, cells); quoted cells may hold
-/// commas, doubled quotes and line breaks.
-fn csv_rows(text: &str) -> Result<Vec<(usize, Vec<String>)>, (usize, String)> {
+/// One CSV row: its first line's number and its cells.
+type CsvRow = (usize, Vec<String>);
+
+/// Split CSV text into rows; quoted cells may hold commas, doubled quotes
+/// and line breaks. An error names the line of the row at fault.
+fn csv_rows(text: &str) -> Result<Vec<CsvRow>, (usize, String)> {
     let mut rows = Vec::new();
     let mut cells = Vec::new();
     let mut cell = String::new();
