@@ -880,3 +880,28 @@ fn settings_errors_name_the_mapping_and_key() {
     .unwrap_err();
     assert!(e.contains("server") && e.contains("data_center"), "{e}");
 }
+
+#[tokio::test]
+async fn a_search_that_times_out_after_it_was_sent_is_retried() {
+    let j = FakeJira::start(true).await;
+    j.set_issues(simple_issues(3));
+    // The server takes the request and answers after the client's timeout.
+    j.script(
+        "/rest/api/3/search/jql",
+        vec![Scripted::new(200, &[], r#"{"issues":[],"isLast":true}"#).delayed(2_000)],
+    );
+    let s: JiraSettings = serde_json::from_value(json!({
+        "name": "jira", "base_url": j.base, "api": "cloud", "rate": 1000.0, "burst": 100,
+        "page_size": 10, "mappings": finding_mapping(),
+        "retry": {"max_attempts": 3, "timeout_secs": 0.3, "backoff_base_ms": 10, "backoff_max_ms": 20}
+    }))
+    .unwrap();
+    let c = s.build(None).unwrap();
+    let mut sink = MemorySink::default();
+    c.sync(None, SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    // The late answer (no issues) was never used: the retry read all three.
+    assert_eq!(sink.count("finding"), 3);
+    assert_eq!(c.http_stats().unwrap().retries, 1);
+}

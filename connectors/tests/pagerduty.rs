@@ -422,3 +422,44 @@ fn settings_are_checked() {
     let e = build(json!({"name": "pd", "lookback": 3})).unwrap_err();
     assert!(e.contains("lookback"), "{e}");
 }
+
+#[tokio::test]
+async fn an_interrupted_pass_resumes_with_no_incident_missing() {
+    let pd = FakePagerduty::start().await;
+    pd.with(|s| {
+        s.incidents = (0..7)
+            .map(|i| incident(&format!("PI{i}"), &at(i * 10), "triggered", json!({})))
+            .collect();
+    });
+    let c = connector(&pd, json!({"page_size": 2, "lookback_days": 30}));
+    let mut sink = MemorySink {
+        cancel_after: Some(2),
+        ..MemorySink::default()
+    };
+    let out = c
+        .sync(None, SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    assert!(out.interrupted);
+    assert_eq!(sink.count("incident"), 4);
+    let cursor: PagerdutyCursor = serde_json::from_str(sink.cursor.as_ref().unwrap()).unwrap();
+    let pass = cursor.pass.clone().unwrap();
+    // Resume at the newest creation time committed.
+    assert_eq!(pass.pos, tm(30));
+    sink.cancel_after = None;
+    pd.with(|s| s.seen.clear());
+    let out = c
+        .sync(sink.cursor.clone(), SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    assert!(!out.interrupted);
+    assert_eq!(pd.list_requests()[0].time("since"), tm(30));
+    assert_eq!(sink.count("incident"), 7);
+    let times: Vec<u32> = (0..7)
+        .map(|i| sink.times[&("incident".to_string(), format!("PI{i}"))])
+        .collect();
+    assert_eq!(times, [1, 1, 1, 2, 1, 1, 1]);
+    let cursor: PagerdutyCursor = serde_json::from_str(sink.cursor.as_ref().unwrap()).unwrap();
+    assert_eq!(cursor.pass, None);
+    assert_eq!(cursor.watermark, Some(pass.until));
+}
