@@ -18,7 +18,7 @@ use crate::store::{CursorState, Store, StoreError};
 pub use secmetrics_connectors::connector::blocking;
 use secmetrics_connectors::{
     with_cancel, Cancel, Committed, Connector, Identity, Kind, Page, PageSink, Record, SinkError,
-    SyncMode, SyncOutcome,
+    SourceHistory, SyncMode, SyncOutcome,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -71,7 +71,11 @@ impl<'a> StoreSink<'a> {
         self
     }
 
-    fn write(&mut self, page: &mut Page) -> Result<crate::store::BatchOutcome, StoreError> {
+    fn write(
+        &mut self,
+        page: &mut Page,
+        history: &[SourceHistory],
+    ) -> Result<crate::store::BatchOutcome, StoreError> {
         if self.keep_first_opened {
             for r in &mut page.records {
                 if let Record::Finding(f) = r {
@@ -90,18 +94,22 @@ impl<'a> StoreSink<'a> {
                 }
             }
         }
-        self.store.commit_page(
+        self.store.commit_page_with_history(
             &self.connector,
             &page.records,
+            history,
             page.cursor.as_deref(),
             chrono::Utc::now(),
         )
     }
-}
 
-impl PageSink for StoreSink<'_> {
-    fn commit(&mut self, mut page: Page) -> Result<Committed, SinkError> {
-        let outcome = blocking(|| self.write(&mut page)).map_err(|e| SinkError(e.to_string()))?;
+    fn commit_page(
+        &mut self,
+        mut page: Page,
+        history: &[SourceHistory],
+    ) -> Result<Committed, SinkError> {
+        let outcome =
+            blocking(|| self.write(&mut page, history)).map_err(|e| SinkError(e.to_string()))?;
         if let Some(seen) = &mut self.seen {
             seen.extend(page.records.iter().map(|r| r.identity()));
         }
@@ -116,6 +124,20 @@ impl PageSink for StoreSink<'_> {
             replaced: t.replaced,
             unchanged: t.unchanged,
         })
+    }
+}
+
+impl PageSink for StoreSink<'_> {
+    fn commit(&mut self, page: Page) -> Result<Committed, SinkError> {
+        self.commit_page(page, &[])
+    }
+
+    fn commit_with_history(
+        &mut self,
+        page: Page,
+        history: Vec<SourceHistory>,
+    ) -> Result<Committed, SinkError> {
+        self.commit_page(page, &history)
     }
 
     fn cancelled(&self) -> bool {

@@ -124,6 +124,45 @@ pub trait PageSink: Send {
     fn cancelled(&self) -> bool {
         false
     }
+
+    /// Write a page together with history the source recorded itself (e.g.
+    /// Jira's changelog), stamped with the source's times. For each
+    /// [`SourceHistory`] the sink writes its changes (idempotently: the same
+    /// change sent again is stored once) and no observed-diff entries for
+    /// its `fields`. Sinks without history keep only the page.
+    fn commit_with_history(
+        &mut self,
+        page: Page,
+        history: Vec<SourceHistory>,
+    ) -> Result<Committed, SinkError> {
+        let _ = history;
+        self.commit(page)
+    }
+}
+
+/// The history of one record's tracked fields as its source recorded it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceHistory {
+    /// The record the changes belong to (committed in the same page).
+    pub identity: crate::record::Identity,
+    /// Fields whose history comes from the source alone: the sink writes
+    /// no entries of its own for changes it observes in them.
+    pub fields: Vec<crate::record::Tracked>,
+    /// The changes, in any order.
+    pub changes: Vec<SourceChange>,
+}
+
+/// One change of a tracked field, at the time the source recorded it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceChange {
+    /// The field.
+    pub field: crate::record::Tracked,
+    /// Value before, as `records.md` spells it.
+    pub old: String,
+    /// Value after.
+    pub new: String,
+    /// When the source says it happened.
+    pub at: crate::record::Time,
 }
 
 /// The sink could not write a page; the sync stops and resumes later.

@@ -67,6 +67,38 @@ pub enum Auth {
     None,
     /// `Authorization: Bearer <token>`.
     Bearer(SecretString),
+    /// `Authorization: Basic base64(user:password)` (Jira Cloud: the
+    /// account's email and an API token).
+    Basic {
+        /// User name (not secret; e.g. an email address).
+        user: String,
+        /// Password or API token.
+        password: SecretString,
+    },
+    /// `Authorization: Token token=<key>` (PagerDuty REST API keys).
+    TokenKey(SecretString),
+}
+
+impl Auth {
+    /// Add this authentication to a request (the header is marked
+    /// sensitive, so it never shows in debug output).
+    fn apply(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        let value = match self {
+            Auth::None => return req,
+            Auth::Basic { user, password } => {
+                return req.basic_auth(user, Some(password.expose_secret()))
+            }
+            Auth::Bearer(token) => format!("Bearer {}", token.expose_secret()),
+            Auth::TokenKey(token) => format!("Token token={}", token.expose_secret()),
+        };
+        match HeaderValue::from_str(&value) {
+            Ok(mut v) => {
+                v.set_sensitive(true);
+                req.header(AUTHORIZATION, v)
+            }
+            Err(_) => req,
+        }
+    }
 }
 
 impl std::fmt::Debug for Auth {
@@ -74,6 +106,8 @@ impl std::fmt::Debug for Auth {
         match self {
             Auth::None => f.write_str("None"),
             Auth::Bearer(_) => f.write_str("Bearer([redacted])"),
+            Auth::Basic { user, .. } => write!(f, "Basic({user}:[redacted])"),
+            Auth::TokenKey(_) => f.write_str("TokenKey([redacted])"),
         }
     }
 }
@@ -342,14 +376,7 @@ impl HttpClient {
                 .client
                 .get(parsed.clone())
                 .headers(self.headers.clone());
-            if let Auth::Bearer(token) = &self.auth {
-                if let Ok(mut v) =
-                    HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
-                {
-                    v.set_sensitive(true);
-                    req = req.header(AUTHORIZATION, v);
-                }
-            }
+            req = self.auth.apply(req);
             if let Some(tag) = etag {
                 if let Ok(v) = HeaderValue::from_str(tag) {
                     req = req.header(IF_NONE_MATCH, v);
@@ -569,6 +596,9 @@ fn classify(
         header_str(headers, "x-ratelimit-remaining").and_then(|v| v.trim().parse::<u64>().ok());
     let reset = header_str(headers, "x-ratelimit-reset").and_then(|v| v.trim().parse::<i64>().ok());
     match status {
+        429 | 503 if retry_after.is_none() && reset_wait(headers).is_some() => {
+            Decision::Wait(reset_wait(headers).unwrap_or_default())
+        }
         403 | 429 => {
             if let Some(d) = retry_after {
                 return Decision::Wait(d);
@@ -671,6 +701,62 @@ fn parse_retry_after(v: &str) -> Option<Duration> {
     Some(Duration::from_millis(
         (ms as u64).min((WAIT_CAP_SECS * 1000.0) as u64),
     ))
+}
+
+/// The wait named by a rate-limit reset header other than GitHub's epoch
+/// seconds: Jira Cloud's `X-RateLimit-Reset` as an ISO time (e.g.
+/// `2026-03-26T16:00Z`) and PagerDuty's `ratelimit-reset` in seconds.
+fn reset_wait(headers: &HeaderMap) -> Option<Duration> {
+    if let Some(at) = header_str(headers, "x-ratelimit-reset").and_then(parse_iso_reset) {
+        let ms = (at.timestamp_millis() - chrono::Utc::now().timestamp_millis()).max(0);
+        return Some(Duration::from_millis(ms as u64));
+    }
+    header_str(headers, "ratelimit-reset")
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+/// An ISO 8601 reset time, with or without seconds (`2026-03-26T16:00Z`).
+fn parse_iso_reset(v: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let v = v.trim();
+    if v.parse::<i64>().is_ok() {
+        return None; // GitHub's epoch seconds: handled by `classify`.
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
+        return Some(t.to_utc());
+    }
+    let v = v.strip_suffix('Z').or_else(|| v.strip_suffix('z'))?;
+    chrono::NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+/// Build `base` + `path` with the query pairs percent-encoded.
+pub fn url_with_query(base: &str, path: &str, query: &[(&str, &str)]) -> String {
+    let mut url = format!("{}{}", base.trim_end_matches('/'), path);
+    let mut sep = if url.contains('?') { '&' } else { '?' };
+    for (k, v) in query {
+        url.push(sep);
+        url.push_str(&percent_encode(k));
+        url.push('=');
+        url.push_str(&percent_encode(v));
+        sep = '&';
+    }
+    url
+}
+
+/// Percent-encode a query key or value (RFC 3986 unreserved characters stay).
+pub fn percent_encode(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -937,5 +1023,86 @@ mod tests {
         assert_eq!(classify(502, &headers(&[]), None, 1, &r), Decision::Backoff);
         assert_eq!(classify(404, &headers(&[]), None, 1, &r), Decision::Fail);
         assert_eq!(classify(429, &headers(&[]), None, 1, &r), Decision::Backoff);
+    }
+
+    #[test]
+    fn jira_and_pagerduty_reset_headers_are_waited_out() {
+        let r = RetrySettings::default();
+        let at = (chrono::Utc::now() + chrono::Duration::seconds(120))
+            .format("%Y-%m-%dT%H:%MZ")
+            .to_string();
+        match classify(429, &headers(&[("x-ratelimit-reset", &at)]), None, 1, &r) {
+            Decision::Wait(d) => assert!(d.as_secs() <= 120, "{d:?}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            classify(429, &headers(&[("ratelimit-reset", "7")]), None, 1, &r),
+            Decision::Wait(Duration::from_secs(7))
+        );
+        assert_eq!(
+            classify(503, &headers(&[("ratelimit-reset", "2")]), None, 1, &r),
+            Decision::Wait(Duration::from_secs(2))
+        );
+        // Retry-After still wins.
+        assert_eq!(
+            classify(
+                429,
+                &headers(&[("retry-after", "3"), ("ratelimit-reset", "9")]),
+                None,
+                1,
+                &r
+            ),
+            Decision::Wait(Duration::from_secs(3))
+        );
+        assert_eq!(
+            parse_iso_reset("2026-03-26T16:00Z").unwrap().to_rfc3339(),
+            "2026-03-26T16:00:00+00:00"
+        );
+    }
+
+    #[test]
+    fn jira_and_pagerduty_error_bodies_give_their_message() {
+        assert_eq!(
+            provider_message(
+                br#"{"errorMessages":["The requested API has been removed. Please migrate to /rest/api/3/search/jql"],"errors":{}}"#
+            )
+            .as_deref(),
+            Some("The requested API has been removed. Please migrate to /rest/api/3/search/jql")
+        );
+        assert_eq!(
+            provider_message(br#"{"errorMessages":[],"errors":{"jql":"bad"}}"#).as_deref(),
+            Some("[jql: bad]")
+        );
+        assert_eq!(
+            provider_message(
+                br#"{"error":{"code":2001,"message":"Invalid Input Provided","errors":["Offset must be less than 10000"]}}"#
+            )
+            .as_deref(),
+            Some("Invalid Input Provided: [Offset must be less than 10000]")
+        );
+        assert_eq!(provider_message(b"not json"), None);
+    }
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(
+            url_with_query(
+                "https://x.example/",
+                "/rest/api/3/search/jql",
+                &[("jql", "project = SEC ORDER BY updated"), ("fields", "a,b")]
+            ),
+            "https://x.example/rest/api/3/search/jql?jql=project%20%3D%20SEC%20ORDER%20BY%20updated&fields=a%2Cb"
+        );
+    }
+
+    #[test]
+    fn auth_debug_never_shows_secrets() {
+        let a = Auth::Basic {
+            user: "svc@example.com".into(),
+            password: SecretString::from("ATATT-secret"),
+        };
+        assert_eq!(format!("{a:?}"), "Basic(svc@example.com:[redacted])");
+        let t = Auth::TokenKey(SecretString::from("u+pdkey"));
+        assert!(!format!("{t:?}").contains("pdkey"));
     }
 }

@@ -5,7 +5,10 @@ use crate::connector::Connector;
 use crate::github::code_scanning::GithubCodeScanning;
 use crate::github::secret_scanning::GithubSecretScanning;
 use crate::github::GithubSettings;
+use crate::inventory::InventorySettings;
+use crate::jira::JiraSettings;
 use crate::ndjson_files::NdjsonSettings;
+use crate::pagerduty::PagerdutySettings;
 use crate::sarif::connector::SarifSettings;
 use crate::Error;
 use secrecy::SecretString;
@@ -28,14 +31,23 @@ pub enum ConnectorSettings {
     Sarif(SarifSettings),
     /// Files in the normalized NDJSON format.
     Ndjson(NdjsonSettings),
+    /// Jira Cloud or Data Center issues mapped to records by JQL.
+    Jira(JiraSettings),
+    /// PagerDuty incidents.
+    Pagerduty(PagerdutySettings),
+    /// Assets from a TOML or CSV file and optionally a Backstage catalog.
+    Inventory(InventorySettings),
 }
 
 /// The kinds, as spelled in config.
-pub const KINDS: [&str; 4] = [
+pub const KINDS: [&str; 7] = [
     "github_secret_scanning",
     "github_code_scanning",
     "sarif",
     "ndjson",
+    "jira",
+    "pagerduty",
+    "inventory",
 ];
 
 /// One kind's settings from the table's other keys; an error names the
@@ -76,6 +88,9 @@ impl<'de> Deserialize<'de> for ConnectorSettings {
             "github_code_scanning" => variant(table).map(ConnectorSettings::GithubCodeScanning),
             "sarif" => variant(table).map(ConnectorSettings::Sarif),
             "ndjson" => variant(table).map(ConnectorSettings::Ndjson),
+            "jira" => variant(table).map(ConnectorSettings::Jira),
+            "pagerduty" => variant(table).map(ConnectorSettings::Pagerduty),
+            "inventory" => variant(table).map(ConnectorSettings::Inventory),
             other => Err(format!(
                 "unknown kind `{other}`, expected one of {}",
                 KINDS.join(", ")
@@ -104,6 +119,9 @@ impl ConnectorSettings {
             ConnectorSettings::GithubCodeScanning(s) => &s.name,
             ConnectorSettings::Sarif(s) => &s.name,
             ConnectorSettings::Ndjson(s) => &s.name,
+            ConnectorSettings::Jira(s) => &s.name,
+            ConnectorSettings::Pagerduty(s) => &s.name,
+            ConnectorSettings::Inventory(s) => &s.name,
         }
     }
 
@@ -114,6 +132,9 @@ impl ConnectorSettings {
             ConnectorSettings::GithubCodeScanning(_) => "github_code_scanning",
             ConnectorSettings::Sarif(_) => "sarif",
             ConnectorSettings::Ndjson(_) => "ndjson",
+            ConnectorSettings::Jira(_) => "jira",
+            ConnectorSettings::Pagerduty(_) => "pagerduty",
+            ConnectorSettings::Inventory(_) => "inventory",
         }
     }
 
@@ -122,6 +143,21 @@ impl ConnectorSettings {
         match self {
             ConnectorSettings::GithubSecretScanning(s)
             | ConnectorSettings::GithubCodeScanning(s) => TokenRef {
+                token: s.token.as_ref(),
+                token_env: s.token_env.as_deref(),
+                token_file: s.token_file.as_deref(),
+            },
+            ConnectorSettings::Jira(s) => TokenRef {
+                token: s.token.as_ref(),
+                token_env: s.token_env.as_deref(),
+                token_file: s.token_file.as_deref(),
+            },
+            ConnectorSettings::Pagerduty(s) => TokenRef {
+                token: s.token.as_ref(),
+                token_env: s.token_env.as_deref(),
+                token_file: s.token_file.as_deref(),
+            },
+            ConnectorSettings::Inventory(s) => TokenRef {
                 token: s.token.as_ref(),
                 token_env: s.token_env.as_deref(),
                 token_file: s.token_file.as_deref(),
@@ -143,6 +179,9 @@ impl ConnectorSettings {
             }
             ConnectorSettings::Sarif(s) => Box::new(s.build()?),
             ConnectorSettings::Ndjson(s) => Box::new(s.build()?),
+            ConnectorSettings::Jira(s) => Box::new(s.build(token)?),
+            ConnectorSettings::Pagerduty(s) => Box::new(s.build(token)?),
+            ConnectorSettings::Inventory(s) => Box::new(s.build(token)?),
         })
     }
 }

@@ -620,9 +620,21 @@ mod tests {
                 "github_secret_scanning",
                 "github_code_scanning",
                 "sarif",
-                "ndjson"
+                "ndjson",
+                "jira",
+                "pagerduty",
+                "inventory"
             ]
         );
+        // Table keys keep their case and spaces; quoted JQL survives.
+        let jira = format!("{:?}", cfg.connector("jira").unwrap());
+        for want in [
+            "\"Payments API\": \"payments-api\"",
+            "\"Risk Accepted\"",
+            "issuetype = \\\"Design Review\\\"",
+        ] {
+            assert!(jira.contains(want), "{want} not in {jira}");
+        }
         for c in cfg.connectors {
             let name = c.name().to_string();
             c.build(None).unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -4,11 +4,14 @@
 
 #![allow(dead_code)]
 
+pub mod fake_jira;
+pub mod fake_pagerduty;
+
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
-use secmetrics_connectors::{Committed, Page, PageSink, Record, SinkError};
+use secmetrics_connectors::{Committed, Page, PageSink, Record, SinkError, SourceHistory};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -28,6 +31,8 @@ pub struct MemorySink {
     pub times: BTreeMap<(String, String), u32>,
     /// Ask the connector to stop once this many pages are committed.
     pub cancel_after: Option<usize>,
+    /// Source-stamped history handed over with pages, in order.
+    pub history: Vec<SourceHistory>,
 }
 
 impl PageSink for MemorySink {
@@ -51,6 +56,15 @@ impl PageSink for MemorySink {
 
     fn cancelled(&self) -> bool {
         self.cancel_after.is_some_and(|n| self.pages.len() >= n)
+    }
+
+    fn commit_with_history(
+        &mut self,
+        page: Page,
+        history: Vec<SourceHistory>,
+    ) -> Result<Committed, SinkError> {
+        self.history.extend(history);
+        self.commit(page)
     }
 }
 
