@@ -21,6 +21,20 @@ pub struct StoredRecord {
     pub gone_at_us: Option<i64>,
 }
 
+/// A [`StoredRecord`] by reference: encodes to the same bytes without
+/// cloning the record (the write path encodes, it never needs a copy).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct StoredRecordRef<'a> {
+    /// See [`StoredRecord::record`].
+    pub record: &'a Record,
+    /// See [`StoredRecord::first_seen_us`].
+    pub first_seen_us: i64,
+    /// See [`StoredRecord::last_changed_us`].
+    pub last_changed_us: i64,
+    /// See [`StoredRecord::gone_at_us`].
+    pub gone_at_us: Option<i64>,
+}
+
 /// One change of a tracked field (status, severity, validity).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryEntry {
@@ -90,5 +104,36 @@ pub fn decode_bytes(tree: &'static str, bytes: &[u8]) -> Result<Vec<u8>, StoreEr
             tree,
             message: "unknown format version".into(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_by_reference_encodes_to_the_same_bytes() {
+        let record = secmetrics_connectors::ndjson::parse_line(
+            r#"{"kind":"finding","id":"f","asset":"a","severity":"high","opened_at":"2026-01-01T00:00:00Z","status":"open","x":[1]}"#,
+            "import",
+        )
+        .unwrap();
+        let owned = StoredRecord {
+            record: record.clone(),
+            first_seen_us: 1,
+            last_changed_us: 2,
+            gone_at_us: Some(3),
+        };
+        let by_ref = StoredRecordRef {
+            record: &record,
+            first_seen_us: 1,
+            last_changed_us: 2,
+            gone_at_us: Some(3),
+        };
+        assert_eq!(encode(&owned), encode(&by_ref));
+        assert_eq!(
+            decode::<StoredRecord>("records", &encode(&by_ref)).unwrap(),
+            owned
+        );
     }
 }

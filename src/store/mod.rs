@@ -113,8 +113,18 @@ pub struct StoreStatus {
     pub size_on_disk: u64,
 }
 
+/// What a batch will write, planned before its transaction.
+struct Plan {
+    records: Vec<(Vec<u8>, Vec<u8>)>,
+    history: Vec<(Vec<u8>, Vec<u8>)>,
+    outcome: BatchOutcome,
+}
+
 /// The store. One process at a time may hold it.
 pub struct Store {
+    /// Held by every write of records: the write path reads previous
+    /// versions before its transaction (see `commit_with`).
+    writer: std::sync::Mutex<()>,
     db: sled::Db,
     path: PathBuf,
     records: sled::Tree,
@@ -147,6 +157,7 @@ impl Store {
                 other => StoreError::Sled(other),
             })?;
         Ok(Store {
+            writer: std::sync::Mutex::new(()),
             records: db.open_tree("records")?,
             history: db.open_tree("history")?,
             cursors: db.open_tree("cursors")?,
@@ -214,75 +225,17 @@ impl Store {
         observed_at: Time,
         cursor: Option<(&str, Option<&str>)>,
     ) -> Result<BatchOutcome> {
-        let stamped: std::collections::HashMap<Vec<u8>, &SourceHistory> = history
-            .iter()
-            .map(|h| {
-                let i = &h.identity;
-                (keys::record_key(i.kind, &i.source, &i.id), h)
-            })
-            .collect();
-        // Taken outside the transaction: generate_id inside it would wait
-        // on the lock the transaction holds.
-        let batch_id = self.db.generate_id()?;
-        let outcome = (&self.records, &self.history, &self.cursors, &self.meta)
+        // One writer at a time: previous versions are read outside the
+        // transaction, which is sound only while nobody else writes records.
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let plan = self.plan(records, history, observed_at)?;
+        (&self.records, &self.history, &self.cursors, &self.meta)
             .transaction(|(rec_t, hist_t, cur_t, meta_t)| {
-                let mut outcome = BatchOutcome::default();
-                let mut seq = 0u32;
-                for record in records {
-                    let key = keys::record_key(record.kind(), record.source(), record.id());
-                    let source_history = stamped.get(&key).copied();
-                    if let Some(h) = source_history {
-                        outcome.history_entries += write_source_history(hist_t, &key, h)?;
-                    }
-                    let previous = match rec_t.get(&key)? {
-                        Some(bytes) => Some(decode_in_tx::<StoredRecord>("records", &bytes)?),
-                        None => None,
-                    };
-                    let stored = match previous {
-                        Some(prev) if prev.record == *record && prev.gone_at_us.is_none() => {
-                            outcome.by_kind.entry(record.kind()).or_default().unchanged += 1;
-                            continue;
-                        }
-                        Some(prev) => {
-                            outcome.by_kind.entry(record.kind()).or_default().replaced += 1;
-                            for (field, old, new) in tracked_changes(&prev.record, record) {
-                                if source_history
-                                    .is_some_and(|h| h.fields.iter().any(|f| f.as_str() == field))
-                                {
-                                    // The source's own history covers it.
-                                    continue;
-                                }
-                                seq += 1;
-                                let entry = HistoryEntry {
-                                    field: field.to_string(),
-                                    old: old.to_string(),
-                                    new: new.to_string(),
-                                    observed_at_us: observed_at.timestamp_micros(),
-                                };
-                                hist_t.insert(
-                                    keys::history_key(&key, batch_id, seq),
-                                    codec::encode(&entry),
-                                )?;
-                                outcome.history_entries += 1;
-                            }
-                            StoredRecord {
-                                record: record.clone(),
-                                first_seen_us: prev.first_seen_us,
-                                last_changed_us: observed_at.timestamp_micros(),
-                                gone_at_us: None,
-                            }
-                        }
-                        None => {
-                            outcome.by_kind.entry(record.kind()).or_default().new += 1;
-                            StoredRecord {
-                                record: record.clone(),
-                                first_seen_us: observed_at.timestamp_micros(),
-                                last_changed_us: observed_at.timestamp_micros(),
-                                gone_at_us: None,
-                            }
-                        }
-                    };
-                    rec_t.insert(key, codec::encode(&stored))?;
+                for (k, v) in &plan.records {
+                    rec_t.insert(k.as_slice(), v.as_slice())?;
+                }
+                for (k, v) in &plan.history {
+                    hist_t.insert(k.as_slice(), v.as_slice())?;
                 }
                 match cursor {
                     Some((connector, cursor)) => {
@@ -303,11 +256,149 @@ impl Store {
                         )?;
                     }
                 }
-                Ok(outcome)
+                Ok(())
             })
             .map_err(tx_error)?;
         self.db.flush()?;
-        Ok(outcome)
+        Ok(plan.outcome)
+    }
+
+    /// Everything a batch writes, decided before the transaction: each
+    /// record read once, compared, and encoded once (by reference, never
+    /// cloned). A record repeated within the batch is compared with its
+    /// earlier line, as if the lines had been committed one by one.
+    fn plan(
+        &self,
+        records: &[Record],
+        history: &[SourceHistory],
+        observed_at: Time,
+    ) -> Result<Plan> {
+        let now_us = observed_at.timestamp_micros();
+        let stamped: std::collections::HashMap<Vec<u8>, &SourceHistory> = history
+            .iter()
+            .map(|h| {
+                let i = &h.identity;
+                (keys::record_key(i.kind, &i.source, &i.id), h)
+            })
+            .collect();
+        // Taken before the batch: its id orders this batch's history entries
+        // after every earlier one, across restarts.
+        let batch_id = self.db.generate_id()?;
+        let mut plan = Plan {
+            records: Vec::with_capacity(records.len()),
+            history: Vec::new(),
+            outcome: BatchOutcome::default(),
+        };
+        // Identities planned in this batch: (index in `records`, first seen).
+        let mut in_batch: std::collections::HashMap<Vec<u8>, (usize, i64)> =
+            std::collections::HashMap::new();
+        let mut planned_history: std::collections::HashSet<Vec<u8>> = Default::default();
+        let mut seq = 0u32;
+        for (i, record) in records.iter().enumerate() {
+            let key = keys::record_key(record.kind(), record.source(), record.id());
+            let source_history = stamped.get(&key).copied();
+            if let Some(h) = source_history {
+                plan.outcome.history_entries +=
+                    self.plan_source_history(&key, h, &mut planned_history, &mut plan.history)?;
+            }
+            let stored_prev;
+            let previous: Option<(&Record, i64, bool)> = match in_batch.get(&key) {
+                Some(&(j, first_seen)) => Some((&records[j], first_seen, false)),
+                None => match self.records.get(&key)? {
+                    Some(bytes) => {
+                        stored_prev = codec::decode::<StoredRecord>("records", &bytes)?;
+                        Some((
+                            &stored_prev.record,
+                            stored_prev.first_seen_us,
+                            stored_prev.gone_at_us.is_some(),
+                        ))
+                    }
+                    None => None,
+                },
+            };
+            let counts = plan.outcome.by_kind.entry(record.kind()).or_default();
+            let first_seen_us = match previous {
+                Some((prev, _, false)) if prev == record => {
+                    counts.unchanged += 1;
+                    continue;
+                }
+                Some((prev, first_seen, _)) => {
+                    counts.replaced += 1;
+                    for (field, old, new) in tracked_changes(prev, record) {
+                        if source_history
+                            .is_some_and(|h| h.fields.iter().any(|f| f.as_str() == field))
+                        {
+                            // The source's own history covers it.
+                            continue;
+                        }
+                        seq += 1;
+                        let entry = HistoryEntry {
+                            field: field.to_string(),
+                            old: old.to_string(),
+                            new: new.to_string(),
+                            observed_at_us: now_us,
+                        };
+                        plan.history.push((
+                            keys::history_key(&key, batch_id, seq),
+                            codec::encode(&entry),
+                        ));
+                        plan.outcome.history_entries += 1;
+                    }
+                    first_seen
+                }
+                None => {
+                    counts.new += 1;
+                    now_us
+                }
+            };
+            let value = codec::encode(&codec::StoredRecordRef {
+                record,
+                first_seen_us,
+                last_changed_us: now_us,
+                gone_at_us: None,
+            });
+            in_batch.insert(key.clone(), (i, first_seen_us));
+            plan.records.push((key, value));
+        }
+        Ok(plan)
+    }
+
+    /// The history entries a source stamped itself that are not stored yet
+    /// (keyed by the change, so a change sent again is written once).
+    fn plan_source_history(
+        &self,
+        record_key: &[u8],
+        h: &SourceHistory,
+        planned: &mut std::collections::HashSet<Vec<u8>>,
+        out: &mut Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<u64> {
+        let mut written = 0;
+        let mut seen: std::collections::HashMap<(i64, &'static str), u32> = Default::default();
+        for c in &h.changes {
+            let at = c.at.timestamp_micros();
+            let n = seen.entry((at, c.field.as_str())).or_default();
+            *n += 1;
+            let ordinal = match c.field {
+                Tracked::Status => 1u32,
+                Tracked::Severity => 2,
+                Tracked::Validity => 3,
+                Tracked::Tier => 4,
+            };
+            let hkey = keys::source_history_key(record_key, at, (ordinal << 16) | *n);
+            if planned.contains(&hkey) || self.history.get(&hkey)?.is_some() {
+                continue;
+            }
+            let entry = HistoryEntry {
+                field: c.field.as_str().to_string(),
+                old: c.old.clone(),
+                new: c.new.clone(),
+                observed_at_us: at,
+            };
+            planned.insert(hkey.clone());
+            out.push((hkey, codec::encode(&entry)));
+            written += 1;
+        }
+        Ok(written)
     }
 
     /// The stored version of one record (gone or not).
@@ -343,20 +434,21 @@ impl Store {
         seen: &std::collections::HashSet<Identity>,
         at: Time,
     ) -> Result<u64> {
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let mut batch = sled::Batch::default();
         let mut marked = 0;
-        for item in self.records.iter() {
-            let (key, value) = item?;
-            let mut stored: StoredRecord = codec::decode("records", &value)?;
-            if stored.record.source() != source || stored.gone_at_us.is_some() {
-                continue;
+        // Only this source's keys: one prefix per kind.
+        for &kind in Kind::ALL {
+            for item in self.records.scan_prefix(keys::record_key(kind, source, "")) {
+                let (key, value) = item?;
+                let mut stored: StoredRecord = codec::decode("records", &value)?;
+                if stored.gone_at_us.is_some() || seen.contains(&stored.record.identity()) {
+                    continue;
+                }
+                stored.gone_at_us = Some(at.timestamp_micros());
+                batch.insert(key, codec::encode(&stored));
+                marked += 1;
             }
-            if seen.contains(&stored.record.identity()) {
-                continue;
-            }
-            stored.gone_at_us = Some(at.timestamp_micros());
-            batch.insert(key, codec::encode(&stored));
-            marked += 1;
         }
         self.records.apply_batch(batch)?;
         self.db.flush()?;
@@ -590,39 +682,6 @@ fn tracked_changes(old: &Record, new: &Record) -> Vec<(&'static str, &'static st
 /// Write a source's own history of one record; returns the entries new to
 /// the store. Keys are derived from the change (its time, field and place
 /// among equal ones), so a change sent again lands on its own key.
-fn write_source_history(
-    hist_t: &sled::transaction::TransactionalTree,
-    record_key: &[u8],
-    h: &SourceHistory,
-) -> std::result::Result<u64, ConflictableTransactionError<StoreError>> {
-    let mut written = 0;
-    let mut seen: std::collections::HashMap<(i64, &'static str), u32> = Default::default();
-    for c in &h.changes {
-        let at = c.at.timestamp_micros();
-        let n = seen.entry((at, c.field.as_str())).or_default();
-        *n += 1;
-        let ordinal = match c.field {
-            Tracked::Status => 1u32,
-            Tracked::Severity => 2,
-            Tracked::Validity => 3,
-            Tracked::Tier => 4,
-        };
-        let hkey = keys::source_history_key(record_key, at, (ordinal << 16) | *n);
-        if hist_t.get(&hkey)?.is_some() {
-            continue;
-        }
-        let entry = HistoryEntry {
-            field: c.field.as_str().to_string(),
-            old: c.old.clone(),
-            new: c.new.clone(),
-            observed_at_us: at,
-        };
-        hist_t.insert(hkey, codec::encode(&entry))?;
-        written += 1;
-    }
-    Ok(written)
-}
-
 fn decode_in_tx<T: serde::de::DeserializeOwned>(
     tree: &'static str,
     bytes: &[u8],
