@@ -276,6 +276,7 @@ pub fn generate_into(size: usize, now: Time, seed: u64, mut sink: impl FnMut(Rec
             duplicate_of,
             fingerprint: None,
             url: None,
+            refs: Vec::new(),
             extra: Extra::default(),
         }));
     }

@@ -5,6 +5,7 @@
 
 pub mod codec;
 mod keys;
+mod legacy;
 
 pub use codec::{HistoryEntry, StoredRecord};
 
@@ -198,7 +199,10 @@ impl Store {
                 for record in records {
                     let key = keys::record_key(record.kind(), record.source(), record.id());
                     let previous = match rec_t.get(&key)? {
-                        Some(bytes) => Some(decode_in_tx::<StoredRecord>("records", &bytes)?),
+                        Some(bytes) => Some(
+                            codec::decode_record(&bytes)
+                                .map_err(ConflictableTransactionError::Abort)?,
+                        ),
                         None => None,
                     };
                     let stored = match previous {
@@ -239,7 +243,7 @@ impl Store {
                             }
                         }
                     };
-                    rec_t.insert(key, codec::encode(&stored))?;
+                    rec_t.insert(key, codec::encode_record(&stored))?;
                 }
                 match cursor {
                     Some((connector, cursor)) => {
@@ -272,7 +276,7 @@ impl Store {
         let key = keys::record_key(identity.kind, &identity.source, &identity.id);
         self.records
             .get(key)?
-            .map(|b| codec::decode("records", &b))
+            .map(|b| codec::decode_record(&b))
             .transpose()
     }
 
@@ -299,7 +303,7 @@ impl Store {
         let mut marked = 0;
         for item in self.records.iter() {
             let (key, value) = item?;
-            let mut stored: StoredRecord = codec::decode("records", &value)?;
+            let mut stored = codec::decode_record(&value)?;
             if stored.record.source() != source || stored.gone_at_us.is_some() {
                 continue;
             }
@@ -307,7 +311,7 @@ impl Store {
                 continue;
             }
             stored.gone_at_us = Some(at.timestamp_micros());
-            batch.insert(key, codec::encode(&stored));
+            batch.insert(key, codec::encode_record(&stored));
             marked += 1;
         }
         self.records.apply_batch(batch)?;
@@ -319,7 +323,7 @@ impl Store {
     pub fn load_estate(&self) -> Result<Estate> {
         let mut estate = Estate::default();
         for value in self.records.iter().values() {
-            let stored: StoredRecord = codec::decode("records", &value?)?;
+            let stored = codec::decode_record(&value?)?;
             if stored.gone_at_us.is_none() {
                 estate.push(stored.record);
             }
@@ -358,7 +362,7 @@ impl Store {
             let Some((kind, source, _)) = keys::parse_record_key(&key) else {
                 continue;
             };
-            let stored: StoredRecord = codec::decode("records", &value)?;
+            let stored = codec::decode_record(&value)?;
             if stored.gone_at_us.is_some() {
                 *status.gone.entry((kind, source)).or_default() += 1;
                 continue;

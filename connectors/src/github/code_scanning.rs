@@ -306,6 +306,7 @@ fn convert(s: &GithubCodeScanningSettings, a: AlertWire) -> Result<Converted, St
             duplicate_of: None,
             fingerprint: None,
             url: a.html_url,
+            refs: Vec::new(),
             extra: Extra(extra),
         }),
         updated,

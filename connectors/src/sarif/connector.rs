@@ -519,6 +519,7 @@ impl SarifConnector {
             duplicate_of: None,
             fingerprint: Some(fingerprint.to_string()),
             url: None,
+            refs: Vec::new(),
             extra: Extra(extra),
         }
     }

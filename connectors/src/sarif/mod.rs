@@ -823,6 +823,7 @@ pub fn to_finding(ctx: &FindingContext, r: &SarifResult, id: String, opened_at: 
         duplicate_of: None,
         fingerprint: Some(r.fingerprint.clone()),
         url: None,
+        refs: Vec::new(),
         extra: Extra(extra),
     }
 }
