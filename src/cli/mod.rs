@@ -101,7 +101,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Import(args) => import::run(&ctx, args),
         Command::Status(args) => status::run(&ctx, args),
         Command::Report(args) => report::run(&ctx, args),
-        Command::Demo(args) => demo::run(&ctx.config.kpi, args),
+        Command::Demo(args) => demo::run(&ctx.config, args),
         Command::Sync(args) => sync::run(&ctx, args),
         Command::Run => run::run(ctx),
         Command::Resync(args) => resync::run(&ctx, args),

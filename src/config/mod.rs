@@ -29,6 +29,10 @@ pub struct Config {
     /// business sentence, coverage windows and SLA days.
     #[serde(default)]
     pub kpi: crate::kpi::KpiConfig,
+    /// Reconciliation of linked findings: which source's record is a
+    /// group's canonical member.
+    #[serde(default)]
+    pub reconcile: crate::reconcile::ReconcileConfig,
     /// The daemon: time zone, sync schedules, shutdown, retries.
     #[serde(default)]
     pub daemon: DaemonConfig,

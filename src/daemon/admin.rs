@@ -193,7 +193,7 @@ async fn pack_for(s: Arc<Shared>, period: Option<String>) -> Result<Arc<kpi::Kpi
     let period =
         Period::parse_month(&text).map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))?;
     tokio::task::spawn_blocking(move || -> anyhow::Result<Arc<kpi::KpiPack>> {
-        let estate = s.store.load_estate()?;
+        let estate = crate::reconcile::load(&s.store, &s.config.reconcile)?.estate;
         Ok(Arc::new(kpi::with_history(
             &estate,
             &period,

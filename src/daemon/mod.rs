@@ -94,7 +94,7 @@ enum Job {
 impl Shared {
     /// Recompute the cached pack (last complete month) from the store.
     pub fn refresh_pack(&self, now: Time) -> anyhow::Result<Arc<KpiPack>> {
-        let estate = self.store.load_estate()?;
+        let estate = crate::reconcile::load(&self.store, &self.config.reconcile)?.estate;
         let period = Period::last_complete_month(now);
         let pack = Arc::new(kpi::with_history(
             &estate,

@@ -67,7 +67,9 @@ pub fn compute_pack(
     period: &Period,
     now: Time,
 ) -> anyhow::Result<KpiPack> {
-    let estate = store.load_estate().context("loading the estate")?;
+    let estate = crate::reconcile::load(store, &config.reconcile)
+        .context("loading the estate")?
+        .estate;
     Ok(kpi::with_history(
         &estate,
         period,

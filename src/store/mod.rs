@@ -6,8 +6,10 @@
 pub mod codec;
 mod keys;
 mod legacy;
+mod overrides;
 
 pub use codec::{HistoryEntry, StoredRecord};
+pub use overrides::{Override, OverrideChange};
 
 use crate::estate::{Estate, SeverityChange};
 use secmetrics_connectors::{Identity, Kind, Record, Severity, Time};
