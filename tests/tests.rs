@@ -7,5 +7,6 @@ mod config_errors;
 mod daemon;
 mod import;
 mod kpi_golden;
+mod reconcile;
 mod report_render;
 mod sync;

@@ -52,12 +52,17 @@ pub fn collect<'a>(
     }
 
     let end = period.end;
-    let no_expiry: Vec<String> = estate
+    // Named in id order, whatever order the records came in.
+    let mut open_no_expiry: Vec<_> = estate
         .exceptions
         .iter()
         .filter(|e| {
             e.expires_at.is_none() && e.opened_at < end && e.closed_at.map_or(true, |c| c >= end)
         })
+        .collect();
+    open_no_expiry.sort_by(|a, b| (&a.id, &a.source).cmp(&(&b.id, &b.source)));
+    let no_expiry: Vec<String> = open_no_expiry
+        .into_iter()
         .map(|e| {
             format!(
                 "Exception `{}` on asset `{}` has no expiry date.",
