@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod deliver;
 pub mod demo;
 pub mod estate;
+pub mod explain;
 pub mod kpi;
 pub mod logging;
 pub mod reconcile;

@@ -536,6 +536,7 @@ mod tests {
         assert_eq!(cfg.admin.push_max_bytes, 16 * 1024 * 1024);
         // The example shows the KPI defaults, not other values.
         assert_eq!(cfg.kpi, crate::kpi::KpiConfig::default());
+        assert_eq!(cfg.reconcile, crate::reconcile::ReconcileConfig::default());
     }
 
     #[test]

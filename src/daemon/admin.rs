@@ -120,6 +120,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/resync/{id}", get(resync_status))
         .route("/api/v1/digests/{name}", post(digest_now))
         .route("/api/v1/records", post(push_records))
+        .merge(super::decisions::routes())
         .with_state(shared)
 }
 
