@@ -78,39 +78,54 @@ pub fn groups(findings: &[Finding]) -> Vec<Vec<u32>> {
     drop(by_fingerprint);
 
     // b. One lists in `refs` a string equal to the other's `url`. Refs are
-    // few (tickets), so index them and walk the urls once.
-    let mut referrers: HashMap<&str, Vec<u32>> = HashMap::new();
+    // few (tickets), so index them (first finding naming each string, and
+    // whether some finding has it as url) and walk the urls once; then
+    // every other finding naming a string that is a url joins the first.
+    let mut referrer: HashMap<&str, (u32, bool)> = HashMap::new();
     for (i, f) in findings.iter().enumerate() {
         for r in &f.refs {
-            referrers.entry(r.as_str()).or_default().push(i as u32);
+            referrer.entry(r.as_str()).or_insert((i as u32, false));
         }
     }
-    if !referrers.is_empty() {
+    if !referrer.is_empty() {
         for (j, f) in findings.iter().enumerate() {
             let Some(url) = f.url.as_deref() else {
                 continue;
             };
-            if let Some(from) = referrers.get(url) {
-                for &i in from {
-                    c.union(i, j as u32);
+            if let Some(e) = referrer.get_mut(url) {
+                e.1 = true;
+                c.union(e.0, j as u32);
+            }
+        }
+        for (i, f) in findings.iter().enumerate() {
+            for r in &f.refs {
+                if let Some(&(first, true)) = referrer.get(r.as_str()) {
+                    c.union(first, i as u32);
                 }
             }
         }
     }
 
-    let mut touched = std::mem::take(&mut c.touched);
-    touched.sort_unstable();
-    let mut by_root: HashMap<u32, usize> = HashMap::new();
+    // Components of two or more, each in ascending position order.
+    let mut by_root: Vec<(u32, u32)> = std::mem::take(&mut c.touched)
+        .into_iter()
+        .map(|i| (c.find(i), i))
+        .collect();
+    by_root.sort_unstable();
     let mut out: Vec<Vec<u32>> = Vec::new();
-    for i in touched {
-        let root = c.find(i);
-        let g = *by_root.entry(root).or_insert_with(|| {
-            out.push(Vec::new());
-            out.len() - 1
-        });
-        out[g].push(i);
+    let mut k = 0;
+    while k < by_root.len() {
+        let root = by_root[k].0;
+        let end = by_root[k..]
+            .iter()
+            .position(|(r, _)| *r != root)
+            .map_or(by_root.len(), |n| k + n);
+        if end - k > 1 {
+            out.push(by_root[k..end].iter().map(|(_, i)| *i).collect());
+        }
+        k = end;
     }
-    // A self-reference touches a finding without linking it to another.
-    out.retain(|g| g.len() > 1);
+    // In the order of each group's first position.
+    out.sort_unstable_by_key(|g| g[0]);
     out
 }

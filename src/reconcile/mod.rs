@@ -84,8 +84,6 @@ pub struct Before {
     pub resolved_at: Option<Time>,
     /// Its own validity.
     pub validity: Validity,
-    /// Its own `duplicate_of`.
-    pub duplicate_of: Option<String>,
 }
 
 /// One group of two or more linked findings and what was decided for it.
@@ -118,7 +116,7 @@ impl Group {
 /// Every decision of one reconciliation.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Reconciliation {
-    /// The groups, ordered by their canonical member's (source, id).
+    /// The groups, in the order of their first member's position.
     pub groups: Vec<Group>,
     /// For each finding position, its group (`u32::MAX`: no links).
     group_of: Vec<u32>,
@@ -179,7 +177,9 @@ pub fn reconcile(estate: &mut Estate, cfg: &ReconcileConfig) -> Reconciliation {
     let mut groups: Vec<Group> = links::groups(findings)
         .into_iter()
         .map(|mut members| {
-            members.sort_by(|&a, &b| order(cfg, &findings[a as usize], &findings[b as usize]).0);
+            members.sort_unstable_by(|&a, &b| {
+                order(cfg, &findings[a as usize], &findings[b as usize]).0
+            });
             decide(cfg, findings, members)
         })
         .collect();
@@ -202,6 +202,11 @@ pub fn reconcile(estate: &mut Estate, cfg: &ReconcileConfig) -> Reconciliation {
             estate.fixed_and_open.push(w);
         }
     }
+    // Groups stay in the order of their first member's position (lookups
+    // only); what is reported is sorted by identity, whatever the input order.
+    estate.fixed_and_open.sort_by(|a, b| {
+        (a.source.as_bytes(), a.id.as_bytes()).cmp(&(b.source.as_bytes(), b.id.as_bytes()))
+    });
     Reconciliation { groups, group_of }
 }
 
@@ -226,7 +231,6 @@ fn decide(cfg: &ReconcileConfig, findings: &[Finding], members: Vec<u32>) -> Gro
                 status: x.status,
                 resolved_at: x.resolved_at,
                 validity: x.validity,
-                duplicate_of: x.duplicate_of.clone(),
             }
         })
         .collect();
@@ -266,21 +270,22 @@ fn apply(findings: &mut [Finding], g: &Group) {
 
 /// Rule 6: a group with a fixed member and a member still open.
 fn fixed_and_open(findings: &[Finding], g: &Group) -> Option<FixedAndOpen> {
+    let is_fixed = |b: &Before| matches!(b.status, Status::Remediated | Status::Mitigated);
+    if !g.before.iter().any(is_fixed) || !g.before.iter().any(|b| b.status == Status::Open) {
+        return None;
+    }
     let name = |i: usize| {
         let f = &findings[g.members[i] as usize];
         (f.source.clone(), f.id.clone())
     };
     let fixed: Vec<_> = (0..g.members.len())
-        .filter(|&i| matches!(g.before[i].status, Status::Remediated | Status::Mitigated))
+        .filter(|&i| is_fixed(&g.before[i]))
         .map(name)
         .collect();
     let open: Vec<_> = (0..g.members.len())
         .filter(|&i| g.before[i].status == Status::Open)
         .map(name)
         .collect();
-    if fixed.is_empty() || open.is_empty() {
-        return None;
-    }
     let (source, id) = name(0);
     Some(FixedAndOpen {
         source,

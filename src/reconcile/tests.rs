@@ -197,6 +197,25 @@ fn two_findings_with_the_url_a_ticket_names_both_join_it() {
 }
 
 #[test]
+fn tickets_naming_the_same_alert_join_and_a_shared_missing_ref_links_nothing() {
+    let (e, r) = run(
+        vec![
+            url(f("codeql", "1", "app", "2026-01-01"), "https://c/1"),
+            refs(
+                f("jira", "A", "app", "2026-02-01"),
+                &["https://c/1", "https://gone"],
+            ),
+            refs(f("jira", "B", "app", "2026-02-02"), &["https://c/1"]),
+            // Names only the missing url that A also names: no link.
+            refs(f("jira", "C", "app", "2026-02-03"), &["https://gone"]),
+        ],
+        &ReconcileConfig::default(),
+    );
+    assert_eq!(names(&e, &r), vec![vec!["jira/A", "jira/B", "codeql/1"]]);
+    assert!(r.group_of(3).is_none());
+}
+
+#[test]
 fn canonical_member_by_precedence_then_refs_then_opened_then_source_then_id() {
     let group = || {
         vec![
