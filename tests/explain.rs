@@ -527,11 +527,19 @@ impl Drop for Daemon {
 
 /// One HTTP/1.1 GET over the admin socket: (status, body).
 fn get(socket: &Path, path: &str) -> (u16, String) {
+    request(socket, "GET", path, "")
+}
+
+/// One HTTP/1.1 request with a JSON body over the admin socket.
+fn request(socket: &Path, method: &str, path: &str, body: &str) -> (u16, String) {
     let Ok(mut s) = UnixStream::connect(socket) else {
         return (0, String::new());
     };
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: secmetrics\r\nConnection: close\r\n\r\n");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: secmetrics\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
     if s.write_all(req.as_bytes()).is_err() {
         return (0, String::new());
     }
@@ -636,5 +644,39 @@ fn override_and_explain_go_through_the_daemon_that_holds_the_store() {
     assert!(out.starts_with("override removed"), "{out}");
     let o = s.cli(&["override", "--remove", "finding/scanner/acme/api#12"]);
     assert_eq!(o.status.code(), Some(1));
+
+    // The API speaks the records.md spellings and names a wrong value.
+    let body = |v: &str| {
+        json!({"target": "finding/tickets/SEC-1", "validity": v, "reason": "api", "by": "dave"})
+            .to_string()
+    };
+    let (status, answer) = request(&s.socket(), "POST", "/api/v1/overrides", &body("bogus"));
+    assert_eq!(status, 400);
+    assert!(
+        answer.contains("validity: unknown value \\\"bogus\\\""),
+        "{answer}"
+    );
+    let (status, answer) = request(
+        &s.socket(),
+        "POST",
+        "/api/v1/overrides",
+        &body("false_positive"),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let v: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(v["override"]["validity"], "false_positive");
+    assert_eq!(v["override"]["by"], "dave");
+    assert!(v["replaced"].is_null());
+    let (status, answer) = request(
+        &s.socket(),
+        "DELETE",
+        "/api/v1/overrides/finding/tickets/SEC-1?by=erin",
+        "",
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        s.json(&["explain", "finding/tickets/SEC-1", "--format", "json"])["overrides"][1]["by"],
+        "erin"
+    );
     drop(daemon);
 }

@@ -118,8 +118,8 @@ pub fn run(ctx: &Context, args: OverrideArgs) -> anyhow::Result<i32> {
         };
         Action::Set(SetOverride {
             target,
-            validity,
-            severity: args.severity,
+            validity: validity.as_str().to_string(),
+            severity: args.severity.map(|s| s.as_str().to_string()),
             reason,
             by,
         })

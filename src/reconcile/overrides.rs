@@ -55,6 +55,16 @@ pub enum OverrideError {
     /// A reason is required.
     #[error("an override needs a reason (--reason TEXT)")]
     NoReason,
+    /// An unknown validity or severity.
+    #[error("{field}: unknown value {value:?} (expected one of {expected})")]
+    Value {
+        /// `validity` or `severity`.
+        field: &'static str,
+        /// What was given.
+        value: String,
+        /// The accepted values.
+        expected: String,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -117,10 +127,10 @@ impl OverrideView {
 pub struct SetOverride {
     /// `KIND/SOURCE/ID`.
     pub target: String,
-    /// Validity to set.
-    pub validity: secmetrics_connectors::Validity,
-    /// Severity to set, if any.
-    pub severity: Option<secmetrics_connectors::Severity>,
+    /// Validity to set, as in records.md (`false_positive`, ...).
+    pub validity: String,
+    /// Severity to set, if any (`critical` ... `info`).
+    pub severity: Option<String>,
     /// Why.
     pub reason: String,
     /// Who.
@@ -141,6 +151,23 @@ pub fn set(
     if req.reason.trim().is_empty() {
         return Err(OverrideError::NoReason);
     }
+    use secmetrics_connectors::{Severity, Validity};
+    let validity = Validity::parse(&req.validity).ok_or_else(|| OverrideError::Value {
+        field: "validity",
+        value: req.validity.clone(),
+        expected: Validity::expected(),
+    })?;
+    let severity = req
+        .severity
+        .as_deref()
+        .map(|s| {
+            Severity::parse(s).ok_or_else(|| OverrideError::Value {
+                field: "severity",
+                value: s.to_string(),
+                expected: Severity::expected(),
+            })
+        })
+        .transpose()?;
     let Some(stored) = store.get(&identity)? else {
         return Err(OverrideError::NoRecord(identity.to_string()));
     };
@@ -149,8 +176,8 @@ pub fn set(
         _ => None,
     };
     let o = Override {
-        validity: req.validity,
-        severity: req.severity,
+        validity,
+        severity,
         reason: req.reason.trim().to_string(),
         by: req.by.clone(),
         at_us: now.timestamp_micros(),
