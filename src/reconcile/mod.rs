@@ -174,7 +174,7 @@ pub fn deciding_rule(cfg: &ReconcileConfig, first: &Finding, other: &Finding) ->
 /// its own output).
 pub fn reconcile(estate: &mut Estate, cfg: &ReconcileConfig) -> Reconciliation {
     let findings = &mut estate.findings;
-    let mut groups: Vec<Group> = links::groups(findings)
+    let groups: Vec<Group> = links::groups(findings)
         .into_iter()
         .map(|mut members| {
             members.sort_unstable_by(|&a, &b| {
@@ -183,17 +183,9 @@ pub fn reconcile(estate: &mut Estate, cfg: &ReconcileConfig) -> Reconciliation {
             decide(cfg, findings, members)
         })
         .collect();
-    groups.sort_by(|a, b| {
-        let (x, y) = (
-            &findings[a.canonical() as usize],
-            &findings[b.canonical() as usize],
-        );
-        (x.source.as_bytes(), x.id.as_bytes()).cmp(&(y.source.as_bytes(), y.id.as_bytes()))
-    });
-
     let mut group_of = vec![u32::MAX; findings.len()];
     estate.fixed_and_open.clear();
-    for (gi, g) in groups.iter_mut().enumerate() {
+    for (gi, g) in groups.iter().enumerate() {
         for &m in &g.members {
             group_of[m as usize] = gi as u32;
         }
