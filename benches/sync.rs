@@ -10,8 +10,6 @@ use secmetrics::sync::sync_one;
 use secmetrics_connectors::{ConnectorSettings, SyncMode};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::Instant;
 
 fn peak_rss_mib() -> f64 {
@@ -183,7 +181,7 @@ fn run_case(kind: &str, total: usize, pages_per_commit: u32) {
         "rate": 100000.0, "burst": 1000, "pages_per_commit": pages_per_commit
     });
     if kind == "github_secret_scanning" {
-        settings["repos"] = serde_json::json!({"enabled": false});
+        settings["coverage"] = serde_json::json!({"enabled": false});
     }
     let connector = serde_json::from_value::<ConnectorSettings>(settings)
         .unwrap()
@@ -202,7 +200,7 @@ fn run_case(kind: &str, total: usize, pages_per_commit: u32) {
                 &store,
                 connector.as_ref(),
                 mode,
-                Arc::new(AtomicBool::new(false)),
+                secmetrics_connectors::Cancel::new(),
             ))
             .unwrap();
         let wall = t.elapsed().as_secs_f64();

@@ -218,3 +218,44 @@ fn a_severity_lowered_by_a_later_import_is_reported_as_a_downgrade() {
         .as_str()
         .is_some_and(|w| w.contains("from critical to low"))));
 }
+
+#[test]
+fn report_periods_run_between_midnights_in_kpi_timezone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    import(dir.path(), "golden/estate-small.ndjson");
+    let config = dir.path().join("tokyo.toml");
+    std::fs::write(&config, "[kpi]\ntimezone = \"Asia/Tokyo\"\n").unwrap();
+    let report = |period: &str| -> Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_secmetrics"))
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["report", "--period", period, "--format", "json"])
+            .env_remove("SECMETRICS_CONFIG")
+            .output()
+            .expect("run secmetrics");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("json")
+    };
+    // kpi-spec "Conventions": --period 2026-10 in Asia/Tokyo.
+    let month = report("2026-10");
+    assert_eq!(month["period"]["start"], "2026-09-30T15:00:00Z");
+    assert_eq!(month["period"]["end"], "2026-10-31T15:00:00Z");
+    assert_eq!(month["previous_period"]["start"], "2026-08-31T15:00:00Z");
+    let week = report("2026-W44");
+    assert_eq!(week["period"]["start"], "2026-10-25T15:00:00Z");
+    assert_eq!(week["period"]["end"], "2026-11-01T15:00:00Z");
+    assert_eq!(week["previous_period"]["end"], "2026-10-25T15:00:00Z");
+    let day = report("2026-10-31");
+    assert_eq!(day["period"]["start"], "2026-10-30T15:00:00Z");
+    assert_eq!(day["period"]["end"], "2026-10-31T15:00:00Z");
+    // A Tokyo month differs from the UTC one: records near the boundary
+    // fall on the other side.
+    let utc: Value = serde_json::from_str(&report_json(dir.path(), &[])).expect("json");
+    assert_eq!(utc["period"]["start"], "2026-10-01T00:00:00Z");
+}

@@ -66,3 +66,62 @@ fn every_command_works_without_a_config_file() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("configuration OK: defaults"));
 }
+
+#[test]
+fn a_wrong_type_inside_a_connector_table_names_the_connector_and_the_key() {
+    let (code, err) = check(
+        "[[connectors]]\nkind = \"github_code_scanning\"\nname = \"code\"\norg = \"acme\"\n\
+         [connectors.retry]\nmax_attempts = \"many\"\n",
+    );
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        err.trim_end(),
+        "configuration error: FILE: connector \"code\" (kind github_code_scanning): \
+         `retry.max_attempts`: invalid type: string \"many\", expected u32 for key `connectors[0]`"
+    );
+}
+
+#[test]
+fn check_validates_the_example_jira_pagerduty_and_inventory_setup() {
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/secmetrics.example.toml");
+    let o = bin()
+        .arg("--config")
+        .arg(&example)
+        .arg("check")
+        .env("SECMETRICS_GITHUB_TOKEN", "ghp_x")
+        .env("JIRA_TOKEN", "jira-x")
+        .env("PAGERDUTY_TOKEN", "pd-x")
+        .env(
+            "SECMETRICS_SLACK_WEBHOOK",
+            "https://hooks.slack.com/services/T/B/X",
+        )
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("jira (jira), pagerduty (pagerduty), inventory (inventory)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_bad_jira_mapping_gives_one_line_naming_mapping_and_key() {
+    let (code, err) = check(
+        "[[connectors]]\nkind = \"jira\"\nname = \"jira\"\nbase_url = \"https://x.atlassian.net\"\n\
+         [[connectors.mappings]]\nrecord = \"finding\"\njql = \"project = SEC\"\n\
+         [[connectors.mappings]]\nrecord = \"review\"\njql = \"project = REV\"\nseverity_from = \"priority\"\n",
+    );
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        err.trim_end(),
+        "configuration error: connector jira: mappings[1] (review): `severity_from` does not apply to record = \"review\""
+    );
+    let (code, err) = check(
+        "[[connectors]]\nkind = \"pagerduty\"\nname = \"pd\"\n[connectors.validated]\nfrom = \"urgncy\"\n",
+    );
+    assert_eq!(code, Some(1));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("urgncy"), "{err}");
+}

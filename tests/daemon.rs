@@ -384,6 +384,12 @@ to = ["ciso@example.test"]
         &mail[..mail.len().min(2000)]
     );
     assert!(mail.contains("multipart/alternative"));
+    assert!(
+        mail.contains("Message-ID: <")
+            && mail.contains(&format!(".monthly.{period}.email@example.test>")),
+        "{}",
+        &mail[..mail.len().min(2000)]
+    );
     assert!(mail.contains("image/png"));
     assert!(mail.contains(&format!("{:.1}%", design * 100.0)));
 }
@@ -445,8 +451,9 @@ webhook_url = "http://127.0.0.1:{port}/services/T/B/X"
     });
     // Kill between attempts (right after a failed one), not during one: an
     // entry killed mid-attempt is left unconfirmed, never re-sent.
-    d.wait_until("an attempt failed", 30, || {
-        d.log().contains("digest delivery failed")
+    d.wait_until("an attempt failed and the entry waits again", 30, || {
+        let e = undelivered(&d, "slack");
+        e["state"] == "pending" && e["attempts"].as_u64() >= Some(1)
     });
     d.kill9();
     let slack = FakeHttp::start_on(TcpListener::bind(("127.0.0.1", port)).unwrap(), slack_ok());
@@ -464,11 +471,6 @@ fn resync_goes_through_the_running_daemon_or_runs_here_without_one() {
     let s = setup("");
     let inbox = s.dir.path().join("inbox");
     std::fs::create_dir(&inbox).unwrap();
-    std::fs::write(
-        inbox.join("a.ndjson"),
-        "{\"kind\":\"asset\",\"id\":\"a\",\"tier\":1}\n{\"kind\":\"asset\",\"id\":\"b\",\"tier\":2}\n",
-    )
-    .unwrap();
     let mut cfg = std::fs::read_to_string(&s.config).unwrap();
     cfg.push_str(&format!(
         "\n[[connectors]]\nkind = \"ndjson\"\nname = \"inventory\"\npaths = [\"{}\"]\n",
@@ -476,6 +478,15 @@ fn resync_goes_through_the_running_daemon_or_runs_here_without_one() {
     ));
     std::fs::write(&s.config, cfg).unwrap();
     let d = Daemon::start(s.dir.path(), &s.config);
+    // The daemon syncs once at start (an empty inbox yet).
+    d.wait_until("the pass at start is done", 30, || {
+        readyz(&d)["connectors"]["inventory"]["synced_since_start"] == true
+    });
+    std::fs::write(
+        inbox.join("a.ndjson"),
+        "{\"kind\":\"asset\",\"id\":\"a\",\"tier\":1}\n{\"kind\":\"asset\",\"id\":\"b\",\"tier\":2}\n",
+    )
+    .unwrap();
     let o = bin()
         .arg("--config")
         .arg(&s.config)
@@ -560,15 +571,8 @@ pages_per_commit = 3
 "#,
         github.port
     ));
+    // The daemon syncs at start: that pass is the long one.
     let d = Daemon::start(s.dir.path(), &s.config);
-    let (code, body) = admin(
-        &d.socket(),
-        "POST",
-        "/api/v1/resync",
-        &[("content-type", "application/json")],
-        "{}",
-    );
-    assert_eq!(code, 202, "{body}");
     let alert_requests = |g: &FakeHttp| {
         g.requests()
             .iter()
@@ -584,19 +588,10 @@ pages_per_commit = 3
     let fetched_first = alert_requests(&github);
     assert!(fetched_first < PAGES, "the sync finished before SIGTERM");
 
+    // The next start's pass resumes after the last committed page.
     let d = Daemon::start(s.dir.path(), &s.config);
-    let (code, _) = admin(
-        &d.socket(),
-        "POST",
-        "/api/v1/resync",
-        &[("content-type", "application/json")],
-        "{}",
-    );
-    assert_eq!(code, 202);
-    d.wait_until("the resync finishes", 60, || {
-        admin(&d.socket(), "GET", "/api/v1/resync/1", &[], "")
-            .1
-            .contains("\"done\"")
+    d.wait_until("the pass at start finishes", 60, || {
+        readyz(&d)["connectors"]["gh"]["synced_since_start"] == true
     });
     let (code, _) = d.terminate();
     assert_eq!(code, Some(0));
@@ -861,4 +856,760 @@ webhook_url = "http://127.0.0.1:{}/services/T/B/X"
         text.contains(&format!("Product security KPIs — {expected}")),
         "{text}"
     );
+}
+
+/// The daemon's `/readyz` answer.
+fn readyz(d: &Daemon) -> serde_json::Value {
+    let (_, body) = admin(&d.socket(), "GET", "/readyz", &[], "");
+    serde_json::from_str(&body).unwrap_or(serde_json::Value::Null)
+}
+
+/// A `[[digests]]` table firing every 2 s plus a `[slack]` webhook table.
+fn every_2s_to_slack(port: u16, slack_extra: &str) -> String {
+    format!(
+        r#"
+[[digests]]
+name = "monthly"
+schedule = "*/2 * * * * *"
+channels = ["slack"]
+
+[slack]
+webhook_url = "http://127.0.0.1:{port}/services/T/B/X"
+{slack_extra}
+"#
+    )
+}
+
+#[test]
+fn a_slack_answer_slower_than_the_timeout_is_unconfirmed_and_never_posted_twice() {
+    // The webhook answers after 3 s; the client gives up after 1 s, when
+    // the request was already sent: Slack may have posted it.
+    let slack = FakeHttp::start(Arc::new(|n, _| {
+        (200, vec![], "ok".into(), if n == 1 { 3000 } else { 0 })
+    }));
+    let s = setup(&every_2s_to_slack(slack.port, "timeout_secs = 1"));
+    import_small(&s);
+    let d = Daemon::start(s.dir.path(), &s.config);
+    d.wait_until("the entry is unconfirmed (or posted twice)", 40, || {
+        readyz(&d)["outbox"]["unconfirmed"] == 1 || slack.count() >= 2
+    });
+    assert_eq!(slack.count(), 1, "posted twice: {:?}", slack.requests());
+    let r = readyz(&d);
+    assert_eq!(r["outbox"]["unconfirmed"], 1, "{r}");
+    assert_eq!(r["outbox_depth"], 0, "{r}");
+    let log = d.log();
+    assert!(log.contains("timed out"), "{log}");
+    assert!(log.contains("digest delivery unconfirmed"), "{log}");
+    assert!(
+        !log.contains("/services/T/B/X"),
+        "the webhook URL leaked: {log}"
+    );
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+    let st = status(&s.dir.path().join("store"));
+    assert_eq!(st["outbox"]["unconfirmed"], 1, "{st}");
+    assert_eq!(slack.count(), 1);
+    // The operator finds it did not arrive and asks for it again.
+    let d = Daemon::start(s.dir.path(), &s.config);
+    let period = last_complete_month();
+    let o = digest_cmd(&s.config, &["monthly", "--period", &period, "--resend"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("was unconfirmed, queued again by the daemon"),
+        "{}",
+        stdout(&o)
+    );
+    d.wait_until("the outbox says sent", 30, || {
+        readyz(&d)["outbox"]["sent"] == 1
+    });
+    assert_eq!(slack.count(), 2);
+    d.terminate();
+}
+
+#[test]
+fn killed_while_a_fired_digest_is_rendered_the_restart_still_sends_it_once() {
+    let slack = FakeHttp::start(slack_ok());
+    let s = setup("");
+    // A large store, so rendering takes long enough to be killed during it.
+    let o = bin()
+        .args(["demo", "--size", "100000", "--out"])
+        .arg(s.dir.path())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    // A schedule that fires once, a few seconds after the start, as a
+    // monthly one does: nothing fires again for that period.
+    let fires_at = {
+        use chrono::Timelike;
+        (chrono::Utc::now() + chrono::Duration::seconds(15))
+            .with_nanosecond(0)
+            .unwrap()
+    };
+    let fire = {
+        use chrono::{Datelike, Timelike};
+        let t = fires_at;
+        format!(
+            "{} {} {} {} {} *",
+            t.second(),
+            t.minute(),
+            t.hour(),
+            t.day(),
+            t.month()
+        )
+    };
+    let mut cfg = std::fs::read_to_string(&s.config).unwrap();
+    cfg.push_str(&format!(
+        r#"
+[[digests]]
+name = "monthly"
+schedule = "{fire}"
+channels = ["slack"]
+
+[slack]
+webhook_url = "http://127.0.0.1:{}/services/T/B/X"
+"#,
+        slack.port
+    ));
+    std::fs::write(&s.config, cfg).unwrap();
+    let d = Daemon::start(s.dir.path(), &s.config);
+    assert!(
+        chrono::Utc::now() < fires_at,
+        "the daemon took too long to start for this test"
+    );
+    d.wait_until("a fired digest is being rendered", 60, || {
+        d.log().contains("rendering digest")
+    });
+    d.kill9();
+    let first = std::fs::read_to_string(s.dir.path().join("daemon.log")).unwrap();
+    assert!(
+        !first.contains("digest rendered into the outbox"),
+        "the kill came after the digest was queued; the test needs a larger store:\n{first}"
+    );
+    assert_eq!(slack.count(), 0);
+
+    let d = Daemon::start(s.dir.path(), &s.config);
+    d.wait_until("the digest arrives after the restart", 60, || {
+        slack.count() >= 1
+    });
+    d.wait_until("the outbox says sent", 30, || {
+        readyz(&d)["outbox"]["sent"] == 1
+    });
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+    assert_eq!(slack.count(), 1, "{:?}", slack.requests());
+    let period = last_complete_month();
+    assert!(
+        slack.requests()[0]
+            .1
+            .contains(&format!("Product security KPIs — {period}")),
+        "{}",
+        slack.requests()[0].1
+    );
+}
+
+#[test]
+fn a_digest_waits_for_a_sync_pass_since_start_and_names_the_connector_holding_it() {
+    // GitHub refuses the token until the test repairs it.
+    let healthy = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let h = healthy.clone();
+    let github = FakeHttp::start(Arc::new(move |_, path| {
+        let json = vec![("content-type".to_string(), "application/json".to_string())];
+        if !h.load(std::sync::atomic::Ordering::SeqCst) {
+            return (401, json, r#"{"message":"Bad credentials"}"#.into(), 0);
+        }
+        if path.contains("/repos") {
+            return (200, json, "[]".into(), 0);
+        }
+        (
+            200,
+            json,
+            r#"[{"number":1,"created_at":"2026-10-02T00:00:00Z","updated_at":"2026-10-10T00:00:00Z","state":"open","resolution":null,"resolved_at":null,"secret_type":"aws_access_key_id","secret":"AKIAFAKEFAKEFAKE0001","validity":"active","push_protection_bypassed":false,"repository":{"full_name":"acme/app"}}]"#.into(),
+            0,
+        )
+    }));
+    let slack = FakeHttp::start(slack_ok());
+    let s = setup(&format!(
+        r#"
+[[connectors]]
+kind = "github_secret_scanning"
+name = "gh"
+org = "acme"
+base_url = "http://127.0.0.1:{}"
+token = "ghp_testtoken"
+{}"#,
+        github.port,
+        every_2s_to_slack(slack.port, "")
+    ));
+    // Records from an earlier run: without the gate they would be sent as
+    // if current.
+    import_small(&s);
+    let d = Daemon::start(s.dir.path(), &s.config);
+    d.wait_until("the digest is held for connector gh", 40, || {
+        let r = readyz(&d);
+        r["digests_held"][0]["reason"]
+            .as_str()
+            .is_some_and(|t| t.contains("`gh`") && t.contains("since the daemon started"))
+            || slack.count() > 0
+    });
+    assert_eq!(slack.count(), 0, "sent before any sync pass completed");
+    let r = readyz(&d);
+    assert_eq!(r["digests_held"][0]["digest"], "monthly", "{r}");
+    assert_eq!(r["digests_held"][0]["period"], last_complete_month(), "{r}");
+    assert!(d.log().contains("digest held"), "{}", d.log());
+    // Repaired: the next pass completes and the digest goes.
+    healthy.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (code, body) = admin(&d.socket(), "POST", "/api/v1/resync", &[], "");
+    assert_eq!(code, 202, "{body}");
+    d.wait_until("the digest is delivered", 40, || slack.count() >= 1);
+    d.wait_until("nothing is held", 20, || {
+        readyz(&d)["digests_held"] == serde_json::json!([])
+    });
+    // Running totals are counters: the failed pass at start, the record of
+    // the pass that worked.
+    let (_, metrics) = admin(&d.socket(), "GET", "/metrics", &[], "");
+    assert!(
+        metrics.contains("# TYPE secmetrics_connector_records counter"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("# TYPE secmetrics_connector_errors counter"),
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "secmetrics_connector_records_total{connector=\"gh\"}"
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "secmetrics_connector_errors_total{connector=\"gh\"}"
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(&metrics, "secmetrics_digests_held"),
+        Some(0.0),
+        "{metrics}"
+    );
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+    assert_eq!(slack.count(), 1);
+    assert!(!d_log_contains(s.dir.path(), "ghp_testtoken"));
+}
+
+#[test]
+fn a_digest_of_an_empty_store_is_held_until_records_arrive() {
+    let slack = FakeHttp::start(slack_ok());
+    let s = setup(&every_2s_to_slack(slack.port, ""));
+    let d = Daemon::start(s.dir.path(), &s.config);
+    d.wait_until("the digest is held for want of data", 40, || {
+        readyz(&d)["digests_held"][0]["reason"]
+            .as_str()
+            .is_some_and(|t| t.contains("no records at all"))
+            || slack.count() > 0
+    });
+    assert_eq!(slack.count(), 0, "an empty pack was sent");
+    assert!(d.log().contains("digest held"), "{}", d.log());
+    // Asking for it by hand says why it cannot go.
+    let (code, body) = admin(&d.socket(), "POST", "/api/v1/digests/monthly", &[], "");
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("no records at all"), "{body}");
+    // Whole lines, within the test's push_max_bytes.
+    let mut records = String::new();
+    for l in read("golden/estate-small.ndjson").lines() {
+        if records.len() + l.len() + 1 > 4000 {
+            break;
+        }
+        records.push_str(l);
+        records.push('\n');
+    }
+    let (code, body) = admin(
+        &d.socket(),
+        "POST",
+        "/api/v1/records",
+        &[("authorization", "Bearer push-secret-token")],
+        &records,
+    );
+    assert_eq!(code, 200, "{body}");
+    d.wait_until("the digest is delivered", 40, || slack.count() >= 1);
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+    assert_eq!(slack.count(), 1);
+}
+
+/// The value of one sample line (name with labels) of an OpenMetrics text.
+fn metric(text: &str, sample: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
+}
+
+/// A TCP server that accepts SMTP connections and never says a word.
+fn start_silent_smtp() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    port
+}
+
+/// A release flag the stalling SMTP handler waits on.
+type Release = Arc<(Mutex<bool>, std::sync::Condvar)>;
+
+fn release(r: &Release) {
+    *r.0.lock().unwrap() = true;
+    r.1.notify_all();
+}
+
+/// A real SMTP server whose first session never answers DATA (no 354) and
+/// whose later sessions take the message and never give the final answer.
+#[derive(Clone)]
+struct StallingSmtp {
+    sessions: Arc<std::sync::atomic::AtomicUsize>,
+    release: Release,
+    stall_at_end: bool,
+}
+
+impl StallingSmtp {
+    fn wait(&self) {
+        let (lock, cvar) = &*self.release;
+        let mut released = lock.lock().unwrap();
+        while !*released {
+            released = cvar.wait(released).unwrap();
+        }
+    }
+}
+
+impl mailin_embedded::Handler for StallingSmtp {
+    fn data_start(
+        &mut self,
+        _domain: &str,
+        _from: &str,
+        _is8bit: bool,
+        _to: &[String],
+    ) -> mailin_embedded::Response {
+        let n = self
+            .sessions
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if n == 0 {
+            self.wait();
+        } else {
+            self.stall_at_end = true;
+        }
+        mailin_embedded::response::OK
+    }
+
+    fn data_end(&mut self) -> mailin_embedded::Response {
+        if self.stall_at_end {
+            self.wait();
+        }
+        mailin_embedded::response::OK
+    }
+}
+
+/// The entry of `channel` in `/readyz`'s undelivered list.
+fn undelivered(d: &Daemon, channel: &str) -> serde_json::Value {
+    readyz(d)["outbox_undelivered"]
+        .as_array()
+        .and_then(|a| a.iter().find(|e| e["channel"] == channel).cloned())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+#[test]
+fn a_stalled_smtp_server_never_holds_back_slack_and_entries_in_flight_show_as_sending() {
+    let smtp_port = start_silent_smtp();
+    // Slack takes a minute to answer: its entry stays `sending` meanwhile.
+    let slack = FakeHttp::start(Arc::new(|_, _| (200, vec![], "ok".into(), 60_000)));
+    let s = setup(&format!(
+        r#"
+[[digests]]
+name = "monthly"
+schedule = "*/2 * * * * *"
+channels = ["email", "slack"]
+
+[slack]
+webhook_url = "http://127.0.0.1:{}/services/T/B/X"
+timeout_secs = 120
+
+[email]
+host = "127.0.0.1"
+port = {smtp_port}
+tls = "none"
+from = "secmetrics <secmetrics@example.test>"
+to = ["ciso@example.test"]
+timeout_secs = 1
+"#,
+        slack.port
+    ));
+    import_small(&s);
+    let d = Daemon::start(s.dir.path(), &s.config);
+    d.wait_until(
+        "Slack receives the digest despite the stalled SMTP server",
+        40,
+        || slack.count() >= 1,
+    );
+    d.wait_until("the Slack entry shows as sending", 20, || {
+        undelivered(&d, "slack")["state"] == "sending"
+    });
+    let (_, metrics) = admin(&d.socket(), "GET", "/metrics", &[], "");
+    let sending = metric(&metrics, "secmetrics_outbox_entries{state=\"sending\"}");
+    assert!(sending >= Some(1.0), "{metrics}");
+    let o = bin()
+        .arg("--config")
+        .arg(&s.config)
+        .arg("status")
+        .output()
+        .unwrap();
+    let text = stdout(&o);
+    assert!(text.contains("sending "), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("monthly") && l.contains(" slack ") && l.contains("sending")),
+        "{text}"
+    );
+    // Meanwhile the email is tried again and again, each attempt bounded
+    // by its 1 s step timeout.
+    d.wait_until("the email was tried twice", 30, || {
+        undelivered(&d, "email")["attempts"].as_u64() >= Some(2)
+    });
+    let email = undelivered(&d, "email");
+    assert!(
+        email["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("connect: timed out after 1 s")),
+        "{email}"
+    );
+    assert_eq!(undelivered(&d, "slack")["state"], "sending");
+    assert_eq!(slack.count(), 1);
+    d.kill9();
+}
+
+#[test]
+fn an_smtp_server_silent_after_the_message_leaves_it_unconfirmed_and_never_sends_it_twice() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let smtp_port = listener.local_addr().unwrap().port();
+    let sessions = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let gate: Release = Arc::default();
+    let handler = StallingSmtp {
+        sessions: sessions.clone(),
+        release: gate.clone(),
+        stall_at_end: false,
+    };
+    std::thread::spawn(move || {
+        let mut server = mailin_embedded::Server::new(handler);
+        server
+            .with_name("smtp.test")
+            .with_tcp_listener(listener)
+            .with_num_threads(4);
+        let _ = server.serve();
+    });
+    let s = setup(&format!(
+        r#"
+[[digests]]
+name = "monthly"
+schedule = "*/2 * * * * *"
+channels = ["email"]
+
+[email]
+host = "127.0.0.1"
+port = {smtp_port}
+tls = "none"
+from = "secmetrics <secmetrics@example.test>"
+to = ["ciso@example.test"]
+timeout_secs = 1
+"#
+    ));
+    import_small(&s);
+    let d = Daemon::start(s.dir.path(), &s.config);
+    d.wait_until("the email is unconfirmed", 40, || {
+        undelivered(&d, "email")["state"] == "unconfirmed"
+    });
+    let email = undelivered(&d, "email");
+    // First attempt: DATA got no answer, so the message never went out:
+    // retried. Second: the message went out and no answer came.
+    assert_eq!(email["attempts"], 2, "{email}");
+    assert!(
+        email["last_error"].as_str().is_some_and(
+            |e| e.contains("timed out after 1 s waiting for the answer to the message")
+        ),
+        "{email}"
+    );
+    let log = d.log();
+    assert!(log.contains("DATA: timed out after 1 s"), "{log}");
+    assert!(log.contains("digest delivery unconfirmed"), "{log}");
+    assert_eq!(sessions.load(std::sync::atomic::Ordering::SeqCst), 2);
+    release(&gate);
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+    assert_eq!(sessions.load(std::sync::atomic::Ordering::SeqCst), 2);
+    let st = status(&s.dir.path().join("store"));
+    assert_eq!(st["outbox"]["unconfirmed"], 1, "{st}");
+}
+
+/// A real SMTP server that refuses one mailbox (550) and keeps the
+/// messages it accepts.
+#[derive(Clone, Default)]
+struct PickySmtp {
+    inner: Mailbox,
+}
+
+impl mailin_embedded::Handler for PickySmtp {
+    fn rcpt(&mut self, to: &str) -> mailin_embedded::Response {
+        if to.contains("nobody@") {
+            mailin_embedded::response::NO_MAILBOX
+        } else {
+            mailin_embedded::response::OK
+        }
+    }
+
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.inner.data(buf)
+    }
+
+    fn data_end(&mut self) -> mailin_embedded::Response {
+        self.inner.data_end()
+    }
+}
+
+fn digest_cmd(config: &Path, args: &[&str]) -> std::process::Output {
+    bin()
+        .arg("--config")
+        .arg(config)
+        .arg("digest")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_failed_digest_is_resent_on_request_once_fixed_and_a_delivered_one_only_with_force() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let smtp_port = listener.local_addr().unwrap().port();
+    let handler = PickySmtp::default();
+    let mails = handler.inner.messages.clone();
+    std::thread::spawn(move || {
+        let mut server = mailin_embedded::Server::new(handler);
+        server
+            .with_name("smtp.test")
+            .with_tcp_listener(listener)
+            .with_num_threads(2);
+        let _ = server.serve();
+    });
+    let email = |to: &str| {
+        format!(
+            r#"
+[[digests]]
+name = "monthly"
+schedule = "0 0 8 1 * *"
+channels = ["email"]
+
+[email]
+host = "127.0.0.1"
+port = {smtp_port}
+tls = "none"
+from = "secmetrics <secmetrics@example.test>"
+to = ["{to}"]
+timeout_secs = 5
+"#
+        )
+    };
+    let s = setup(&email("nobody@example.test"));
+    import_small(&s);
+    let period = last_complete_month();
+    let d = Daemon::start(s.dir.path(), &s.config);
+    let o = digest_cmd(&s.config, &["monthly"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    d.wait_until("the email is refused for good", 30, || {
+        undelivered(&d, "email")["state"] == "failed"
+    });
+    let o = bin()
+        .arg("--config")
+        .arg(&s.config)
+        .arg("status")
+        .output()
+        .unwrap();
+    let text = stdout(&o);
+    assert!(
+        text.lines().any(|l| l.starts_with("monthly")
+            && l.contains(&period)
+            && l.contains(" email ")
+            && l.contains("failed")
+            && l.contains("550")),
+        "{text}"
+    );
+    assert!(text.contains("--resend"), "{text}");
+    d.terminate();
+
+    // The operator fixes the recipient, restarts, and asks for a resend.
+    let fixed = s.config.with_file_name("fixed.toml");
+    let cfg = std::fs::read_to_string(&s.config)
+        .unwrap()
+        .replace("nobody@example.test", "ciso@example.test");
+    std::fs::write(&fixed, cfg).unwrap();
+    let d = Daemon::start(s.dir.path(), &fixed);
+    let o = digest_cmd(&fixed, &["monthly", "--period", &period, "--resend"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains(&format!(
+            "monthly {period} email: was failed, queued again by the daemon"
+        )),
+        "{}",
+        stdout(&o)
+    );
+    d.wait_until("the email arrives", 30, || mails.lock().unwrap().len() == 1);
+    assert!(mails.lock().unwrap()[0].contains("To: ciso@example.test"));
+    d.wait_until("the outbox says sent", 30, || {
+        readyz(&d)["outbox"]["sent"] == 1
+    });
+    // Delivered: a resend is refused unless forced.
+    let o = digest_cmd(&fixed, &["monthly", "--period", &period, "--resend"]);
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("was sent, not sent again: it was delivered; add --force"),
+        "{}",
+        stdout(&o)
+    );
+    let o = digest_cmd(
+        &fixed,
+        &["monthly", "--period", &period, "--resend", "--force"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    d.wait_until("the forced resend arrives", 30, || {
+        mails.lock().unwrap().len() == 2
+    });
+    let id = |m: &str| {
+        m.lines()
+            .find(|l| l.starts_with("Message-ID: "))
+            .map(str::to_string)
+    };
+    {
+        let m = mails.lock().unwrap();
+        assert!(id(&m[0]).is_some(), "{}", m[0]);
+        assert_eq!(id(&m[0]), id(&m[1]), "a resend is the same message");
+    }
+    let log = d.log();
+    assert!(log.contains("digest resend refused"), "{log}");
+    assert!(log.contains("digest re-queued by request"), "{log}");
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+    // Without a daemon the command does it here and sends before returning.
+    let o = digest_cmd(
+        &fixed,
+        &["monthly", "--period", &period, "--resend", "--force"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("queued again by here"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("sent 1, failed 0"), "{}", stdout(&o));
+    assert_eq!(mails.lock().unwrap().len(), 3);
+}
+
+#[test]
+fn day_and_week_digests_go_through_the_daemon_in_their_period_forms_and_kpi_timezone() {
+    use chrono::Timelike;
+    // A zone whose date differs from UTC's right now, so its "yesterday"
+    // is not UTC's.
+    let now = chrono::Utc::now();
+    let zone_name = if now.hour() >= 10 {
+        "Pacific/Kiritimati"
+    } else {
+        "Etc/GMT+12"
+    };
+    let zone: chrono_tz::Tz = zone_name.parse().unwrap();
+    let yesterday = || {
+        (chrono::Utc::now().with_timezone(&zone).date_naive() - chrono::Days::new(1))
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    let expected_before = yesterday();
+    let slack = FakeHttp::start(slack_ok());
+    let s = setup(&format!(
+        r#"
+[kpi]
+timezone = "{zone_name}"
+
+[[digests]]
+name = "daily"
+schedule = "*/2 * * * * *"
+period = "day"
+channels = ["slack"]
+
+[[digests]]
+name = "weekly"
+schedule = "0 0 8 * * Mon"
+period = "week"
+channels = ["slack"]
+
+[slack]
+webhook_url = "http://127.0.0.1:{}/services/T/B/X"
+"#,
+        slack.port
+    ));
+    import_small(&s);
+    let d = Daemon::start(s.dir.path(), &s.config);
+    d.wait_until("the daily digest arrives", 40, || slack.count() >= 1);
+    let first = slack.requests()[0].1.clone();
+    let label = [expected_before, yesterday()]
+        .into_iter()
+        .find(|l| first.contains(&format!("Product security KPIs (daily) — {l}\"")))
+        .unwrap_or_else(|| panic!("not yesterday in {zone_name}: {first}"));
+    assert_ne!(
+        label,
+        (now.date_naive() - chrono::Days::new(1)).to_string(),
+        "UTC's yesterday"
+    );
+    // A weekly digest asked for by hand goes through the daemon.
+    let o = digest_cmd(&s.config, &["weekly", "--period", "2026-W48"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("queued by the daemon"),
+        "{}",
+        stdout(&o)
+    );
+    d.wait_until("the weekly digest arrives", 30, || slack.count() >= 2);
+    let weekly = &slack.requests()[1].1;
+    assert!(
+        weekly.contains("Product security KPIs (weekly) — 2026-W48\""),
+        "{weekly}"
+    );
+    // The API takes the same forms, in kpi.timezone.
+    let (code, body) = admin(&d.socket(), "GET", "/api/v1/kpis?period=2026-W48", &[], "");
+    assert_eq!(code, 200, "{body}");
+    let pack: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let local_midnight = |day: u32| {
+        use chrono::TimeZone;
+        zone.with_ymd_and_hms(2026, 11, day, 0, 0, 0)
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    assert_eq!(pack["period"]["start"], local_midnight(23), "{body}");
+    assert_eq!(pack["period"]["end"], local_midnight(30), "{body}");
+    // The wrong form for the digest is refused, naming the right one.
+    let o = digest_cmd(&s.config, &["weekly", "--period", "2026-11"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("YYYY-Www"), "{}", stderr(&o));
+    // --dry-run while the daemon holds the store: the daemon renders.
+    let o = digest_cmd(&s.config, &["daily", "--dry-run", "--period", "2026-11-30"]);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("Product security KPIs (daily) — 2026-11-30"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("Subject: "), "{}", stdout(&o));
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+    assert_eq!(slack.count(), 2, "{:?}", slack.requests());
 }

@@ -221,3 +221,52 @@ fn killed_import_keeps_every_completed_batch_and_no_partial_one() {
     ids.sort_unstable();
     assert_eq!(ids, (0..n).collect::<Vec<_>>());
 }
+
+#[test]
+fn an_overlong_or_non_utf8_line_is_rejected_and_a_missing_file_is_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("in.ndjson");
+    let mut body = Vec::new();
+    body.extend_from_slice(b"{\"kind\":\"asset\",\"id\":\"a1\",\"tier\":1}\n");
+    body.extend_from_slice(
+        format!(
+            "{{\"kind\":\"asset\",\"id\":\"big\",\"tier\":1,\"pad\":\"{}\"}}\n",
+            "x".repeat(3000)
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(b"{\"kind\":\"asset\",\"id\":\"\xff\",\"tier\":1}\n");
+    body.extend_from_slice(b"{\"kind\":\"asset\",\"id\":\"a2\",\"tier\":2}\n");
+    std::fs::write(&f, body).unwrap();
+    let missing = dir.path().join("nope.ndjson");
+    let store = dir.path().join("store");
+    let o = run(
+        &store,
+        &[
+            "import",
+            "--max-line-bytes",
+            "2000",
+            f.to_str().unwrap(),
+            missing.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    let name = f.display().to_string();
+    assert!(
+        err.contains(&format!(
+            "{name}:2: line is 3045 bytes, longer than the limit of 2000 bytes"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{name}:3: not UTF-8 (invalid byte at column 23)")),
+        "{err}"
+    );
+    let out = stdout(&o);
+    // Two good assets; the two bad lines name no readable kind.
+    assert_eq!(summary_row(&out, "asset"), vec![2, 2, 0, 0, 0]);
+    assert_eq!(summary_row(&out, "(no"), vec![0, 0, 0, 0, 2]);
+    assert!(out.contains("files failed whole: 1"), "{out}");
+    assert_eq!(status(&store)["records"]["asset"], 2);
+}

@@ -117,9 +117,23 @@ fn full_sync_that_skipped_an_unreadable_item_marks_nothing_gone() {
         sync_row(&stdout(&o), "inventory"),
         vec![1, 1, 0, 0, 2, 1, 0]
     );
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // A pass that skipped an item is partial: exit code 1, the item named.
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("partial: 1 unreadable"),
+        "{}",
+        stdout(&o)
+    );
     assert!(
         stderr(&o).contains("full pass skipped 1 unreadable item(s); nothing marked gone"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains(&format!(
+            "inventory: unreadable, skipped: {}:3: field `tier`",
+            file.display()
+        )),
         "{}",
         stderr(&o)
     );
@@ -156,7 +170,7 @@ fn full_sarif_pass_marks_gone_despite_an_unmapped_file_but_not_after_an_unreadab
     // The web file is replaced by a malformed one: nothing is marked gone.
     std::fs::write(&web, "{\"runs\": [").unwrap();
     let o = sync(&store, &config, &["--full"]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert_eq!(sync_row(&stdout(&o), "sast"), vec![2, 2, 0, 0, 0, 2, 0]);
     assert_eq!(status(&store)["gone"], 0);
     // The web file is deleted: its two findings are gone, the unmapped
@@ -439,7 +453,7 @@ fn github_sync_commits_pages_with_cursor_and_a_second_pass_writes_nothing() {
         &format!(
             "[[connectors]]\nkind = \"github_secret_scanning\"\nname = \"gh\"\norg = \"acme\"\n\
              base_url = \"{base}\"\ntoken_file = \"{}\"\nrate = 100.0\nper_page = 2\n\
-             [connectors.repos]\nenabled = false\n",
+             [connectors.coverage]\nenabled = false\n",
             token_file.display()
         ),
     );
@@ -558,4 +572,165 @@ fn check_builds_every_connector_and_names_the_one_at_fault() {
         "{}",
         stderr(&o)
     );
+}
+
+#[test]
+fn a_bad_sarif_file_is_named_skipped_until_it_changes_and_the_other_files_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let scans = dir.path().join("scans");
+    std::fs::create_dir_all(&scans).unwrap();
+    let good1 = scans.join("a.sarif");
+    std::fs::write(&good1, sarif_scan("2026-03-01T00:00:00Z", &["a1", "a2"])).unwrap();
+    // Metadata that parses, and a second result whose `startLine` is a
+    // string: the reader gets through the first result, then fails.
+    let bad = scans.join("b.sarif");
+    let bad_text = r#"{"version":"2.1.0","runs":[{"tool":{"driver":{"name":"T2","rules":[{"id":"A"}]}},
+"results":[{"ruleId":"A","message":{"text":"m"},"partialFingerprints":{"h":"b1"}},
+{"ruleId":"A","message":{"text":"m"},"locations":[{"physicalLocation":{"region":{"startLine":"1"}}}]}]}]}"#;
+    std::fs::write(&bad, bad_text).unwrap();
+    let good2 = scans.join("c.sarif");
+    std::fs::write(&good2, sarif_scan("2026-03-02T00:00:00Z", &["c1"])).unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[[connectors]]\nkind = \"sarif\"\nname = \"sast\"\npaths = [\"{}\"]\ndefault_asset = \"web\"\npage_size = 1\n",
+            scans.display()
+        ),
+    );
+    let store = dir.path().join("store");
+    let o = sync(&store, &config, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("partial: 1 unreadable"), "{out}");
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "sast: unreadable, skipped: {}: a result cannot be read: invalid type: string \"1\", expected u64 at line 3 column",
+            bad.display()
+        )),
+        "{err}"
+    );
+    // a1, a2, c1, and b1 (committed before the bad result) are stored.
+    let s = status(&store);
+    assert_eq!(s["records"]["finding"], 4);
+    assert_eq!(s["connectors"]["sast"]["last_pass"]["state"], "partial");
+    assert_eq!(s["connectors"]["sast"]["last_pass"]["unreadable"], 1);
+    // Nothing changed: no file is read again, the bad one is still counted.
+    let o = sync(&store, &config, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    // [pages, requests, new, replaced, unchanged, skipped, gone]
+    assert_eq!(sync_row(&stdout(&o), "sast"), vec![0, 0, 0, 0, 0, 1, 0]);
+    // Fixed: read again, the pass is ok.
+    std::fs::write(&bad, sarif_scan("2026-03-03T00:00:00Z", &["b1", "b2"])).unwrap();
+    let o = sync(&store, &config, &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains(" ok"), "{}", stdout(&o));
+    let s = status(&store);
+    assert_eq!(s["records"]["finding"], 6);
+    assert_eq!(s["connectors"]["sast"]["last_pass"]["state"], "ok");
+}
+
+/// A server on loopback that accepts connections, reads the request and
+/// never answers. Returns its base URL and how many it accepted.
+fn silent_server() -> (String, Arc<Mutex<usize>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = Arc::new(Mutex::new(0usize));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for sock in listener.incoming().flatten() {
+            *count.lock().unwrap() += 1;
+            let mut reader = BufReader::new(sock.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            held.push(sock);
+        }
+    });
+    (base, accepted)
+}
+
+fn hung_github_config(dir: &Path, base: &str, extra: &str) -> std::path::PathBuf {
+    write_config(
+        dir,
+        &format!(
+            "{extra}\n[[connectors]]\nkind = \"github_secret_scanning\"\nname = \"gh\"\norg = \"acme\"\n\
+             base_url = \"{base}\"\ntoken = \"ghp_NeverLoggedToken0000000000000000000\"\n\
+             [connectors.coverage]\nenabled = false\n"
+        ),
+    )
+}
+
+#[test]
+fn ctrl_c_cuts_a_request_to_a_server_that_never_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, accepted) = silent_server();
+    let config = hung_github_config(dir.path(), &base, "");
+    let store = dir.path().join("store");
+    let started = std::time::Instant::now();
+    let child = bin()
+        .arg("--data-dir")
+        .arg(&store)
+        .args(["--config", config.to_str().unwrap(), "sync"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the request is in flight, then interrupt.
+    while *accepted.lock().unwrap() == 0 {
+        assert!(started.elapsed().as_secs() < 20, "no request arrived");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let interrupted_at = std::time::Instant::now();
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    // The default request timeout is 30 s with 6 attempts: the pass did
+    // not wait for any of them.
+    assert!(
+        interrupted_at.elapsed().as_secs() < 25,
+        "Ctrl-C took {:?}",
+        interrupted_at.elapsed()
+    );
+    assert_eq!(*accepted.lock().unwrap(), 1, "no retry after Ctrl-C");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("interrupted"), "{out}\n{}", stderr(&o));
+    assert!(!stderr(&o).contains("NeverLogged"));
+    let s = status(&store);
+    assert_eq!(s["connectors"]["gh"]["last_pass"]["state"], "interrupted");
+}
+
+#[test]
+fn a_pass_past_its_time_bound_is_stopped_and_reported_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (base, _) = silent_server();
+    let config = hung_github_config(dir.path(), &base, "[sync]\nmax_pass_secs = 1\n");
+    let store = dir.path().join("store");
+    let started = std::time::Instant::now();
+    let o = sync(&store, &config, &[]);
+    assert!(
+        started.elapsed().as_secs() < 25,
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stdout(&o).contains("failed"), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains(
+            "gh: the pass ran past its time bound of 1 s (`sync.max_pass_secs`) and was stopped"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    let s = status(&store);
+    assert_eq!(s["connectors"]["gh"]["last_pass"]["state"], "failed");
+    assert!(s["connectors"]["gh"]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("time bound"));
 }

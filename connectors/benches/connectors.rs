@@ -7,8 +7,8 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
-use secmetrics_connectors::github::code_scanning::GithubCodeScanningSettings;
-use secmetrics_connectors::github::secret_scanning::GithubSecretScanningSettings;
+use secmetrics_connectors::github::code_scanning::GithubCodeScanning;
+use secmetrics_connectors::github::secret_scanning::GithubSecretScanning;
 use secmetrics_connectors::sarif::{import_file, FindingContext, SuppressionPolicy};
 use secmetrics_connectors::{
     Committed, Connector, ConnectorSettings, Environment, Page, PageSink, SinkError, SyncMode,
@@ -157,21 +157,15 @@ async fn start(total: usize) -> String {
 async fn github(kind: &str, total: usize) {
     let base = start(total).await;
     let settings = json!({"name": "bench", "org": "acme", "base_url": base, "rate": 100000.0,
-                          "burst": 1000, "repos": {"enabled": false}});
+                          "burst": 1000, "coverage": {"enabled": false}});
     let (connector, stats): (Box<dyn Connector>, _) = if kind == "secret" {
-        let c = serde_json::from_value::<GithubSecretScanningSettings>(settings)
-            .unwrap()
-            .build(None)
-            .unwrap();
+        let c = GithubSecretScanning::new(serde_json::from_value(settings).unwrap(), None).unwrap();
         let s = c.api().http().stats();
         (Box::new(c), s)
     } else {
         let mut settings = settings;
-        settings.as_object_mut().unwrap().remove("repos");
-        let c = serde_json::from_value::<GithubCodeScanningSettings>(settings)
-            .unwrap()
-            .build(None)
-            .unwrap();
+        settings.as_object_mut().unwrap().remove("coverage");
+        let c = GithubCodeScanning::new(serde_json::from_value(settings).unwrap(), None).unwrap();
         let s = c.api().http().stats();
         (Box::new(c), s)
     };

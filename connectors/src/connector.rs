@@ -3,6 +3,76 @@
 //! this crate never touches it).
 
 use crate::record::Record;
+use std::future::Future;
+use std::sync::Arc;
+
+/// A stop signal shared by whoever may end a pass early (Ctrl-C, SIGTERM,
+/// a pass's time bound) and the pass itself. Connectors see it two ways:
+/// [`PageSink::cancelled`] between pages, and — inside [`with_cancel`] —
+/// the shared HTTP client, which cuts a request in flight or a backoff or
+/// rate-limit wait at once when it fires.
+#[derive(Debug, Clone)]
+pub struct Cancel(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Default for Cancel {
+    fn default() -> Self {
+        Cancel(Arc::new(tokio::sync::watch::channel(false).0))
+    }
+}
+
+impl Cancel {
+    /// A signal that has not fired.
+    pub fn new() -> Cancel {
+        Cancel::default()
+    }
+
+    /// Fire the signal (idempotent).
+    pub fn cancel(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// True once the signal has fired.
+    pub fn is_cancelled(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves when the signal fires (at once if it has).
+    pub async fn cancelled(&self) {
+        let mut rx = self.0.subscribe();
+        // The sender lives as long as `self`: the wait cannot fail.
+        let _ = rx.wait_for(|fired| *fired).await;
+    }
+}
+
+/// Run blocking work (reading a file, committing a page to a sink that
+/// writes to disk) from a connector's async pass without stalling the
+/// runtime: on a multi-thread runtime the worker first hands its other
+/// tasks to another thread; elsewhere the work simply runs.
+pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
+tokio::task_local! {
+    static PASS_CANCEL: Cancel;
+}
+
+/// Run `pass` (a connector's sync) under `cancel`: every request the
+/// shared HTTP client makes inside it ends with
+/// [`crate::http::HttpError::Cancelled`] as soon as `cancel` fires, instead
+/// of finishing its wait or its attempts. Pages committed stay committed.
+pub async fn with_cancel<F: Future>(cancel: Cancel, pass: F) -> F::Output {
+    PASS_CANCEL.scope(cancel, pass).await
+}
+
+/// The signal of the pass this task runs, if it runs under [`with_cancel`].
+pub(crate) fn current_cancel() -> Option<Cancel> {
+    PASS_CANCEL.try_with(Cancel::clone).ok()
+}
 
 /// How much a sync pass reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +124,45 @@ pub trait PageSink: Send {
     fn cancelled(&self) -> bool {
         false
     }
+
+    /// Write a page together with history the source recorded itself (e.g.
+    /// Jira's changelog), stamped with the source's times. For each
+    /// [`SourceHistory`] the sink writes its changes (idempotently: the same
+    /// change sent again is stored once) and no observed-diff entries for
+    /// its `fields`. Sinks without history keep only the page.
+    fn commit_with_history(
+        &mut self,
+        page: Page,
+        history: Vec<SourceHistory>,
+    ) -> Result<Committed, SinkError> {
+        let _ = history;
+        self.commit(page)
+    }
+}
+
+/// The history of one record's tracked fields as its source recorded it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceHistory {
+    /// The record the changes belong to (committed in the same page).
+    pub identity: crate::record::Identity,
+    /// Fields whose history comes from the source alone: the sink writes
+    /// no entries of its own for changes it observes in them.
+    pub fields: Vec<crate::record::Tracked>,
+    /// The changes, in any order.
+    pub changes: Vec<SourceChange>,
+}
+
+/// One change of a tracked field, at the time the source recorded it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceChange {
+    /// The field.
+    pub field: crate::record::Tracked,
+    /// Value before, as `records.md` spells it.
+    pub old: String,
+    /// Value after.
+    pub new: String,
+    /// When the source says it happened.
+    pub at: crate::record::Time,
 }
 
 /// The sink could not write a page; the sync stops and resumes later.
@@ -79,6 +188,40 @@ pub struct SyncOutcome {
     pub unreadable: u64,
     /// The pass stopped early because the sink asked it to.
     pub interrupted: bool,
+    /// The first [`MAX_PROBLEMS`] unreadable items, each naming where it is
+    /// (file and line or position, or endpoint and item) and why.
+    pub problems: Vec<String>,
+}
+
+/// How many unreadable items a pass names (the count is always whole).
+pub const MAX_PROBLEMS: usize = 20;
+
+impl SyncOutcome {
+    /// Count an item the source returned that could not be read, and name
+    /// it. The pass then reports `partial`, and connectors keep the
+    /// validators (ETags, watermarks, file stamps) that would hide the item
+    /// from the next pass.
+    pub fn unreadable_item(&mut self, what: impl Into<String>) {
+        self.skipped += 1;
+        self.unreadable += 1;
+        if self.problems.len() < MAX_PROBLEMS {
+            self.problems.push(what.into());
+        }
+    }
+
+    /// Count `count` unreadable items, naming those of `problems` there is
+    /// room for.
+    pub fn unreadable_items(&mut self, count: u64, problems: impl IntoIterator<Item = String>) {
+        self.skipped += count;
+        self.unreadable += count;
+        let room = MAX_PROBLEMS.saturating_sub(self.problems.len());
+        self.problems.extend(problems.into_iter().take(room));
+    }
+
+    /// True when the pass skipped items it could not read.
+    pub fn is_partial(&self) -> bool {
+        self.unreadable > 0
+    }
 }
 
 /// A source of normalized records.
@@ -89,6 +232,14 @@ pub trait Connector: Send + Sync {
 
     /// The configured kind, e.g. `github_secret_scanning`.
     fn kind(&self) -> &'static str;
+
+    /// True for sources whose findings' `opened_at` is only the oldest scan
+    /// still at hand (SARIF files come and go): the store then keeps the
+    /// earliest `opened_at` it holds for a finding, and the `fingerprint`
+    /// it holds when the page's record has none.
+    fn keeps_first_opened(&self) -> bool {
+        false
+    }
 
     /// Counters of the connector's HTTP client (requests, retries,
     /// rate-limit waits), for metrics; `None` for connectors without one.

@@ -41,6 +41,9 @@ pub struct RetrySettings {
     pub secondary_min_wait_secs: f64,
     /// A rate-limit wait longer than this fails the request instead.
     pub max_wait_secs: f64,
+    /// Largest answer body accepted, in bytes; a longer one fails the
+    /// request (it is not retried) instead of filling memory.
+    pub max_body_bytes: u64,
 }
 
 impl Default for RetrySettings {
@@ -52,6 +55,7 @@ impl Default for RetrySettings {
             backoff_max_ms: 30_000,
             secondary_min_wait_secs: 60.0,
             max_wait_secs: 3_700.0,
+            max_body_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -63,6 +67,38 @@ pub enum Auth {
     None,
     /// `Authorization: Bearer <token>`.
     Bearer(SecretString),
+    /// `Authorization: Basic base64(user:password)` (Jira Cloud: the
+    /// account's email and an API token).
+    Basic {
+        /// User name (not secret; e.g. an email address).
+        user: String,
+        /// Password or API token.
+        password: SecretString,
+    },
+    /// `Authorization: Token token=<key>` (PagerDuty REST API keys).
+    TokenKey(SecretString),
+}
+
+impl Auth {
+    /// Add this authentication to a request (the header is marked
+    /// sensitive, so it never shows in debug output).
+    fn apply(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        let value = match self {
+            Auth::None => return req,
+            Auth::Basic { user, password } => {
+                return req.basic_auth(user, Some(password.expose_secret()))
+            }
+            Auth::Bearer(token) => format!("Bearer {}", token.expose_secret()),
+            Auth::TokenKey(token) => format!("Token token={}", token.expose_secret()),
+        };
+        match HeaderValue::from_str(&value) {
+            Ok(mut v) => {
+                v.set_sensitive(true);
+                req.header(AUTHORIZATION, v)
+            }
+            Err(_) => req,
+        }
+    }
 }
 
 impl std::fmt::Debug for Auth {
@@ -70,6 +106,8 @@ impl std::fmt::Debug for Auth {
         match self {
             Auth::None => f.write_str("None"),
             Auth::Bearer(_) => f.write_str("Bearer([redacted])"),
+            Auth::Basic { user, .. } => write!(f, "Basic({user}:[redacted])"),
+            Auth::TokenKey(_) => f.write_str("TokenKey([redacted])"),
         }
     }
 }
@@ -166,6 +204,17 @@ pub enum HttpError {
         status: u16,
         /// The wait asked for, in seconds.
         wait_secs: u64,
+    },
+    /// The pass was cancelled (Ctrl-C, SIGTERM or its time bound) while the
+    /// request was in flight or waiting: nothing of it is kept.
+    #[error("{connector}: {method} {path}: cancelled")]
+    Cancelled {
+        /// Connector instance.
+        connector: String,
+        /// HTTP method.
+        method: &'static str,
+        /// URL path, without query.
+        path: String,
     },
     /// The URL could not be parsed (a misconfigured base URL or a bad `Link`).
     #[error("{connector}: invalid URL: {reason}")]
@@ -289,8 +338,25 @@ impl HttpClient {
         &self.connector
     }
 
-    /// GET `url`; with `etag`, a conditional GET (`If-None-Match`).
+    /// GET `url`; with `etag`, a conditional GET (`If-None-Match`). Inside
+    /// [`crate::connector::with_cancel`], the request, its retries and its
+    /// waits end at once when the pass is cancelled.
     pub async fn get(&self, url: &str, etag: Option<&str>) -> Result<Conditional, HttpError> {
+        let Some(cancel) = crate::connector::current_cancel() else {
+            return self.get_attempts(url, etag).await;
+        };
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => Err(HttpError::Cancelled {
+                connector: self.connector.clone(),
+                method: "GET",
+                path: reqwest::Url::parse(url).map(|u| u.path().to_string()).unwrap_or_default(),
+            }),
+            r = self.get_attempts(url, etag) => r,
+        }
+    }
+
+    async fn get_attempts(&self, url: &str, etag: Option<&str>) -> Result<Conditional, HttpError> {
         let parsed = reqwest::Url::parse(url).map_err(|e| HttpError::Url {
             connector: self.connector.clone(),
             reason: format!("{e}"),
@@ -310,14 +376,7 @@ impl HttpClient {
                 .client
                 .get(parsed.clone())
                 .headers(self.headers.clone());
-            if let Auth::Bearer(token) = &self.auth {
-                if let Ok(mut v) =
-                    HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
-                {
-                    v.set_sensitive(true);
-                    req = req.header(AUTHORIZATION, v);
-                }
-            }
+            req = self.auth.apply(req);
             if let Some(tag) = etag {
                 if let Ok(v) = HeaderValue::from_str(tag) {
                     req = req.header(IF_NONE_MATCH, v);
@@ -345,14 +404,25 @@ impl HttpClient {
             }
             if status.is_success() {
                 self.note_quota(&headers);
-                match response.bytes().await {
-                    Ok(body) => {
+                match read_capped(response, self.retry.max_body_bytes).await {
+                    Ok(Some(body)) => {
                         return Ok(Conditional::Modified(Fetched {
                             status: status.as_u16(),
-                            body: body.to_vec(),
+                            body,
                             etag: header_str(&headers, ETAG.as_str()).map(str::to_string),
                             next: header_str(&headers, LINK.as_str()).and_then(next_link),
                         }))
+                    }
+                    Ok(None) => {
+                        return Err(self.transport(
+                            method,
+                            &path,
+                            format!(
+                                "the answer is larger than `retry.max_body_bytes` ({} bytes)",
+                                self.retry.max_body_bytes
+                            ),
+                            attempt,
+                        ))
                     }
                     Err(e) => {
                         let reason = transport_reason(&e);
@@ -366,8 +436,12 @@ impl HttpClient {
                     }
                 }
             }
-            // An error status: read the (small) body for the provider's message.
-            let body = response.bytes().await.unwrap_or_default();
+            // An error status: read at most 64 KiB for the provider's message.
+            let body = read_capped(response, 64 * 1024)
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_default();
             let message = provider_message(&body);
             let code = status.as_u16();
             let decision = classify(code, &headers, message.as_deref(), attempt, &self.retry);
@@ -414,8 +488,8 @@ impl HttpClient {
         let reset =
             header_str(headers, "x-ratelimit-reset").and_then(|v| v.trim().parse::<i64>().ok());
         if let (Some(0), Some(reset)) = (remaining, reset) {
-            let ms = (reset * 1000 - chrono::Utc::now().timestamp_millis()).max(0) + 1000;
-            let until = std::time::Instant::now() + Duration::from_millis(ms as u64);
+            let ms = reset_wait_ms(reset);
+            let until = std::time::Instant::now() + Duration::from_millis(ms);
             if let Ok(mut b) = self.blocked_until.lock() {
                 *b = Some(until);
             }
@@ -522,16 +596,16 @@ fn classify(
         header_str(headers, "x-ratelimit-remaining").and_then(|v| v.trim().parse::<u64>().ok());
     let reset = header_str(headers, "x-ratelimit-reset").and_then(|v| v.trim().parse::<i64>().ok());
     match status {
+        429 | 503 if retry_after.is_none() && reset_wait(headers).is_some() => {
+            Decision::Wait(reset_wait(headers).unwrap_or_default())
+        }
         403 | 429 => {
             if let Some(d) = retry_after {
                 return Decision::Wait(d);
             }
             if remaining == Some(0) {
                 if let Some(reset) = reset {
-                    let now = chrono::Utc::now().timestamp_millis();
-                    // One extra second: the reset is a whole second and clocks drift.
-                    let ms = (reset * 1000 - now).max(0) + 1000;
-                    return Decision::Wait(Duration::from_millis(ms as u64));
+                    return Decision::Wait(Duration::from_millis(reset_wait_ms(reset)));
                 }
             }
             let secondary = message
@@ -541,14 +615,14 @@ fn classify(
                 if secondary {
                     let min = retry.secondary_min_wait_secs.max(0.0);
                     let grow = min * f64::from(1u32 << attempt.saturating_sub(1).min(6));
-                    return Decision::Wait(Duration::from_secs_f64(grow));
+                    return Decision::Wait(Duration::from_secs_f64(grow.min(WAIT_CAP_SECS)));
                 }
                 return Decision::Backoff;
             }
             if remaining == Some(0) {
                 // Exhausted but no reset given: GitHub's rule is to wait a minute.
                 return Decision::Wait(Duration::from_secs_f64(
-                    retry.secondary_min_wait_secs.max(0.0),
+                    retry.secondary_min_wait_secs.clamp(0.0, WAIT_CAP_SECS),
                 ));
             }
             if status == 429 {
@@ -566,18 +640,123 @@ fn classify(
     }
 }
 
-/// `Retry-After` as seconds or an HTTP date.
+/// Longest wait any header can ask for: waits are compared with
+/// `max_wait_secs` (which fails the request), so a larger one only needs to
+/// stay representable.
+const WAIT_CAP_SECS: f64 = 366.0 * 86_400.0;
+
+/// Milliseconds until an epoch-seconds reset time, plus one second (the
+/// reset is a whole second and clocks drift); saturating, never negative.
+fn reset_wait_ms(reset_epoch_secs: i64) -> u64 {
+    let now = chrono::Utc::now().timestamp_millis();
+    let ms = reset_epoch_secs
+        .saturating_mul(1000)
+        .saturating_sub(now)
+        .max(0)
+        .saturating_add(1000);
+    (ms as u64).min((WAIT_CAP_SECS * 1000.0) as u64)
+}
+
+/// The body of `response`, at most `cap` bytes (`None`: it is longer). Read
+/// chunk by chunk into one buffer: no copy, and a huge answer is cut off
+/// as soon as it passes the cap.
+async fn read_capped(
+    mut response: reqwest::Response,
+    cap: u64,
+) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    if response.content_length().is_some_and(|n| n > cap) {
+        return Ok(None);
+    }
+    let mut body = Vec::with_capacity(
+        response
+            .content_length()
+            .unwrap_or(0)
+            .min(cap)
+            .min(16 * 1024 * 1024) as usize,
+    );
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() as u64 + chunk.len() as u64 > cap {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
+}
+
+/// `Retry-After` as seconds or an HTTP date (capped, so that no header can
+/// overflow a wait).
 fn parse_retry_after(v: &str) -> Option<Duration> {
     let v = v.trim();
     if let Ok(secs) = v.parse::<f64>() {
         if secs.is_finite() && secs >= 0.0 {
-            return Some(Duration::from_secs_f64(secs));
+            return Some(Duration::from_secs_f64(secs.min(WAIT_CAP_SECS)));
         }
         return None;
     }
     let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
-    let ms = (when.timestamp_millis() - chrono::Utc::now().timestamp_millis()).max(0);
-    Some(Duration::from_millis(ms as u64))
+    let ms = when
+        .timestamp_millis()
+        .saturating_sub(chrono::Utc::now().timestamp_millis())
+        .max(0);
+    Some(Duration::from_millis(
+        (ms as u64).min((WAIT_CAP_SECS * 1000.0) as u64),
+    ))
+}
+
+/// The wait named by a rate-limit reset header other than GitHub's epoch
+/// seconds: Jira Cloud's `X-RateLimit-Reset` as an ISO time (e.g.
+/// `2026-03-26T16:00Z`) and PagerDuty's `ratelimit-reset` in seconds.
+fn reset_wait(headers: &HeaderMap) -> Option<Duration> {
+    if let Some(at) = header_str(headers, "x-ratelimit-reset").and_then(parse_iso_reset) {
+        let ms = (at.timestamp_millis() - chrono::Utc::now().timestamp_millis()).max(0);
+        return Some(Duration::from_millis(ms as u64));
+    }
+    header_str(headers, "ratelimit-reset")
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+/// An ISO 8601 reset time, with or without seconds (`2026-03-26T16:00Z`).
+fn parse_iso_reset(v: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let v = v.trim();
+    if v.parse::<i64>().is_ok() {
+        return None; // GitHub's epoch seconds: handled by `classify`.
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
+        return Some(t.to_utc());
+    }
+    let v = v.strip_suffix('Z').or_else(|| v.strip_suffix('z'))?;
+    chrono::NaiveDateTime::parse_from_str(v, "%Y-%m-%dT%H:%M")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+/// Build `base` + `path` with the query pairs percent-encoded.
+pub fn url_with_query(base: &str, path: &str, query: &[(&str, &str)]) -> String {
+    let mut url = format!("{}{}", base.trim_end_matches('/'), path);
+    let mut sep = if url.contains('?') { '&' } else { '?' };
+    for (k, v) in query {
+        url.push(sep);
+        url.push_str(&percent_encode(k));
+        url.push('=');
+        url.push_str(&percent_encode(v));
+        sep = '&';
+    }
+    url
+}
+
+/// Percent-encode a query key or value (RFC 3986 unreserved characters stay).
+pub fn percent_encode(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -610,19 +789,83 @@ pub fn next_link(header: &str) -> Option<String> {
     None
 }
 
-/// The provider's error message from a JSON body (`message` as GitHub
-/// sends it), shortened; never the raw body.
+/// The provider's error message from a JSON body, with its details:
+/// GitHub's `message` and `errors[]` (strings, or objects of `resource`,
+/// `field`, `code`, `message`), Jira's `errorMessages[]` and `errors{}`,
+/// PagerDuty's `error.message` and `error.errors[]`. Shortened to 300
+/// characters, control characters dropped; never the raw body.
 fn provider_message(body: &[u8]) -> Option<String> {
-    #[derive(Deserialize)]
-    struct Body {
-        message: Option<String>,
+    use serde_json::Value;
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let text = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    };
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(m) = v.get("message").and_then(text) {
+        parts.push(m);
     }
-    let b: Body = serde_json::from_slice(body).ok()?;
-    b.message.map(|m| {
-        let mut m: String = m.chars().take(200).collect();
-        m.retain(|c| !c.is_control());
-        m
-    })
+    if let Some(e) = v.get("error") {
+        if let Some(m) = e.get("message").and_then(text) {
+            parts.push(m);
+        }
+    }
+    for m in v
+        .get("errorMessages")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        parts.extend(text(m));
+    }
+    let mut details: Vec<String> = Vec::new();
+    let lists = [
+        v.get("errors"),
+        v.get("error").and_then(|e| e.get("errors")),
+    ];
+    for list in lists.into_iter().flatten() {
+        match list {
+            Value::Array(items) => {
+                for item in items {
+                    match item {
+                        Value::Object(o) => {
+                            let at: Vec<&str> = ["resource", "field"]
+                                .iter()
+                                .filter_map(|k| o.get(*k).and_then(Value::as_str))
+                                .collect();
+                            let what: Vec<String> = ["code", "message"]
+                                .iter()
+                                .filter_map(|k| o.get(*k).and_then(text))
+                                .collect();
+                            details.push(match (at.is_empty(), what.is_empty()) {
+                                (false, false) => format!("{}: {}", at.join("."), what.join(", ")),
+                                (false, true) => at.join("."),
+                                _ => what.join(", "),
+                            });
+                        }
+                        other => details.extend(text(other)),
+                    }
+                }
+            }
+            // Jira: `errors` is an object of field → message.
+            Value::Object(o) => {
+                for (field, msg) in o {
+                    details.push(format!("{field}: {}", text(msg).unwrap_or_default()));
+                }
+            }
+            _ => {}
+        }
+    }
+    if !details.is_empty() {
+        parts.push(format!("[{}]", details.join("; ")));
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    let mut m: String = parts.join(": ").chars().take(300).collect();
+    m.retain(|c| !c.is_control());
+    Some(m)
 }
 
 fn retryable_transport(e: &reqwest::Error) -> bool {
@@ -689,6 +932,51 @@ mod tests {
     }
 
     #[test]
+    fn absurd_waits_and_resets_do_not_overflow() {
+        let r = RetrySettings::default();
+        match classify(429, &headers(&[("retry-after", "1e300")]), None, 1, &r) {
+            Decision::Wait(d) => assert_eq!(d.as_secs_f64(), WAIT_CAP_SECS),
+            other => panic!("{other:?}"),
+        }
+        match classify(
+            403,
+            &headers(&[
+                ("x-ratelimit-remaining", "0"),
+                ("x-ratelimit-reset", &i64::MAX.to_string()),
+            ]),
+            None,
+            1,
+            &r,
+        ) {
+            Decision::Wait(d) => assert_eq!(d.as_secs_f64(), WAIT_CAP_SECS),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(reset_wait_ms(i64::MIN), 1000);
+    }
+
+    #[test]
+    fn provider_messages_keep_their_details() {
+        let m = |b: &str| provider_message(b.as_bytes());
+        assert_eq!(
+            m(r#"{"message":"Validation Failed","errors":[{"resource":"Search","field":"q","code":"invalid"},"per_page is too large"],"documentation_url":"https://docs.github.com"}"#).as_deref(),
+            Some("Validation Failed: [Search.q: invalid; per_page is too large]")
+        );
+        assert_eq!(
+            m(r#"{"errorMessages":["The value 'X' does not exist for the field 'project'."],"errors":{}}"#).as_deref(),
+            Some("The value 'X' does not exist for the field 'project'.")
+        );
+        assert_eq!(
+            m(r#"{"errorMessages":[],"errors":{"jql":"Field 'foo' does not exist"}}"#).as_deref(),
+            Some("[jql: Field 'foo' does not exist]")
+        );
+        assert_eq!(
+            m(r#"{"error":{"code":2001,"message":"Invalid Input Provided","errors":["Offset must be less than 10000."]}}"#).as_deref(),
+            Some("Invalid Input Provided: [Offset must be less than 10000.]")
+        );
+        assert_eq!(m("<html>oops</html>"), None);
+    }
+
+    #[test]
     fn rate_limit_answers_are_classified() {
         let r = RetrySettings {
             secondary_min_wait_secs: 2.0,
@@ -735,5 +1023,86 @@ mod tests {
         assert_eq!(classify(502, &headers(&[]), None, 1, &r), Decision::Backoff);
         assert_eq!(classify(404, &headers(&[]), None, 1, &r), Decision::Fail);
         assert_eq!(classify(429, &headers(&[]), None, 1, &r), Decision::Backoff);
+    }
+
+    #[test]
+    fn jira_and_pagerduty_reset_headers_are_waited_out() {
+        let r = RetrySettings::default();
+        let at = (chrono::Utc::now() + chrono::Duration::seconds(120))
+            .format("%Y-%m-%dT%H:%MZ")
+            .to_string();
+        match classify(429, &headers(&[("x-ratelimit-reset", &at)]), None, 1, &r) {
+            Decision::Wait(d) => assert!(d.as_secs() <= 120, "{d:?}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            classify(429, &headers(&[("ratelimit-reset", "7")]), None, 1, &r),
+            Decision::Wait(Duration::from_secs(7))
+        );
+        assert_eq!(
+            classify(503, &headers(&[("ratelimit-reset", "2")]), None, 1, &r),
+            Decision::Wait(Duration::from_secs(2))
+        );
+        // Retry-After still wins.
+        assert_eq!(
+            classify(
+                429,
+                &headers(&[("retry-after", "3"), ("ratelimit-reset", "9")]),
+                None,
+                1,
+                &r
+            ),
+            Decision::Wait(Duration::from_secs(3))
+        );
+        assert_eq!(
+            parse_iso_reset("2026-03-26T16:00Z").unwrap().to_rfc3339(),
+            "2026-03-26T16:00:00+00:00"
+        );
+    }
+
+    #[test]
+    fn jira_and_pagerduty_error_bodies_give_their_message() {
+        assert_eq!(
+            provider_message(
+                br#"{"errorMessages":["The requested API has been removed. Please migrate to /rest/api/3/search/jql"],"errors":{}}"#
+            )
+            .as_deref(),
+            Some("The requested API has been removed. Please migrate to /rest/api/3/search/jql")
+        );
+        assert_eq!(
+            provider_message(br#"{"errorMessages":[],"errors":{"jql":"bad"}}"#).as_deref(),
+            Some("[jql: bad]")
+        );
+        assert_eq!(
+            provider_message(
+                br#"{"error":{"code":2001,"message":"Invalid Input Provided","errors":["Offset must be less than 10000"]}}"#
+            )
+            .as_deref(),
+            Some("Invalid Input Provided: [Offset must be less than 10000]")
+        );
+        assert_eq!(provider_message(b"not json"), None);
+    }
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(
+            url_with_query(
+                "https://x.example/",
+                "/rest/api/3/search/jql",
+                &[("jql", "project = SEC ORDER BY updated"), ("fields", "a,b")]
+            ),
+            "https://x.example/rest/api/3/search/jql?jql=project%20%3D%20SEC%20ORDER%20BY%20updated&fields=a%2Cb"
+        );
+    }
+
+    #[test]
+    fn auth_debug_never_shows_secrets() {
+        let a = Auth::Basic {
+            user: "svc@example.com".into(),
+            password: SecretString::from("ATATT-secret"),
+        };
+        assert_eq!(format!("{a:?}"), "Basic(svc@example.com:[redacted])");
+        let t = Auth::TokenKey(SecretString::from("u+pdkey"));
+        assert!(!format!("{t:?}").contains("pdkey"));
     }
 }

@@ -5,23 +5,36 @@
 //! Layout: [`record`] and [`ndjson`] (the contract), [`connector`] (the
 //! trait and the page sink), [`http`] (the client every HTTP connector
 //! shares: quota, rate limits, retries, `Link` pagination, ETags),
-//! [`github`], [`sarif`] and [`ndjson_files`] (one module per source), and
-//! [`settings`] (the closed set of kinds a `[[connectors]]` table names).
+//! [`github`], [`jira`], [`pagerduty`], [`inventory`], [`sarif`] and
+//! [`ndjson_files`] (one module per source), [`files`] (local input files
+//! of the file-based connectors), [`fingerprint`] (stable hashes and the
+//! cross-source location fingerprint), [`config_serde`] (serde helpers of
+//! settings), and [`settings`] (the closed set of kinds a `[[connectors]]`
+//! table names).
 //!
 //! This crate knows nothing of the store, KPIs or delivery: the dependency
 //! runs one way, from the `secmetrics` binary to here.
 #![deny(missing_docs)]
 
+pub mod config_serde;
 pub mod connector;
+pub mod files;
+pub mod fingerprint;
 pub mod github;
 pub mod http;
+pub mod inventory;
+pub mod jira;
 pub mod ndjson;
 pub mod ndjson_files;
+pub mod pagerduty;
 pub mod record;
 pub mod sarif;
 pub mod settings;
 
-pub use connector::{Committed, Connector, Page, PageSink, SinkError, SyncMode, SyncOutcome};
+pub use connector::{
+    with_cancel, Cancel, Committed, Connector, Page, PageSink, SinkError, SourceChange,
+    SourceHistory, SyncMode, SyncOutcome,
+};
 pub use record::*;
 pub use settings::ConnectorSettings;
 

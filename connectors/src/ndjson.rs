@@ -33,6 +33,8 @@ pub struct LineError {
     pub origin: String,
     /// 1-based line number.
     pub line: usize,
+    /// The `kind` the line declares, when it can be read (for tallies).
+    pub kind: Option<Kind>,
     /// The problem.
     pub error: FieldError,
 }
@@ -368,37 +370,148 @@ impl Fields {
     }
 }
 
+/// Longest NDJSON line accepted unless configured otherwise: 1 MiB. A
+/// record is a few hundred bytes; a line this long is a broken producer,
+/// and holding it whole would let one line take the memory of thousands.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
+
+/// Where an NDJSON stream comes from and how it is read.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamOptions<'a> {
+    /// File name, `-`, or what else names the input in errors.
+    pub origin: &'a str,
+    /// `source` of records whose line names none.
+    pub default_source: &'a str,
+    /// Lines longer than this many bytes (newline excluded) are rejected
+    /// like any bad line, without being held in memory whole.
+    pub max_line_bytes: usize,
+}
+
+/// One physical line as [`next_line`] read it.
+enum RawLine {
+    /// The line's bytes (without the newline) are in the buffer.
+    Line,
+    /// The line was longer than the limit; its length in bytes.
+    TooLong(usize),
+}
+
+/// Read the next line into `buf` (cleared first), keeping at most `max`
+/// bytes: a longer line is consumed to its end and reported by length.
+/// `None` at the end of the input.
+fn next_line<R: BufRead>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<Option<RawLine>> {
+    buf.clear();
+    let mut len = 0usize;
+    let mut any = false;
+    loop {
+        let available = match reader.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            break;
+        }
+        any = true;
+        let (chunk, done) = match available.iter().position(|b| *b == b'\n') {
+            Some(i) => (&available[..i], Some(i + 1)),
+            None => (available, None),
+        };
+        if len + chunk.len() <= max {
+            buf.extend_from_slice(chunk);
+        }
+        len += chunk.len();
+        let used = done.unwrap_or(available.len());
+        reader.consume(used);
+        if done.is_some() {
+            break;
+        }
+    }
+    if !any {
+        return Ok(None);
+    }
+    if len > max {
+        buf.clear();
+        return Ok(Some(RawLine::TooLong(len)));
+    }
+    if buf.last() == Some(&b'\r') {
+        buf.pop();
+    }
+    Ok(Some(RawLine::Line))
+}
+
+/// The `kind` a rejected line declares, when it can be read at all.
+fn declared_kind(line: &str) -> Option<Kind> {
+    let v: Value = serde_json::from_str(line).ok()?;
+    Kind::parse(v.get("kind")?.as_str()?)
+}
+
 /// Read an NDJSON stream line by line, calling `on_record` for each good
-/// record and `on_error` for each bad line; blank lines are skipped.
-/// I/O errors stop the read and are returned.
+/// record and `on_error` for each bad line (not JSON, not a valid record,
+/// not UTF-8, or longer than the limit); blank lines are skipped and a bad
+/// line never stops the read. I/O errors stop it and are returned, as is
+/// an error from `on_record`.
+///
+/// This is the one NDJSON line loop: `import`, the daemon's push endpoint
+/// and the `ndjson` connector all read through it.
 pub fn read_stream<R: BufRead>(
     mut reader: R,
-    origin: &str,
-    default_source: &str,
+    opts: &StreamOptions<'_>,
     mut on_record: impl FnMut(usize, Record) -> std::io::Result<()>,
     mut on_error: impl FnMut(LineError),
 ) -> std::io::Result<()> {
-    let mut buf = String::new();
+    let mut buf = Vec::new();
     let mut line_no = 0usize;
-    loop {
-        buf.clear();
-        if reader.read_line(&mut buf)? == 0 {
-            return Ok(());
-        }
+    let max = opts.max_line_bytes.max(1);
+    let fail = |line: usize, kind: Option<Kind>, message: String| LineError {
+        origin: opts.origin.to_string(),
+        line,
+        kind,
+        error: FieldError {
+            field: None,
+            message,
+        },
+    };
+    while let Some(raw) = next_line(&mut reader, &mut buf, max)? {
         line_no += 1;
-        let line = buf.trim_end_matches(['\n', '\r']);
+        let line = match raw {
+            RawLine::TooLong(len) => {
+                on_error(fail(
+                    line_no,
+                    None,
+                    format!("line is {len} bytes, longer than the limit of {max} bytes"),
+                ));
+                continue;
+            }
+            RawLine::Line => match std::str::from_utf8(&buf) {
+                Ok(l) => l,
+                Err(e) => {
+                    on_error(fail(
+                        line_no,
+                        None,
+                        format!("not UTF-8 (invalid byte at column {})", e.valid_up_to() + 1),
+                    ));
+                    continue;
+                }
+            },
+        };
         if line.trim().is_empty() {
             continue;
         }
-        match parse_line(line, default_source) {
+        match parse_line(line, opts.default_source) {
             Ok(record) => on_record(line_no, record)?,
             Err(error) => on_error(LineError {
-                origin: origin.to_string(),
+                origin: opts.origin.to_string(),
                 line: line_no,
+                kind: declared_kind(line),
                 error,
             }),
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -497,5 +610,70 @@ mod tests {
         assert_eq!(json["opened_at"], "2026-01-01T00:00:00.123456Z");
         let back = parse_object(json.as_object().unwrap().clone(), "other").unwrap();
         assert_eq!(back, r);
+    }
+
+    fn read_all(input: &[u8], max: usize) -> (Vec<(usize, String)>, Vec<LineError>) {
+        let mut good = Vec::new();
+        let mut bad = Vec::new();
+        let opts = StreamOptions {
+            origin: "in.ndjson",
+            default_source: "import",
+            max_line_bytes: max,
+        };
+        read_stream(
+            input,
+            &opts,
+            |n, r| {
+                good.push((n, r.id().to_string()));
+                Ok(())
+            },
+            |e| bad.push(e),
+        )
+        .unwrap();
+        (good, bad)
+    }
+
+    #[test]
+    fn overlong_and_non_utf8_lines_are_rejected_and_the_rest_loads() {
+        let ok = |id: &str| format!(r#"{{"kind":"asset","id":"{id}","tier":2}}"#);
+        let long = format!(
+            r#"{{"kind":"asset","id":"big","tier":2,"pad":"{}"}}"#,
+            "x".repeat(300)
+        );
+        let mut input = Vec::new();
+        input.extend_from_slice(ok("a1").as_bytes());
+        input.extend_from_slice(b"\r\n");
+        input.extend_from_slice(long.as_bytes());
+        input.extend_from_slice(b"\n\n");
+        input.extend_from_slice(b"{\"kind\":\"asset\",\"id\":\"\xff\"}\n");
+        input.extend_from_slice(ok("a2").as_bytes());
+        let (good, bad) = read_all(&input, 200);
+        assert_eq!(good, vec![(1, "a1".to_string()), (5, "a2".to_string())]);
+        assert_eq!(bad.len(), 2);
+        assert_eq!(bad[0].line, 2);
+        assert_eq!(
+            bad[0].to_string(),
+            format!(
+                "in.ndjson:2: line is {} bytes, longer than the limit of 200 bytes",
+                long.len()
+            )
+        );
+        assert_eq!(bad[1].line, 4);
+        assert_eq!(
+            bad[1].to_string(),
+            "in.ndjson:4: not UTF-8 (invalid byte at column 23)"
+        );
+    }
+
+    #[test]
+    fn a_line_exactly_at_the_limit_loads_and_kinds_of_bad_lines_are_named() {
+        let line = r#"{"kind":"asset","id":"a","tier":1}"#;
+        let (good, bad) = read_all(line.as_bytes(), line.len());
+        assert_eq!((good.len(), bad.len()), (1, 0));
+        let (good, bad) = read_all(line.as_bytes(), line.len() - 1);
+        assert_eq!((good.len(), bad.len()), (0, 1));
+        let (_, bad) = read_all(br#"{"kind":"review","id":"r"}"#, 1000);
+        assert_eq!(bad[0].kind, Some(Kind::Review));
+        assert_eq!(bad[0].error.field.as_deref(), Some("asset"));
     }
 }

@@ -4,7 +4,7 @@
 //! skipped, the rest of the file still loads.
 
 use crate::connector::{Connector, Page, PageSink, SyncMode, SyncOutcome};
-use crate::sarif::connector::{list_files, Stamp};
+use crate::files::{list_files, BadFiles, Stamp};
 use crate::Error;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -21,10 +21,18 @@ pub struct NdjsonSettings {
     /// Records per committed page.
     #[serde(default = "default_page_size")]
     pub page_size: usize,
+    /// Lines longer than this many bytes are rejected like any bad line
+    /// (default 1 MiB).
+    #[serde(default = "default_max_line_bytes")]
+    pub max_line_bytes: usize,
 }
 
 fn default_page_size() -> usize {
     1000
+}
+
+fn default_max_line_bytes() -> usize {
+    crate::ndjson::DEFAULT_MAX_LINE_BYTES
 }
 
 impl NdjsonSettings {
@@ -50,6 +58,9 @@ pub struct NdjsonConnector {
 struct NdjsonCursor {
     #[serde(default)]
     files: BTreeMap<String, Stamp>,
+    /// Files read with bad lines: counted again every pass until changed.
+    #[serde(default, skip_serializing_if = "BadFiles::is_empty")]
+    bad: BadFiles,
 }
 
 #[async_trait::async_trait]
@@ -68,15 +79,32 @@ impl Connector for NdjsonConnector {
         mode: SyncMode,
         sink: &mut dyn PageSink,
     ) -> Result<SyncOutcome, Error> {
-        let name = self.settings.name.as_str();
         let mut cur: NdjsonCursor = match (mode, cursor.as_deref()) {
             (SyncMode::Full, _) | (_, None) => NdjsonCursor::default(),
             (_, Some(t)) => serde_json::from_str(t).unwrap_or_default(),
         };
         let mut outcome = SyncOutcome::default();
-        for (path, stamp) in list_files(&self.settings.paths, &[".ndjson", ".jsonl"]) {
+        // File reads and the sink's writes block: off the runtime's workers.
+        crate::connector::blocking(|| self.read_files(&mut cur, sink, &mut outcome))?;
+        Ok(outcome)
+    }
+}
+
+impl NdjsonConnector {
+    fn read_files(
+        &self,
+        cur: &mut NdjsonCursor,
+        sink: &mut dyn PageSink,
+        outcome: &mut SyncOutcome,
+    ) -> Result<(), Error> {
+        let name = self.settings.name.as_str();
+        let files = list_files(&self.settings.paths, &[".ndjson", ".jsonl"]);
+        cur.bad
+            .retain(&files.iter().map(|(p, _)| p.display().to_string()).collect());
+        for (path, stamp) in files {
             let key = path.display().to_string();
             if cur.files.get(&key) == Some(&stamp) {
+                cur.bad.report(&key, outcome);
                 continue;
             }
             if sink.cancelled() {
@@ -90,11 +118,16 @@ impl Connector for NdjsonConnector {
             })?;
             let mut page = Vec::new();
             let mut failure: Option<Error> = None;
-            let mut skipped = 0u64;
+            let mut bad_lines = Vec::new();
+            let mut bad_count = 0u64;
+            let opts = crate::ndjson::StreamOptions {
+                origin: &key,
+                default_source: name,
+                max_line_bytes: self.settings.max_line_bytes,
+            };
             let read = crate::ndjson::read_stream(
                 std::io::BufReader::new(file),
-                &key,
-                name,
+                &opts,
                 |_, mut record| {
                     record.set_source(name);
                     page.push(record);
@@ -117,8 +150,11 @@ impl Connector for NdjsonConnector {
                     Ok(())
                 },
                 |e| {
-                    skipped += 1;
                     tracing::warn!(connector = name, error = %e, "line skipped");
+                    bad_count += 1;
+                    if bad_lines.len() < crate::connector::MAX_PROBLEMS {
+                        bad_lines.push(e.to_string());
+                    }
                 },
             );
             if let Some(e) = failure {
@@ -128,8 +164,8 @@ impl Connector for NdjsonConnector {
                 path: key.clone(),
                 source,
             })?;
-            outcome.skipped += skipped;
-            outcome.unreadable += skipped;
+            outcome.unreadable_items(bad_count, bad_lines.iter().cloned());
+            cur.bad.set(&key, bad_count, bad_lines);
             cur.files.insert(key, stamp);
             let cursor = serde_json::to_string(&cur).map_err(|e| Error::Source {
                 connector: name.to_string(),
@@ -141,6 +177,6 @@ impl Connector for NdjsonConnector {
             })?;
             outcome.pages += 1;
         }
-        Ok(outcome)
+        Ok(())
     }
 }

@@ -546,6 +546,15 @@ pub struct Incident {
     pub extra: Extra,
 }
 
+fn tier_text(tier: u8) -> &'static str {
+    match tier {
+        1 => "1",
+        2 => "2",
+        3 => "3",
+        _ => "?",
+    }
+}
+
 /// Any normalized record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Record {
@@ -611,6 +620,8 @@ pub enum Tracked {
     Severity,
     /// Validity (findings, secret alerts).
     Validity,
+    /// Tier (assets: the denominators change with it).
+    Tier,
 }
 
 impl Tracked {
@@ -620,6 +631,7 @@ impl Tracked {
             Tracked::Status => "status",
             Tracked::Severity => "severity",
             Tracked::Validity => "validity",
+            Tracked::Tier => "tier",
         }
     }
 }
@@ -682,6 +694,7 @@ impl Record {
                 (Tracked::Status, a.resolution.map_or("open", |r| r.as_str())),
                 (Tracked::Validity, a.validity.as_str()),
             ],
+            Record::Asset(a) => vec![(Tracked::Tier, tier_text(a.tier))],
             Record::Incident(i) => match i.severity {
                 Some(s) => vec![(Tracked::Severity, s.as_str())],
                 None => vec![(Tracked::Severity, "")],

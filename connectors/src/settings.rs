@@ -2,27 +2,102 @@
 //! how each is built. A new kind is one variant here and its module.
 
 use crate::connector::Connector;
-use crate::github::code_scanning::GithubCodeScanningSettings;
-use crate::github::secret_scanning::GithubSecretScanningSettings;
+use crate::github::code_scanning::GithubCodeScanning;
+use crate::github::secret_scanning::GithubSecretScanning;
+use crate::github::GithubSettings;
+use crate::inventory::InventorySettings;
+use crate::jira::JiraSettings;
 use crate::ndjson_files::NdjsonSettings;
+use crate::pagerduty::PagerdutySettings;
 use crate::sarif::connector::SarifSettings;
 use crate::Error;
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+use serde_json::Value;
 use std::path::Path;
 
-/// One `[[connectors]]` table, selected by its `kind`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+/// One `[[connectors]]` table, selected by its `kind`. Read by hand rather
+/// than as a tagged enum so that an error names the key inside the table
+/// (`per_page`, `retry.max_attempts`), not only the table.
+#[derive(Debug, Clone)]
 pub enum ConnectorSettings {
-    /// GitHub secret scanning alerts and repository coverage of an org.
-    GithubSecretScanning(GithubSecretScanningSettings),
-    /// GitHub code scanning alerts of an org.
-    GithubCodeScanning(GithubCodeScanningSettings),
+    /// GitHub secret scanning alerts and repository coverage of an org (or
+    /// of listed repositories).
+    GithubSecretScanning(GithubSettings),
+    /// GitHub code scanning alerts of an org (or of listed repositories).
+    GithubCodeScanning(GithubSettings),
     /// SARIF files mapped to assets by path.
     Sarif(SarifSettings),
     /// Files in the normalized NDJSON format.
     Ndjson(NdjsonSettings),
+    /// Jira Cloud or Data Center issues mapped to records by JQL.
+    Jira(JiraSettings),
+    /// PagerDuty incidents.
+    Pagerduty(PagerdutySettings),
+    /// Assets from a TOML or CSV file and optionally a Backstage catalog.
+    Inventory(InventorySettings),
+}
+
+/// The kinds, as spelled in config.
+pub const KINDS: [&str; 7] = [
+    "github_secret_scanning",
+    "github_code_scanning",
+    "sarif",
+    "ndjson",
+    "jira",
+    "pagerduty",
+    "inventory",
+];
+
+/// One kind's settings from the table's other keys; an error names the
+/// key path at fault.
+fn variant<T: DeserializeOwned>(table: Value) -> Result<T, String> {
+    serde_path_to_error::deserialize(table).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            inner.to_string()
+        } else {
+            format!("`{path}`: {inner}")
+        }
+    })
+}
+
+impl<'de> Deserialize<'de> for ConnectorSettings {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let mut table = serde_json::Map::<String, Value>::deserialize(d)?;
+        let kind = match table.remove("kind") {
+            Some(Value::String(k)) => k,
+            Some(other) => {
+                return Err(D::Error::custom(format!(
+                    "`kind` must be a string, found {other}"
+                )))
+            }
+            None => return Err(D::Error::custom("missing field `kind`")),
+        };
+        let name = table
+            .get("name")
+            .and_then(Value::as_str)
+            .map(|n| format!("connector {n:?}"))
+            .unwrap_or_else(|| "a connector".into());
+        let table = Value::Object(table);
+        let settings = match kind.as_str() {
+            "github_secret_scanning" => variant(table).map(ConnectorSettings::GithubSecretScanning),
+            "github_code_scanning" => variant(table).map(ConnectorSettings::GithubCodeScanning),
+            "sarif" => variant(table).map(ConnectorSettings::Sarif),
+            "ndjson" => variant(table).map(ConnectorSettings::Ndjson),
+            "jira" => variant(table).map(ConnectorSettings::Jira),
+            "pagerduty" => variant(table).map(ConnectorSettings::Pagerduty),
+            "inventory" => variant(table).map(ConnectorSettings::Inventory),
+            other => Err(format!(
+                "unknown kind `{other}`, expected one of {}",
+                KINDS.join(", ")
+            )),
+        };
+        settings.map_err(|m| D::Error::custom(format!("{name} (kind {kind}): {m}")))
+    }
 }
 
 /// Where a connector's token is to be read from (resolved by the caller).
@@ -44,6 +119,9 @@ impl ConnectorSettings {
             ConnectorSettings::GithubCodeScanning(s) => &s.name,
             ConnectorSettings::Sarif(s) => &s.name,
             ConnectorSettings::Ndjson(s) => &s.name,
+            ConnectorSettings::Jira(s) => &s.name,
+            ConnectorSettings::Pagerduty(s) => &s.name,
+            ConnectorSettings::Inventory(s) => &s.name,
         }
     }
 
@@ -54,18 +132,32 @@ impl ConnectorSettings {
             ConnectorSettings::GithubCodeScanning(_) => "github_code_scanning",
             ConnectorSettings::Sarif(_) => "sarif",
             ConnectorSettings::Ndjson(_) => "ndjson",
+            ConnectorSettings::Jira(_) => "jira",
+            ConnectorSettings::Pagerduty(_) => "pagerduty",
+            ConnectorSettings::Inventory(_) => "inventory",
         }
     }
 
     /// The token keys of kinds that take one.
     pub fn token_ref(&self) -> TokenRef<'_> {
         match self {
-            ConnectorSettings::GithubSecretScanning(s) => TokenRef {
+            ConnectorSettings::GithubSecretScanning(s)
+            | ConnectorSettings::GithubCodeScanning(s) => TokenRef {
                 token: s.token.as_ref(),
                 token_env: s.token_env.as_deref(),
                 token_file: s.token_file.as_deref(),
             },
-            ConnectorSettings::GithubCodeScanning(s) => TokenRef {
+            ConnectorSettings::Jira(s) => TokenRef {
+                token: s.token.as_ref(),
+                token_env: s.token_env.as_deref(),
+                token_file: s.token_file.as_deref(),
+            },
+            ConnectorSettings::Pagerduty(s) => TokenRef {
+                token: s.token.as_ref(),
+                token_env: s.token_env.as_deref(),
+                token_file: s.token_file.as_deref(),
+            },
+            ConnectorSettings::Inventory(s) => TokenRef {
                 token: s.token.as_ref(),
                 token_env: s.token_env.as_deref(),
                 token_file: s.token_file.as_deref(),
@@ -79,10 +171,17 @@ impl ConnectorSettings {
     /// `token`, if any.
     pub fn build(self, token: Option<SecretString>) -> Result<Box<dyn Connector>, Error> {
         Ok(match self {
-            ConnectorSettings::GithubSecretScanning(s) => Box::new(s.build(token)?),
-            ConnectorSettings::GithubCodeScanning(s) => Box::new(s.build(token)?),
+            ConnectorSettings::GithubSecretScanning(s) => {
+                Box::new(GithubSecretScanning::new(s, token)?)
+            }
+            ConnectorSettings::GithubCodeScanning(s) => {
+                Box::new(GithubCodeScanning::new(s, token)?)
+            }
             ConnectorSettings::Sarif(s) => Box::new(s.build()?),
             ConnectorSettings::Ndjson(s) => Box::new(s.build()?),
+            ConnectorSettings::Jira(s) => Box::new(s.build(token)?),
+            ConnectorSettings::Pagerduty(s) => Box::new(s.build(token)?),
+            ConnectorSettings::Inventory(s) => Box::new(s.build(token)?),
         })
     }
 }
@@ -95,7 +194,7 @@ mod tests {
     fn kinds_parse_and_unknown_keys_are_rejected_by_name() {
         let ok: ConnectorSettings = serde_json::from_value(serde_json::json!({
             "kind": "github_secret_scanning", "name": "gh", "org": "acme", "token_env": "GH_TOKEN",
-            "repos": {"asset_topic_prefix": "asset-"}
+            "coverage": {"asset_topic_prefix": "asset-"}
         }))
         .unwrap();
         assert_eq!((ok.name(), ok.kind()), ("gh", "github_secret_scanning"));
@@ -110,6 +209,28 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("jiraa"), "{err}");
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_key_inside_the_table() {
+        let e = serde_json::from_value::<ConnectorSettings>(serde_json::json!({
+            "kind": "github_code_scanning", "name": "cs", "org": "acme", "per_page": "lots"
+        }))
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "connector \"cs\" (kind github_code_scanning): `per_page`: invalid type: string \"lots\", expected u32"
+        );
+        let e = serde_json::from_value::<ConnectorSettings>(serde_json::json!({
+            "kind": "sarif", "name": "s", "paths": ["a"], "suppressions": {"external": 3}
+        }))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("connector \"s\" (kind sarif): `suppressions.external`: "),
+            "{e}"
+        );
     }
 
     #[test]

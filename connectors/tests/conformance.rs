@@ -6,8 +6,9 @@
 //! files parsed as plain `serde_json::Value`s.
 
 use crate::support::*;
-use secmetrics_connectors::github::code_scanning::GithubCodeScanningSettings;
-use secmetrics_connectors::github::secret_scanning::GithubSecretScanningSettings;
+use secmetrics_connectors::github::code_scanning::GithubCodeScanning;
+use secmetrics_connectors::github::secret_scanning::GithubSecretScanning;
+use secmetrics_connectors::github::GithubSettings;
 use secmetrics_connectors::http::next_link;
 use secmetrics_connectors::sarif::{import_file, FindingContext, SuppressionPolicy};
 use secmetrics_connectors::{Connector, Environment, Record, SyncMode};
@@ -54,8 +55,12 @@ fn rule_of<'a>(run: &'a Value, r: &'a Value) -> Option<&'a Value> {
             return Some(rule);
         }
     }
+    // An index that points at a rule of another id is wrong (gosec 2.11
+    // writes such indexes): the id decides.
     if let Some(rule) = idx.and_then(|i| tool["driver"]["rules"].get(i as usize)) {
-        return Some(rule);
+        if id.is_none() || rule["id"].as_str().is_none() || rule["id"].as_str() == id {
+            return Some(rule);
+        }
     }
     find_id(&tool["driver"]["rules"]).or_else(|| {
         tool["extensions"]
@@ -69,21 +74,67 @@ fn score(v: &Value) -> Option<f64> {
         .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
 }
 
+fn label(v: &Value) -> Option<&'static str> {
+    match v.as_str()?.to_ascii_lowercase().as_str() {
+        "critical" => Some("critical"),
+        "high" => Some("high"),
+        "medium" | "moderate" => Some("medium"),
+        "low" => Some("low"),
+        "info" | "informational" | "information" | "none" | "negligible" => Some("info"),
+        _ => None,
+    }
+}
+
+fn banded(s: f64) -> &'static str {
+    match s {
+        s if s >= 9.0 => "critical",
+        s if s >= 7.0 => "high",
+        s if s >= 4.0 => "medium",
+        s if s > 0.0 => "low",
+        _ => "info",
+    }
+}
+
+/// The severity by the order the SARIF reader documents: `security-severity`
+/// (score or label), then the tools' own properties, then the level.
 fn expected_severity(run: &Value, r: &Value) -> &'static str {
     if r["kind"].as_str().is_some_and(|k| k != "fail") {
         return "info";
     }
     let rule = rule_of(run, r);
-    let s = score(&r["properties"]["security-severity"])
-        .or_else(|| rule.and_then(|x| score(&x["properties"]["security-severity"])));
-    if let Some(s) = s {
-        return match s {
-            s if s >= 9.0 => "critical",
-            s if s >= 7.0 => "high",
-            s if s >= 4.0 => "medium",
-            s if s > 0.0 => "low",
-            _ => "info",
-        };
+    let rp = |k: &str| rule.map(|x| &x["properties"][k]).unwrap_or(&Value::Null);
+    let standard = |v: &Value| match v.as_str() {
+        Some(t) if t.trim().parse::<f64>().is_err() => label(v),
+        _ => score(v).map(banded),
+    };
+    if let Some(s) = standard(&r["properties"]["security-severity"])
+        .or_else(|| standard(rp("security-severity")))
+    {
+        return s;
+    }
+    if let Some(s) = label(&r["properties"]["issue_severity"])
+        .or_else(|| label(rp("issue_severity")))
+        .or_else(|| label(rp("cvssv3_baseSeverity")))
+        .or_else(|| score(rp("cvssv3_baseScore")).map(banded))
+        .or_else(|| label(rp("cvssv2_severity")))
+        .or_else(|| {
+            score(rp("cvssv2_score")).map(|s| match banded(s) {
+                "critical" => "high",
+                other => other,
+            })
+        })
+        .or_else(|| {
+            rp("tags").as_array().and_then(|tags| {
+                tags.iter().find_map(|t| {
+                    let t = t.as_str()?;
+                    (t.chars().all(|c| c.is_ascii_uppercase()) && t != "NONE")
+                        .then(|| label(&Value::String(t.into())))
+                        .flatten()
+                })
+            })
+        })
+    {
+        return s;
     }
     let level = r["level"]
         .as_str()
@@ -285,9 +336,8 @@ async fn github_fixtures_served_on_loopback_convert_exactly() {
         1,
         vec![Scripted::new(403, &rh, &refusal["body"].to_string())],
     );
-    let s: GithubSecretScanningSettings =
-        serde_json::from_value(settings_json(&gh.base, json!({}))).unwrap();
-    let c = s.build(None).unwrap();
+    let s: GithubSettings = serde_json::from_value(settings_json(&gh.base, json!({}))).unwrap();
+    let c = GithubSecretScanning::new(s, None).unwrap();
     let mut sink = MemorySink::default();
     c.sync(None, SyncMode::Incremental, &mut sink)
         .await
@@ -363,9 +413,8 @@ async fn code_scanning_fixtures_served_on_loopback_convert_exactly() {
         .filter(|a| a["state"] == "fixed")
         .count();
     gh.set("code", items);
-    let s: GithubCodeScanningSettings =
-        serde_json::from_value(settings_json(&gh.base, json!({}))).unwrap();
-    let c = s.build(None).unwrap();
+    let s: GithubSettings = serde_json::from_value(settings_json(&gh.base, json!({}))).unwrap();
+    let c = GithubCodeScanning::new(s, None).unwrap();
     let mut sink = MemorySink::default();
     let out = c
         .sync(None, SyncMode::Incremental, &mut sink)
@@ -456,4 +505,45 @@ async fn the_sarif_connector_reads_the_fixture_folder_whole() {
         .await
         .unwrap();
     assert_eq!((out.requests, sink.pages.len()), (0, pages));
+}
+
+#[tokio::test]
+async fn the_real_repository_level_code_scanning_list_converts_without_repository() {
+    let Some(dir) = fixtures("repository-level code scanning conformance") else {
+        return;
+    };
+    let gh = FakeGithub::start().await;
+    let real = load(dir.join("github/code-scanning-alerts-repo-real.json"));
+    let items = real.as_array().unwrap().clone();
+    assert!(items.iter().all(|a| a.get("repository").is_none()));
+    gh.set("code:matt-davis27/PyGithub", items.clone());
+    let mut v = settings_json(&gh.base, json!({"repos": ["matt-davis27/PyGithub"]}));
+    v.as_object_mut().unwrap().remove("org");
+    let s: GithubSettings = serde_json::from_value(v).unwrap();
+    let c = GithubCodeScanning::new(s, None).unwrap();
+    let mut sink = MemorySink::default();
+    let out = c
+        .sync(None, SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    assert_eq!((out.unreadable, out.skipped), (0, 0));
+    assert_eq!(sink.count("finding"), items.len());
+    for a in &items {
+        let id = format!("matt-davis27/PyGithub#{}", a["number"]);
+        let Record::Finding(f) = &sink.records[&("finding".to_string(), id.clone())] else {
+            unreachable!()
+        };
+        assert_eq!(f.url.as_deref(), a["html_url"].as_str(), "{id}");
+        let loc = &a["most_recent_instance"]["location"];
+        assert_eq!(
+            f.fingerprint,
+            secmetrics_connectors::fingerprint::location_fingerprint(
+                a["tool"]["name"].as_str().unwrap(),
+                a["rule"]["id"].as_str().unwrap(),
+                loc["path"].as_str().unwrap(),
+                loc["start_line"].as_u64()
+            ),
+            "{id}"
+        );
+    }
 }

@@ -3,6 +3,10 @@
 //! conformance suite when `SECMETRICS_FIXTURES` is set.
 
 mod conformance;
+mod conformance_tickets;
 mod github;
+mod inventory;
+mod jira;
+mod pagerduty;
 mod sarif;
 mod support;

@@ -2,13 +2,10 @@
 //! rate limits, resumption, quota, secret hygiene and conditional requests.
 
 use crate::support::*;
-use secmetrics_connectors::github::code_scanning::{
-    GithubCodeScanning, GithubCodeScanningSettings,
-};
-use secmetrics_connectors::github::secret_scanning::{
-    GithubSecretScanning, GithubSecretScanningSettings,
-};
+use secmetrics_connectors::github::code_scanning::GithubCodeScanning;
+use secmetrics_connectors::github::secret_scanning::GithubSecretScanning;
 use secmetrics_connectors::github::GithubCursor;
+use secmetrics_connectors::github::GithubSettings;
 use secmetrics_connectors::{Connector, Record, SecretValidity, SyncMode};
 use secrecy::SecretString;
 use serde_json::{json, Value};
@@ -27,18 +24,18 @@ fn secret_connector(gh: &FakeGithub, extra: Value) -> GithubSecretScanning {
     for (k, x) in extra.as_object().unwrap() {
         v[k] = x.clone();
     }
-    let s: GithubSecretScanningSettings = serde_json::from_value(v).unwrap();
-    s.build(Some(SecretString::from(TOKEN))).unwrap()
+    let s: GithubSettings = serde_json::from_value(v).unwrap();
+    GithubSecretScanning::new(s, Some(SecretString::from(TOKEN))).unwrap()
 }
 
 fn code_connector(gh: &FakeGithub) -> GithubCodeScanning {
-    let s: GithubCodeScanningSettings = serde_json::from_value(json!({
+    let s: GithubSettings = serde_json::from_value(json!({
         "name": "gh-code", "org": "acme", "base_url": gh.base, "rate": 1000.0, "burst": 100,
         "per_page": 2, "pages_per_commit": 1, "retry": fast_retry(), "assets": {"acme/web": "web-shop"},
         "environments": {"acme/tools": "non_production"}
     }))
     .unwrap();
-    s.build(Some(SecretString::from(TOKEN))).unwrap()
+    GithubCodeScanning::new(s, Some(SecretString::from(TOKEN))).unwrap()
 }
 
 fn alerts(n: usize) -> Vec<Value> {
@@ -164,7 +161,7 @@ async fn rate_limit_403_with_reset_and_429_with_retry_after_are_waited_out() {
             r#"{"message":"You have exceeded a secondary rate limit. Please wait a few minutes before you try again.","status":"429"}"#,
         )],
     );
-    let c = secret_connector(&gh, json!({"repos": {"enabled": false}}));
+    let c = secret_connector(&gh, json!({"coverage": {"enabled": false}}));
     let mut sink = MemorySink::default();
     c.sync(None, SyncMode::Incremental, &mut sink)
         .await
@@ -204,7 +201,7 @@ async fn secondary_limit_403_without_headers_waits_the_minimum_then_continues() 
             r#"{"message":"You have exceeded a secondary rate limit. Please wait a few minutes before you try again. If you reach out to GitHub Support for help, please include the request ID 0680:6A2A.","documentation_url":"https://docs.github.com/free-pro-team@latest/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits","status":"403"}"#,
         )],
     );
-    let c = secret_connector(&gh, json!({"repos": {"enabled": false}}));
+    let c = secret_connector(&gh, json!({"coverage": {"enabled": false}}));
     let mut sink = MemorySink::default();
     c.sync(None, SyncMode::Incremental, &mut sink)
         .await
@@ -227,7 +224,7 @@ async fn bad_gateway_mid_pagination_then_restart_resumes_with_none_missing_or_tw
         3,
         vec![bad.clone(), bad.clone(), bad.clone(), bad],
     );
-    let c = secret_connector(&gh, json!({"repos": {"enabled": false}}));
+    let c = secret_connector(&gh, json!({"coverage": {"enabled": false}}));
     let mut sink = MemorySink::default();
     let err = c
         .sync(None, SyncMode::Incremental, &mut sink)
@@ -272,7 +269,7 @@ async fn configured_quota_is_never_exceeded() {
     let (rate, burst) = (8.0, 2u32);
     let c = secret_connector(
         &gh,
-        json!({"repos": {"enabled": false}, "per_page": 1, "rate": rate, "burst": burst}),
+        json!({"coverage": {"enabled": false}, "per_page": 1, "rate": rate, "burst": burst}),
     );
     let mut sink = MemorySink::default();
     let t0 = Instant::now();
@@ -329,7 +326,7 @@ async fn secret_values_appear_nowhere_in_records_cursor_or_logs() {
         1,
         vec![Scripted::new(500, &[], "{\"message\":\"Server Error\"}")],
     );
-    let c = secret_connector(&gh, json!({"repos": {"enabled": false}}));
+    let c = secret_connector(&gh, json!({"coverage": {"enabled": false}}));
     let mut sink = MemorySink::default();
     let out = c
         .sync(None, SyncMode::Incremental, &mut sink)
@@ -504,7 +501,7 @@ async fn link_to_another_host_is_not_followed() {
     let gh = FakeGithub::start().await;
     gh.set("secret", alerts(4));
     gh.state.lock().unwrap().foreign_link = true;
-    let c = secret_connector(&gh, json!({"repos": {"enabled": false}}));
+    let c = secret_connector(&gh, json!({"coverage": {"enabled": false}}));
     let mut sink = MemorySink::default();
     let err = c
         .sync(None, SyncMode::Incremental, &mut sink)
@@ -530,7 +527,7 @@ async fn errors_name_connector_method_path_and_status_never_token_or_query() {
             r#"{"message":"Resource not accessible by personal access token","documentation_url":"https://docs.github.com/rest/secret-scanning/secret-scanning#list-secret-scanning-alerts-for-an-organization","status":"403"}"#,
         )],
     );
-    let c = secret_connector(&gh, json!({"repos": {"enabled": false}}));
+    let c = secret_connector(&gh, json!({"coverage": {"enabled": false}}));
     let err = c
         .sync(None, SyncMode::Incremental, &mut MemorySink::default())
         .await
@@ -554,7 +551,7 @@ async fn a_timed_out_request_is_retried() {
     );
     let mut retry = fast_retry();
     retry["timeout_secs"] = json!(0.4);
-    let c = secret_connector(&gh, json!({"repos": {"enabled": false}, "retry": retry}));
+    let c = secret_connector(&gh, json!({"coverage": {"enabled": false}, "retry": retry}));
     let mut sink = MemorySink::default();
     c.sync(None, SyncMode::Incremental, &mut sink)
         .await
@@ -566,12 +563,12 @@ async fn a_timed_out_request_is_retried() {
 #[tokio::test]
 async fn a_reset_connection_is_retried_and_a_persistent_one_fails_naming_the_path() {
     let (base, accepted) = flaky_server(2, "[]").await;
-    let s: GithubSecretScanningSettings = serde_json::from_value(json!({
+    let s: GithubSettings = serde_json::from_value(json!({
         "name": "gh-secrets", "org": "acme", "base_url": base, "rate": 1000.0, "burst": 100,
-        "repos": {"enabled": false}, "retry": fast_retry()
+        "coverage": {"enabled": false}, "retry": fast_retry()
     }))
     .unwrap();
-    let c = s.build(Some(SecretString::from(TOKEN))).unwrap();
+    let c = GithubSecretScanning::new(s, Some(SecretString::from(TOKEN))).unwrap();
     let out = c
         .sync(None, SyncMode::Incremental, &mut MemorySink::default())
         .await
@@ -580,12 +577,12 @@ async fn a_reset_connection_is_retried_and_a_persistent_one_fails_naming_the_pat
     assert_eq!(*accepted.lock().unwrap(), 3, "two resets, then the answer");
 
     let (base, _) = flaky_server(100, "[]").await;
-    let s: GithubSecretScanningSettings = serde_json::from_value(json!({
+    let s: GithubSettings = serde_json::from_value(json!({
         "name": "gh-secrets", "org": "acme", "base_url": base, "rate": 1000.0, "burst": 100,
-        "repos": {"enabled": false}, "retry": fast_retry()
+        "coverage": {"enabled": false}, "retry": fast_retry()
     }))
     .unwrap();
-    let c = s.build(Some(SecretString::from(TOKEN))).unwrap();
+    let c = GithubSecretScanning::new(s, Some(SecretString::from(TOKEN))).unwrap();
     let err = c
         .sync(None, SyncMode::Incremental, &mut MemorySink::default())
         .await
@@ -607,7 +604,7 @@ async fn a_rate_limit_wait_longer_than_allowed_fails_at_once() {
         1,
         vec![Scripted::new(429, &[("retry-after", "3600")], "{}")],
     );
-    let c = secret_connector(&gh, json!({"repos": {"enabled": false}}));
+    let c = secret_connector(&gh, json!({"coverage": {"enabled": false}}));
     let t = Instant::now();
     let err = c
         .sync(None, SyncMode::Incremental, &mut MemorySink::default())
@@ -625,7 +622,7 @@ async fn a_rate_limit_wait_longer_than_allowed_fails_at_once() {
 async fn a_cancelled_pass_stops_after_the_page_in_flight_and_resumes_later() {
     let gh = FakeGithub::start().await;
     gh.set("secret", alerts(6));
-    let c = secret_connector(&gh, json!({"repos": {"enabled": false}}));
+    let c = secret_connector(&gh, json!({"coverage": {"enabled": false}}));
     let mut sink = MemorySink {
         cancel_after: Some(1),
         ..MemorySink::default()
@@ -660,7 +657,7 @@ async fn several_http_pages_per_commit_resume_after_the_last_committed_one() {
     );
     let c = secret_connector(
         &gh,
-        json!({"repos": {"enabled": false}, "pages_per_commit": 2}),
+        json!({"coverage": {"enabled": false}, "pages_per_commit": 2}),
     );
     let mut sink = MemorySink::default();
     c.sync(None, SyncMode::Incremental, &mut sink)
@@ -693,7 +690,7 @@ async fn a_spent_quota_on_a_successful_page_is_waited_out_before_the_next_reques
         ("x-ratelimit-remaining".into(), "0".into()),
         ("x-ratelimit-reset".into(), reset.to_string()),
     ];
-    let c = secret_connector(&gh, json!({"repos": {"enabled": false}}));
+    let c = secret_connector(&gh, json!({"coverage": {"enabled": false}}));
     let mut sink = MemorySink::default();
     c.sync(None, SyncMode::Incremental, &mut sink)
         .await
@@ -736,7 +733,7 @@ async fn cancelling_with_uncommitted_pages_commits_them_before_stopping() {
     gh.set("secret", alerts(10));
     let c = secret_connector(
         &gh,
-        json!({"repos": {"enabled": false}, "pages_per_commit": 3}),
+        json!({"coverage": {"enabled": false}, "pages_per_commit": 3}),
     );
     let mut sink = CancelAt {
         inner: MemorySink::default(),
@@ -852,9 +849,9 @@ async fn repo_coverage_is_read_whole_every_pass_with_an_etag_per_page() {
     );
     assert_eq!(o.pages, 0);
 
-    // A fourth repository fills page 2 (which changes); a fifth then starts
-    // page 3, which page 2's ETag does not show (only its Link does): a full
-    // last page that answers 304 is read again for its Link.
+    // A fourth repository fills page 2 (which changes). A page added after
+    // a full last page would not change its ETag (only its Link), so the
+    // page after it is asked too: empty now, it answers 304 from then on.
     let mut four = repos(Some(true));
     four.push(repo("acme/d", &updated_desc(3), Some(true)));
     gh.set("repos", four.clone());
@@ -867,9 +864,27 @@ async fn repo_coverage_is_read_whole_every_pass_with_an_etag_per_page() {
         vec![
             row("repos", 1, 304),
             row("repos", 2, 200),
+            row("repos", 3, 200),
             row("secret", 1, 304)
         ]
     );
+    // Unchanged with a full last page: 304s only, nothing written.
+    gh.clear_seen();
+    let o = c
+        .sync(sink.cursor.clone(), SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    assert_eq!(
+        list(&gh),
+        vec![
+            row("repos", 1, 304),
+            row("repos", 2, 304),
+            row("repos", 3, 304),
+            row("secret", 1, 304)
+        ]
+    );
+    assert_eq!((o.requests, o.pages), (4, 0));
+    // A fifth starts page 3: page 2 answers 304, page 3 brings it.
     let mut five = four;
     five.push(repo("acme/e", &updated_desc(4), Some(false)));
     gh.set("repos", five);
@@ -882,10 +897,247 @@ async fn repo_coverage_is_read_whole_every_pass_with_an_etag_per_page() {
         vec![
             row("repos", 1, 304),
             row("repos", 2, 304),
-            row("repos", 2, 200),
             row("repos", 3, 200),
             row("secret", 1, 304)
         ]
     );
     assert_eq!(sink.count("repo"), 5);
+}
+
+fn without_repository(mut v: Value) -> Value {
+    v.as_object_mut().unwrap().remove("repository");
+    v
+}
+
+#[tokio::test]
+async fn repository_level_lists_are_read_per_repo_with_their_own_cursors() {
+    let gh = FakeGithub::start().await;
+    // acme/web: three alerts on its own list (no `repository` there), and
+    // coverage on; acme/old: secret scanning off (its list answers 404).
+    gh.set(
+        "secret:acme/web",
+        (0..3)
+            .map(|i| {
+                without_repository(secret_alert(
+                    10 - i as u64,
+                    "acme/web",
+                    &updated_desc(i),
+                    "ghp_x",
+                ))
+            })
+            .collect(),
+    );
+    gh.set_missing(
+        "secret:acme/old",
+        "Secret scanning is disabled on this repository.",
+    );
+    gh.set_object(
+        "repo:acme/web",
+        repo("acme/web", "2026-05-01T00:00:00Z", Some(true)),
+    );
+    gh.set_object(
+        "repo:acme/old",
+        repo("acme/old", "2026-05-01T00:00:00Z", Some(false)),
+    );
+    let mut v = json!({"name": "gh-secrets", "repos": ["acme/web", "acme/old"], "base_url": gh.base,
+        "rate": 1000.0, "burst": 100, "per_page": 2, "retry": fast_retry(),
+        "assets": {"acme/web": "web-shop"}});
+    v["coverage"] = json!({"enabled": true});
+    let c = GithubSecretScanning::new(
+        serde_json::from_value(v).unwrap(),
+        Some(SecretString::from(TOKEN)),
+    )
+    .unwrap();
+    let mut sink = MemorySink::default();
+    let out = c
+        .sync(None, SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    // 2 repo objects, 2 pages of acme/web's alerts, 1 answer 404.
+    assert_eq!(out.requests, 5);
+    assert_eq!((out.skipped, out.unreadable), (1, 0));
+    assert_eq!(sink.count("repo"), 2);
+    assert_eq!(sink.count("secret_alert"), 3);
+    let ids: Vec<&str> = sink
+        .records
+        .keys()
+        .filter(|(k, _)| k == "secret_alert")
+        .map(|(_, id)| id.as_str())
+        .collect();
+    assert_eq!(ids, vec!["acme/web#10", "acme/web#8", "acme/web#9"]);
+    match &sink.records[&("repo".to_string(), "acme/web".to_string())] {
+        Record::Repo(r) => {
+            assert_eq!(r.asset.as_deref(), Some("web-shop"));
+            assert_eq!(r.secret_scanning, Some(true));
+        }
+        _ => unreachable!(),
+    }
+    let cursor: GithubCursor = serde_json::from_str(sink.cursor.as_deref().unwrap()).unwrap();
+    let keys: Vec<&str> = cursor.endpoints.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        vec![
+            "repo:acme/old",
+            "repo:acme/web",
+            "secret_scanning_alerts:acme/web"
+        ]
+    );
+    // Nothing changed: each repository costs one 304, the list one 304,
+    // the disabled one its 404; nothing is written.
+    gh.clear_seen();
+    let mut again = MemorySink {
+        cursor: sink.cursor.clone(),
+        ..MemorySink::default()
+    };
+    let out = c
+        .sync(sink.cursor.clone(), SyncMode::Incremental, &mut again)
+        .await
+        .unwrap();
+    let statuses: Vec<(String, u16)> = gh
+        .seen()
+        .iter()
+        .map(|s| (s.list.clone(), s.status))
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![
+            ("repo:acme/web".to_string(), 304),
+            ("repo:acme/old".to_string(), 304),
+            ("secret:acme/web".to_string(), 304),
+            ("secret:acme/old".to_string(), 404),
+        ]
+    );
+    assert_eq!((out.pages, again.all().len()), (0, 0));
+}
+
+#[tokio::test]
+async fn an_unreadable_alert_makes_the_pass_partial_and_keeps_it_from_hiding_behind_a_304() {
+    let gh = FakeGithub::start().await;
+    let mut items = alerts(3);
+    items[1]["created_at"] = json!("yesterday");
+    gh.set("secret", items.clone());
+    let c = secret_connector(&gh, json!({"coverage": {"enabled": false}}));
+    let mut sink = MemorySink::default();
+    let out = c
+        .sync(None, SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    assert_eq!((out.unreadable, out.skipped), (1, 1));
+    assert!(out.is_partial());
+    assert_eq!(
+        out.problems,
+        vec![
+            "secret_scanning_alerts: alert 99: `created_at`: \"yesterday\" is not an RFC 3339 time: premature end of input"
+        ]
+    );
+    assert_eq!(sink.count("secret_alert"), 2);
+    // The next pass is not a 304: it reads the list again (the unreadable
+    // alert is still unreadable).
+    gh.clear_seen();
+    let out = c
+        .sync(sink.cursor.clone(), SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    assert_eq!(gh.seen()[0].status, 200);
+    assert_eq!(out.unreadable, 1);
+    // Fixed at the source: read, and the pass is clean.
+    items[1]["created_at"] = json!("2026-01-01T00:00:00Z");
+    gh.set("secret", items);
+    let out = c
+        .sync(sink.cursor.clone(), SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    assert_eq!(out.unreadable, 0);
+    assert_eq!(sink.count("secret_alert"), 3);
+    // Now the validators are kept: nothing changed is one 304.
+    gh.clear_seen();
+    let out = c
+        .sync(sink.cursor.clone(), SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    let statuses: Vec<u16> = gh.seen().iter().map(|s| s.status).collect();
+    assert_eq!(statuses, vec![304]);
+    assert_eq!(out.pages, 0);
+}
+
+#[tokio::test]
+async fn a_code_scanning_alert_and_its_sarif_result_share_a_fingerprint_and_the_alert_keeps_its_url(
+) {
+    let gh = FakeGithub::start().await;
+    gh.set("code", vec![code_alert(4, "acme/web", &updated_desc(0))]);
+    let c = code_connector(&gh);
+    let mut sink = MemorySink::default();
+    c.sync(None, SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    let Record::Finding(alert) = &sink.records[&("finding".to_string(), "acme/web#4".to_string())]
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        alert.url.as_deref(),
+        Some("https://github.com/acme/web/security/code-scanning/4")
+    );
+    // The same result as the CodeQL SARIF upload holds it: a relative URI
+    // with a `./`, the rule in an extension, its own partial fingerprint.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("codeql.sarif");
+    std::fs::write(
+        &p,
+        json!({"version": "2.1.0", "runs": [{
+            "tool": {"driver": {"name": "CodeQL"}, "extensions": [{"name": "codeql/javascript-queries",
+                "rules": [{"id": "js/sql-injection", "properties": {"security-severity": "8.8"}}]}]},
+            "results": [{"ruleId": "js/sql-injection", "rule": {"id": "js/sql-injection", "index": 0, "toolComponent": {"index": 0}},
+                "message": {"text": "m"}, "partialFingerprints": {"primaryLocationLineHash": "abc:1"},
+                "locations": [{"physicalLocation": {"artifactLocation": {"uri": "./src/db.js", "uriBaseId": "%SRCROOT%"},
+                    "region": {"startLine": 10, "startColumn": 5}}}]}]}]})
+        .to_string(),
+    )
+    .unwrap();
+    let ctx = secmetrics_connectors::sarif::FindingContext {
+        source: "sast".into(),
+        asset: "web-shop".into(),
+        environment: secmetrics_connectors::Environment::Production,
+    };
+    let mut from_sarif = Vec::new();
+    secmetrics_connectors::sarif::import_file(
+        &p,
+        &ctx,
+        &Default::default(),
+        chrono::Utc::now(),
+        |f| {
+            from_sarif.push(f);
+            Ok::<(), ()>(())
+        },
+    )
+    .unwrap();
+    assert_eq!(from_sarif.len(), 1);
+    assert_eq!(alert.asset, from_sarif[0].asset);
+    assert!(alert.fingerprint.is_some());
+    assert_eq!(alert.fingerprint, from_sarif[0].fingerprint);
+}
+
+#[tokio::test]
+async fn a_422_names_githubs_error_details_and_is_not_retried() {
+    let gh = FakeGithub::start().await;
+    gh.script(
+        "code",
+        1,
+        vec![Scripted::new(
+            422,
+            &[],
+            r#"{"message":"Validation Failed","errors":[{"resource":"CodeScanningAlert","field":"tool_name","code":"invalid"}],"documentation_url":"https://docs.github.com/rest","status":"422"}"#,
+        )],
+    );
+    let c = code_connector(&gh);
+    let err = c
+        .sync(None, SyncMode::Incremental, &mut MemorySink::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "gh-code: GET /orgs/acme/code-scanning/alerts: HTTP 422: Validation Failed: [CodeScanningAlert.tool_name: invalid]"
+    );
+    assert_eq!(gh.seen().len(), 1);
 }

@@ -41,6 +41,9 @@ pub fn run(path: Option<&Path>) -> i32 {
         return 1;
     }
     println!("configuration OK: {name}");
+    for note in crate::daemon::notes(&config) {
+        println!("note: {note}");
+    }
     if !config.connectors.is_empty() {
         let list: Vec<String> = config
             .connectors

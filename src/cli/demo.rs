@@ -64,7 +64,7 @@ pub fn run(config: &crate::config::Config, args: DemoArgs) -> anyhow::Result<i32
     }
 
     let estate = crate::reconcile::load(&store, &config.reconcile)?.estate;
-    let period = Period::last_complete_month(now);
+    let period = Period::last_complete(crate::kpi::Unit::Month, now, cfg.timezone.0);
     let pack = kpi::with_history(&estate, &period, cfg, now, 6);
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     print!("{}", report::render(&pack, Format::Text, color));

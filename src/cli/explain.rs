@@ -13,8 +13,10 @@ pub struct ExplainArgs {
     /// The record: KIND/SOURCE/ID (e.g. finding/codeql/acme/api#12).
     #[arg(value_name = "KIND/SOURCE/ID")]
     pub target: String,
-    /// Month whose KPIs to explain, `YYYY-MM`. Default: the last complete month.
-    #[arg(long, value_name = "YYYY-MM")]
+    /// Period whose KPIs to explain: a month `2026-10`, an ISO week
+    /// `2026-W48` or a day `2026-11-30`, in `kpi.timezone`. Default: the
+    /// last complete month.
+    #[arg(long, value_name = "P")]
     pub period: Option<String>,
     /// Output format: text or json.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
@@ -25,8 +27,12 @@ pub struct ExplainArgs {
 pub fn run(ctx: &Context, args: ExplainArgs) -> anyhow::Result<i32> {
     let identity = parse_target(&args.target)?;
     let period = match &args.period {
-        Some(p) => Period::parse_month(p)?,
-        None => Period::last_complete_month(chrono::Utc::now()),
+        Some(p) => Period::parse(p, ctx.config.kpi.timezone.0)?,
+        None => Period::last_complete(
+            crate::kpi::Unit::Month,
+            chrono::Utc::now(),
+            ctx.config.kpi.timezone.0,
+        ),
     };
     let e = match through_daemon(ctx, &identity, &period)? {
         Some(e) => e,

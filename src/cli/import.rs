@@ -32,6 +32,10 @@ pub struct ImportArgs {
     /// Print a line on stderr after each committed batch.
     #[arg(long)]
     pub progress: bool,
+    /// Lines longer than this many bytes are rejected (default:
+    /// `ndjson.max_line_bytes` of the configuration, 1 MiB).
+    #[arg(long, value_name = "BYTES")]
+    pub max_line_bytes: Option<usize>,
 }
 
 /// Input formats of `import`.
@@ -64,8 +68,11 @@ pub fn run(ctx: &Context, args: ImportArgs) -> anyhow::Result<i32> {
         committed: 0,
         tally: BTreeMap::new(),
         unparsed_rejected: 0,
+        max_line_bytes: args
+            .max_line_bytes
+            .unwrap_or(ctx.config.ndjson.max_line_bytes),
     };
-    let mut failed_files = 0;
+    let mut failed_files = 0u64;
     if args.format == ImportFormat::Sarif {
         for file in &args.files {
             if let Err(e) = importer.read_sarif(file, &args) {
@@ -74,7 +81,7 @@ pub fn run(ctx: &Context, args: ImportArgs) -> anyhow::Result<i32> {
             }
         }
         importer.flush()?;
-        let rejected = importer.print_summary();
+        let rejected = importer.print_summary(failed_files);
         return Ok(if rejected > 0 || failed_files > 0 {
             1
         } else {
@@ -101,7 +108,7 @@ pub fn run(ctx: &Context, args: ImportArgs) -> anyhow::Result<i32> {
         }
     }
     importer.flush()?;
-    let rejected = importer.print_summary();
+    let rejected = importer.print_summary(failed_files);
     Ok(if rejected > 0 || failed_files > 0 {
         1
     } else {
@@ -117,46 +124,48 @@ struct Importer<'a> {
     committed: u64,
     tally: BTreeMap<Kind, Tally>,
     unparsed_rejected: u64,
+    max_line_bytes: usize,
 }
 
 impl Importer<'_> {
-    fn read(
-        &mut self,
-        mut reader: Box<dyn BufRead>,
-        origin: &str,
-        source: &str,
-    ) -> anyhow::Result<()> {
-        let mut buf = String::new();
-        let mut line_no = 0usize;
-        loop {
-            buf.clear();
-            match reader.read_line(&mut buf) {
-                Ok(0) => return Ok(()),
-                Ok(_) => {}
-                Err(e) => anyhow::bail!("read error after line {line_no}: {e}"),
-            }
-            line_no += 1;
-            let line = buf.trim_end_matches(['\n', '\r']);
-            if line.trim().is_empty() {
-                continue;
-            }
-            match ndjson::parse_line(line, source) {
-                Ok(record) => {
-                    self.tally.entry(record.kind()).or_default().loaded += 1;
-                    self.batch.push(record);
-                    if self.batch.len() >= self.batch_size {
-                        self.flush()?;
+    fn read(&mut self, reader: Box<dyn BufRead>, origin: &str, source: &str) -> anyhow::Result<()> {
+        let opts = ndjson::StreamOptions {
+            origin,
+            default_source: source,
+            max_line_bytes: self.max_line_bytes,
+        };
+        let mut failed: Option<anyhow::Error> = None;
+        // Rejected lines per declared kind (`None`: no kind could be read).
+        let mut rejected: BTreeMap<Option<Kind>, u64> = BTreeMap::new();
+        let read = ndjson::read_stream(
+            reader,
+            &opts,
+            |_, record| {
+                self.tally.entry(record.kind()).or_default().loaded += 1;
+                self.batch.push(record);
+                if self.batch.len() >= self.batch_size {
+                    if let Err(e) = self.flush() {
+                        failed = Some(e);
+                        return Err(std::io::Error::other("the store refused a batch"));
                     }
                 }
-                Err(error) => {
-                    eprintln!("{origin}:{line_no}: {error}");
-                    match kind_of(line) {
-                        Some(kind) => self.tally.entry(kind).or_default().rejected += 1,
-                        None => self.unparsed_rejected += 1,
-                    }
-                }
+                Ok(())
+            },
+            |e| {
+                eprintln!("{e}");
+                *rejected.entry(e.kind).or_default() += 1;
+            },
+        );
+        for (kind, n) in rejected {
+            match kind {
+                Some(kind) => self.tally.entry(kind).or_default().rejected += n,
+                None => self.unparsed_rejected += n,
             }
         }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        read.map_err(|e| anyhow::anyhow!("read error: {e}"))
     }
 
     /// Stream one SARIF file's results into the batches as findings.
@@ -235,8 +244,9 @@ impl Importer<'_> {
         Ok(())
     }
 
-    /// Print the per-kind table; returns the number of rejected lines.
-    fn print_summary(&self) -> u64 {
+    /// Print the per-kind table and the files that could not be read at
+    /// all; returns the number of rejected lines.
+    fn print_summary(&self, failed_files: u64) -> u64 {
         println!(
             "{:<14} {:>9} {:>9} {:>9} {:>9} {:>9}",
             "kind", "loaded", "new", "replaced", "unchanged", "rejected"
@@ -269,14 +279,11 @@ impl Importer<'_> {
             "{:<14} {:>9} {:>9} {:>9} {:>9} {:>9}",
             "total", total.loaded, total.new, total.replaced, total.unchanged, total.rejected
         );
+        if failed_files > 0 {
+            println!("files failed whole: {failed_files}");
+        }
         total.rejected
     }
-}
-
-/// The `kind` of a line that failed validation, when it can be read at all.
-fn kind_of(line: &str) -> Option<Kind> {
-    let v: serde_json::Value = serde_json::from_str(line).ok()?;
-    Kind::parse(v.get("kind")?.as_str()?)
 }
 
 /// The default asset of a SARIF file: its name without `.sarif`, `.json`

@@ -6,6 +6,7 @@ mod check;
 mod demo;
 mod digest;
 mod explain;
+mod export;
 mod import;
 mod overrides;
 pub mod report;
@@ -40,6 +41,9 @@ pub struct Cli {
 pub enum Command {
     /// Load records (NDJSON, `-` for stdin) into the store.
     Import(import::ImportArgs),
+    /// Write the current records as NDJSON (records.md format), sorted by
+    /// kind, source and id.
+    Export(export::ExportArgs),
     /// Records per kind and source, last import, connector cursors, store size.
     Status(status::StatusArgs),
     /// Validate the configuration (and its secrets) and say what is wrong.
@@ -107,6 +111,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     };
     match cli.command {
         Command::Import(args) => import::run(&ctx, args),
+        Command::Export(args) => export::run(&ctx, args),
         Command::Status(args) => status::run(&ctx, args),
         Command::Report(args) => report::run(&ctx, args),
         Command::Demo(args) => demo::run(&ctx.config, args),

@@ -13,13 +13,17 @@ use std::path::{Path, PathBuf};
 /// Options of `report`.
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {
-    /// Month to report, `YYYY-MM`. Default: the last complete month.
-    #[arg(long, value_name = "YYYY-MM", conflicts_with_all = ["from", "to"])]
+    /// Period to report: a month `YYYY-MM`, an ISO week `YYYY-Www` or a
+    /// day `YYYY-MM-DD`, between midnights in `kpi.timezone`. Default: the
+    /// last complete month there.
+    #[arg(long, value_name = "PERIOD", conflicts_with_all = ["from", "to"])]
     pub period: Option<String>,
-    /// Start of an arbitrary period (RFC 3339 or `YYYY-MM-DD`, UTC), inclusive.
+    /// Start of an arbitrary period (RFC 3339, or `YYYY-MM-DD` for midnight
+    /// in `kpi.timezone`), inclusive.
     #[arg(long, value_name = "TIME", requires = "to")]
     pub from: Option<String>,
-    /// End of an arbitrary period (RFC 3339 or `YYYY-MM-DD`, UTC), exclusive.
+    /// End of an arbitrary period (RFC 3339, or `YYYY-MM-DD` for midnight in
+    /// `kpi.timezone`), exclusive.
     #[arg(long, value_name = "TIME", requires = "from")]
     pub to: Option<String>,
     /// Output format: text, markdown, json or html.
@@ -52,32 +56,36 @@ fn parse_format(s: &str) -> Result<Format, String> {
     s.parse()
 }
 
-/// Parse `YYYY-MM-DD` (midnight UTC) or RFC 3339 with an explicit offset.
-fn parse_time(s: &str) -> anyhow::Result<Time> {
+/// Parse `YYYY-MM-DD` (midnight in `zone`) or RFC 3339 with an explicit
+/// offset.
+fn parse_time(s: &str, zone: chrono_tz::Tz) -> anyhow::Result<Time> {
     if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        if let Some(t) = d.and_hms_opt(0, 0, 0) {
-            return Ok(t.and_utc());
-        }
+        return Ok(kpi::period::midnight(zone, d));
     }
     Ok(chrono::DateTime::parse_from_rfc3339(s)
         .with_context(|| format!("`{s}` is neither YYYY-MM-DD nor RFC 3339 with an offset"))?
         .to_utc())
 }
 
-/// The period the options name; the last complete month by default.
-pub fn period_of(args: &ReportArgs, now: Time) -> anyhow::Result<Period> {
+/// The period the options name, in the reporting time zone `zone`; the
+/// last complete month there by default.
+pub fn period_of(args: &ReportArgs, now: Time, zone: chrono_tz::Tz) -> anyhow::Result<Period> {
     Ok(match (&args.period, &args.from, &args.to) {
-        (Some(p), _, _) => Period::parse_month(p)?,
-        (None, Some(from), Some(to)) => Period::range(parse_time(from)?, parse_time(to)?)?,
-        _ => Period::last_complete_month(now),
+        (Some(p), _, _) => Period::parse(p, zone)?,
+        (None, Some(from), Some(to)) => {
+            Period::range_in(parse_time(from, zone)?, parse_time(to, zone)?, zone)?
+        }
+        _ => Period::last_complete(kpi::Unit::Month, now, zone),
     })
 }
 
-/// The store key of a period's snapshot: `2026-10` for a month, the two
-/// RFC 3339 bounds otherwise.
+/// The store key of a period's snapshot: its label (`2026-10`,
+/// `2026-W48`, `2026-11-30`), the two RFC 3339 bounds for a range.
 pub fn snapshot_key(period: &Period) -> String {
     match period.kind {
-        kpi::PeriodKind::Month { .. } => period.label(),
+        kpi::PeriodKind::Month { .. }
+        | kpi::PeriodKind::Week { .. }
+        | kpi::PeriodKind::Day { .. } => period.label(),
         kpi::PeriodKind::Range => format!(
             "{}..{}",
             kpi::period::rfc3339(&period.start),
@@ -105,7 +113,7 @@ fn write_out(out: Option<&Path>, text: &str) -> anyhow::Result<()> {
 /// Run `report`.
 pub fn run(ctx: &Context, args: ReportArgs) -> anyhow::Result<i32> {
     let now = chrono::Utc::now();
-    let period = period_of(&args, now)?;
+    let period = period_of(&args, now, ctx.config.kpi.timezone.0)?;
     let key = snapshot_key(&period);
     let store = ctx.open_store()?;
 

@@ -1,6 +1,8 @@
 //! `secmetrics status`: what the store holds, per kind and source.
 
 use super::Context;
+use crate::deliver::outbox::{EntrySummary, Outbox};
+use crate::sync::{LastPass, PassState};
 use secmetrics_connectors::Kind;
 use std::collections::BTreeMap;
 
@@ -30,24 +32,40 @@ pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<i32> {
                 ctx.config.admin.socket.display()
             );
             println!("store        {}", ready["store"].as_str().unwrap_or("?"));
-            println!(
-                "outbox       {} digests waiting; by state {}",
-                ready["outbox_depth"], ready["outbox"]
-            );
+            let undelivered: Vec<EntrySummary> =
+                serde_json::from_value(ready["outbox_undelivered"].clone()).unwrap_or_default();
+            print_outbox(&ready["outbox"], &undelivered);
+            if let Some(held) = ready["digests_held"].as_array().filter(|h| !h.is_empty()) {
+                println!("\nscheduled digests not in the outbox yet:");
+                println!("{:<16} {:<12} {:<22} reason", "digest", "period", "fired");
+                for h in held {
+                    println!(
+                        "{:<16} {:<12} {:<22} {}",
+                        h["digest"].as_str().unwrap_or("?"),
+                        h["period"].as_str().unwrap_or("?"),
+                        h["fire_time"].as_str().unwrap_or("?"),
+                        h["reason"].as_str().unwrap_or("?")
+                    );
+                }
+            }
             if let Some(c) = ready["connectors"].as_object() {
                 println!(
-                    "\n{:<20} {:<27} {:>9} {:>7}  last error",
-                    "connector", "last success", "records", "errors"
+                    "\n{:<20} {:<20} {:<20} {:>9} {:>7}  last error",
+                    "connector", "last pass", "last success", "records", "errors"
                 );
                 for (name, s) in c {
+                    let pass: Option<LastPass> =
+                        serde_json::from_value(s["last_pass"].clone()).ok();
                     println!(
-                        "{:<20} {:<27} {:>9} {:>7}  {}",
+                        "{:<20} {:<20} {:<20} {:>9} {:>7}  {}",
                         name,
-                        s["last_success"].as_str().unwrap_or("-"),
+                        pass_cell(pass.as_ref()),
+                        seconds(s["last_success"].as_str()),
                         s["records"],
                         s["errors"],
                         s["last_error"].as_str().unwrap_or("-")
                     );
+                    print_problems(name, pass.as_ref());
                 }
             }
         }
@@ -55,6 +73,11 @@ pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<i32> {
     }
     let store = ctx.open_store()?;
     let status = store.status()?;
+    let passes: BTreeMap<String, LastPass> = LastPass::load_all(&store)?.into_iter().collect();
+    // Connectors with a cursor or a last pass (one interrupted before its
+    // first page has no cursor yet).
+    let names: std::collections::BTreeSet<&String> =
+        status.cursors.keys().chain(passes.keys()).collect();
     let mut per_kind: BTreeMap<Kind, u64> = BTreeMap::new();
     for ((kind, _), n) in &status.records {
         *per_kind.entry(*kind).or_default() += n;
@@ -71,13 +94,18 @@ pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<i32> {
             "gone": status.gone.values().sum::<u64>(),
             "history_entries": status.history_entries,
             "repos_secret_scanning_unknown": status.repos_unknown_scanning,
-            "outbox_depth": crate::deliver::outbox::Outbox::new(store.outbox()).depth()?,
-            "outbox": crate::deliver::outbox::Outbox::new(store.outbox()).counts()?,
-            "connectors": status.cursors.iter().map(|(name, c)| (name.clone(), serde_json::json!({
-                "last_commit": c.last_commit_us.map(crate::store::time_text),
-                "last_success": c.last_success_us.map(crate::store::time_text),
-                "last_error": c.last_error,
-            }))).collect::<BTreeMap<_, _>>(),
+            "outbox_depth": Outbox::new(store.outbox()).depth()?,
+            "outbox": Outbox::new(store.outbox()).counts()?,
+            "outbox_undelivered": Outbox::new(store.outbox()).undelivered()?,
+            "connectors": names.iter().map(|name| {
+                let c = status.cursors.get(*name).cloned().unwrap_or_default();
+                ((*name).clone(), serde_json::json!({
+                    "last_commit": c.last_commit_us.map(crate::store::time_text),
+                    "last_success": c.last_success_us.map(crate::store::time_text),
+                    "last_error": c.last_error,
+                    "last_pass": passes.get(*name),
+                }))
+            }).collect::<BTreeMap<_, _>>(),
         });
         println!("{}", serde_json::to_string_pretty(&json)?);
         return Ok(0);
@@ -117,19 +145,23 @@ pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<i32> {
         );
     }
     println!("history entries {}", status.history_entries);
-    println!(
-        "outbox       {} digests waiting",
-        crate::deliver::outbox::Outbox::new(store.outbox()).depth()?
+    let outbox = Outbox::new(store.outbox());
+    print_outbox(
+        &serde_json::to_value(outbox.counts()?)?,
+        &outbox.undelivered()?,
     );
-    if !status.cursors.is_empty() {
+    if !names.is_empty() {
         println!(
-            "\n{:<20} {:<26} {:<26} last error",
-            "connector", "last commit", "last success"
+            "\n{:<20} {:<20} {:<20} {:<20} last error",
+            "connector", "last pass", "last commit", "last success"
         );
-        for (name, c) in &status.cursors {
+        for name in &names {
+            let c = status.cursors.get(*name).cloned().unwrap_or_default();
+            let pass = passes.get(*name);
             println!(
-                "{:<20} {:<26} {:<26} {}",
+                "{:<20} {:<20} {:<20} {:<20} {}",
                 name,
+                pass_cell(pass),
                 c.last_commit_us
                     .map(crate::store::time_text)
                     .unwrap_or_else(|| "-".into()),
@@ -138,9 +170,81 @@ pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<i32> {
                     .unwrap_or_else(|| "-".into()),
                 c.last_error.as_deref().unwrap_or("-"),
             );
+            print_problems(name, pass);
         }
     }
     Ok(0)
+}
+
+/// A last pass as one cell: its state, and the unreadable count of a
+/// partial one.
+fn pass_cell(pass: Option<&LastPass>) -> String {
+    match pass {
+        None => "-".into(),
+        Some(p) if p.state == PassState::Partial => format!("partial ({})", p.unreadable),
+        Some(p) => p.state.as_str().to_string(),
+    }
+}
+
+/// The unreadable items a partial pass named, indented under its row.
+fn print_problems(name: &str, pass: Option<&LastPass>) {
+    if let Some(p) = pass.filter(|p| p.state == PassState::Partial) {
+        for problem in &p.problems {
+            println!("    {name}: unreadable: {problem}");
+        }
+    }
+}
+
+/// An RFC 3339 time to the second, `-` when absent.
+fn seconds(t: Option<&str>) -> String {
+    t.and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| {
+            t.with_timezone(&chrono::Utc)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        })
+        .unwrap_or_else(|| "-".into())
+}
+
+/// The outbox: counts by state, then every entry not delivered by digest,
+/// period and channel (failed and unconfirmed ones need an operator).
+fn print_outbox(counts: &serde_json::Value, undelivered: &[EntrySummary]) {
+    let n = |state: &str| counts[state].as_u64().unwrap_or(0);
+    println!(
+        "outbox       {} waiting to be sent; pending {}, sending {}, sent {}, failed {}, unconfirmed {}",
+        n("pending") + n("sending"),
+        n("pending"),
+        n("sending"),
+        n("sent"),
+        n("failed"),
+        n("unconfirmed")
+    );
+    if undelivered.is_empty() {
+        return;
+    }
+    println!(
+        "\n{:<16} {:<12} {:<8} {:<12} {:>8}  last error",
+        "digest", "period", "channel", "state", "attempts"
+    );
+    for e in undelivered {
+        println!(
+            "{:<16} {:<12} {:<8} {:<12} {:>8}  {}",
+            e.digest,
+            e.period,
+            e.channel,
+            e.state,
+            e.attempts,
+            e.last_error.as_deref().unwrap_or("-")
+        );
+    }
+    if undelivered
+        .iter()
+        .any(|e| e.state == "failed" || e.state == "unconfirmed")
+    {
+        println!(
+            "failed and unconfirmed digests are not sent again by themselves: \
+             `secmetrics digest NAME --period PERIOD --resend` sends one again"
+        );
+    }
 }
 
 fn human_bytes(n: u64) -> String {

@@ -1,15 +1,13 @@
 //! `secmetrics sync [--connector NAME] [--full]`: one pass of every
 //! configured connector (or one), each page written with its cursor in one
-//! atomic store write. Ctrl-C finishes the page in flight and stops.
+//! atomic store write. Ctrl-C cuts the request in flight at once; the pages
+//! committed stay and the next pass resumes from them.
 
 use super::Context;
 use crate::config::connector_token;
-use crate::sync::{sync_one_observed, SyncReport};
-use anyhow::Context as _;
-use secmetrics_connectors::SyncMode;
+use crate::sync::{run_passes, Built, PassLimits, PassObserver, PassState, SyncError, SyncReport};
+use secmetrics_connectors::{Cancel, SyncMode};
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 /// Options of `sync`.
 #[derive(Debug, clap::Args)]
@@ -23,9 +21,9 @@ pub struct SyncArgs {
     pub full: bool,
 }
 
-/// Run the passes; exit code 1 when any connector failed.
-pub fn run(ctx: &Context, args: SyncArgs) -> anyhow::Result<i32> {
-    let selected: Vec<_> = match &args.connector {
+/// The connectors `args` selects, each built (or why it could not be).
+pub fn select(ctx: &Context, connector: Option<&str>) -> anyhow::Result<Vec<Built>> {
+    let selected: Vec<_> = match connector {
         Some(name) => match ctx.config.connector(name) {
             Some(c) => vec![c.clone()],
             None => {
@@ -42,21 +40,66 @@ pub fn run(ctx: &Context, args: SyncArgs) -> anyhow::Result<i32> {
         },
         None => ctx.config.connectors.clone(),
     };
-    if selected.is_empty() {
-        eprintln!("no [[connectors]] configured; nothing to sync");
-        return Ok(0);
-    }
     // Build every selected connector first: a bad token or setting is
     // reported before anything is fetched.
-    let mut connectors = Vec::new();
+    let mut built = Vec::new();
     for settings in selected {
         let name = settings.name().to_string();
         let token = connector_token(&settings)?;
-        let c = settings
-            .build(token)
-            .with_context(|| format!("connector {name}"))?;
-        connectors.push(c);
+        let c = settings.build(token).map_err(|e| e.to_string());
+        if let Err(e) = &c {
+            anyhow::bail!("connector {name}: {e}");
+        }
+        built.push((name, c));
     }
+    Ok(built)
+}
+
+/// The table `sync` prints: one row per pass, progress on a terminal.
+struct Table {
+    terminal: bool,
+}
+
+impl PassObserver for Table {
+    fn progress(&mut self, connector: &str, pages: u64, records: u64) {
+        if self.terminal {
+            eprint!("\r{connector}: {pages} pages, {records} records committed…");
+        }
+    }
+
+    fn finished(&mut self, connector: &str, result: &Result<SyncReport, SyncError>) {
+        if self.terminal {
+            eprint!("\r\x1b[2K");
+        }
+        match result {
+            Ok(report) => {
+                print_row(report);
+                for p in &report.outcome.problems {
+                    eprintln!("{connector}: unreadable, skipped: {p}");
+                }
+                if report.outcome.unreadable > report.outcome.problems.len() as u64 {
+                    eprintln!(
+                        "{connector}: {} more unreadable item(s) not named here",
+                        report.outcome.unreadable - report.outcome.problems.len() as u64
+                    );
+                }
+            }
+            Err(e) => {
+                println!("{connector:<24} {:>57}  failed", "");
+                eprintln!("{e}");
+            }
+        }
+    }
+}
+
+/// Run the passes; exit code 1 when any connector failed, skipped items it
+/// could not read, or was interrupted.
+pub fn run(ctx: &Context, args: SyncArgs) -> anyhow::Result<i32> {
+    if ctx.config.connectors.is_empty() && args.connector.is_none() {
+        eprintln!("no [[connectors]] configured; nothing to sync");
+        return Ok(0);
+    }
+    let connectors = select(ctx, args.connector.as_deref())?;
     let store = ctx.open_store()?;
     let mode = if args.full {
         SyncMode::Full
@@ -67,59 +110,46 @@ pub fn run(ctx: &Context, args: SyncArgs) -> anyhow::Result<i32> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let cancel = Arc::new(AtomicBool::new(false));
-    let failed = runtime.block_on(async {
-        let flag = cancel.clone();
+    let cancel = Cancel::new();
+    let summary = runtime.block_on(async {
+        let signal = cancel.clone();
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("interrupted: finishing the page in flight");
-                flag.store(true, Ordering::Relaxed);
+                eprintln!("interrupted: the request in flight is cut; committed pages stay");
+                signal.cancel();
             }
         });
         println!(
             "{:<24} {:>6} {:>8} {:>8} {:>8} {:>9} {:>7} {:>5}  status",
             "connector", "pages", "requests", "new", "replaced", "unchanged", "skipped", "gone"
         );
-        let mut failed = 0;
-        for c in &connectors {
-            if cancel.load(Ordering::Relaxed) {
-                break;
-            }
-            // A live counter on a terminal: pages and records committed.
-            let name = c.name().to_string();
-            let mut show = |pages: u64, records: u64| {
-                eprint!("\r{name}: {pages} pages, {records} records committed…");
-            };
-            let progress: Option<crate::sync::Progress<'_>> = if std::io::stderr().is_terminal() {
-                Some(&mut show)
-            } else {
-                None
-            };
-            let result =
-                sync_one_observed(&store, c.as_ref(), mode, cancel.clone(), progress).await;
-            if std::io::stderr().is_terminal() {
-                eprint!("\r\x1b[2K");
-            }
-            match result {
-                Ok(report) => print_row(&report),
-                Err(e) => {
-                    failed += 1;
-                    println!("{:<24} {:>57}  failed", c.name(), "");
-                    eprintln!("{e}");
-                }
-            }
-        }
-        failed
+        let mut table = Table {
+            terminal: std::io::stderr().is_terminal(),
+        };
+        run_passes(
+            &store,
+            connectors,
+            mode,
+            cancel.clone(),
+            PassLimits::of(&ctx.config),
+            &mut table,
+        )
+        .await
     });
-    Ok(if failed > 0 { 1 } else { 0 })
+    Ok(
+        if summary.failed + summary.partial + summary.interrupted > 0 {
+            1
+        } else {
+            0
+        },
+    )
 }
 
 fn print_row(r: &SyncReport) {
     let o = &r.outcome;
-    let mut status = if o.interrupted {
-        "interrupted".to_string()
-    } else {
-        "ok".to_string()
+    let mut status = match r.state {
+        PassState::Partial => format!("partial: {} unreadable", o.unreadable),
+        other => other.as_str().to_string(),
     };
     if let Some(h) = r.http {
         if h.retries > 0 || h.rate_limit_waits > 0 {

@@ -48,6 +48,60 @@ pub struct Config {
     /// [`secmetrics_connectors::ConnectorSettings`].
     #[serde(default)]
     pub connectors: Vec<ConnectorSettings>,
+    /// NDJSON input read by `import` and the daemon's push endpoint.
+    #[serde(default)]
+    pub ndjson: NdjsonInputConfig,
+    /// Sync passes (`secmetrics sync`, the daemon's schedules and resyncs).
+    #[serde(default)]
+    pub sync: SyncConfig,
+}
+
+/// Default of `sync.max_pass_secs`: one hour.
+pub const DEFAULT_MAX_PASS_SECS: u64 = 3600;
+
+/// `[sync]`: bounds of a connector's pass.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConfig {
+    /// Longest one connector's pass may run, in seconds. Past it the pass
+    /// is stopped (the request in flight is cut), reported failed, and the
+    /// next pass resumes from its last committed page. Default 3600.
+    #[serde(default = "default_max_pass_secs")]
+    pub max_pass_secs: u64,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            max_pass_secs: DEFAULT_MAX_PASS_SECS,
+        }
+    }
+}
+
+fn default_max_pass_secs() -> u64 {
+    DEFAULT_MAX_PASS_SECS
+}
+
+/// `[ndjson]`: limits of NDJSON input (`import`, `POST /api/v1/records`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NdjsonInputConfig {
+    /// Lines longer than this many bytes are rejected like any bad line,
+    /// never held whole. Default 1 MiB (a record is a few hundred bytes).
+    #[serde(default = "default_max_line_bytes")]
+    pub max_line_bytes: usize,
+}
+
+impl Default for NdjsonInputConfig {
+    fn default() -> Self {
+        NdjsonInputConfig {
+            max_line_bytes: default_max_line_bytes(),
+        }
+    }
+}
+
+fn default_max_line_bytes() -> usize {
+    secmetrics_connectors::ndjson::DEFAULT_MAX_LINE_BYTES
 }
 
 /// `[daemon]`
@@ -114,7 +168,8 @@ pub struct DigestConfig {
     pub name: String,
     /// Cron schedule (6 fields, seconds first), in `daemon.timezone`.
     pub schedule: String,
-    /// Which period the digest covers: the last complete `month`, `week` (Monday to Monday) or `day`.
+    /// Which period the digest covers: the last `month`, `week` (ISO, Monday
+    /// to Monday) or `day` that had ended in `kpi.timezone` when it fired.
     #[serde(default)]
     pub period: DigestPeriod,
     /// KPI ids to show; default: the spec's monthly pack.
@@ -134,9 +189,9 @@ pub enum DigestPeriod {
     /// The last complete calendar month.
     #[default]
     Month,
-    /// The last complete ISO week (Monday 00:00 UTC to Monday).
+    /// The last complete ISO week (Monday to Monday, in `kpi.timezone`).
     Week,
-    /// The last complete UTC day.
+    /// The last complete day (in `kpi.timezone`).
     Day,
 }
 
@@ -181,7 +236,8 @@ pub struct SlackConfig {
     /// Web API base URL (change only for tests or proxies).
     #[serde(default = "default_slack_api")]
     pub api_base: String,
-    /// Request timeout in seconds.
+    /// Request timeout in seconds (connecting may take at most half of it);
+    /// a request sent without an answer in time is unconfirmed.
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
 }
@@ -217,7 +273,8 @@ pub struct EmailConfig {
     /// Default recipients.
     #[serde(default)]
     pub to: Vec<String>,
-    /// Connection timeout in seconds.
+    /// Timeout of each SMTP step in seconds (connect, STARTTLS, AUTH, MAIL,
+    /// each RCPT, DATA, the message and its answer).
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
 }
@@ -568,9 +625,21 @@ mod tests {
                 "github_secret_scanning",
                 "github_code_scanning",
                 "sarif",
-                "ndjson"
+                "ndjson",
+                "jira",
+                "pagerduty",
+                "inventory"
             ]
         );
+        // Table keys keep their case and spaces; quoted JQL survives.
+        let jira = format!("{:?}", cfg.connector("jira").unwrap());
+        for want in [
+            "\"Payments API\": \"payments-api\"",
+            "\"Risk Accepted\"",
+            "issuetype = \\\"Design Review\\\"",
+        ] {
+            assert!(jira.contains(want), "{want} not in {jira}");
+        }
         for c in cfg.connectors {
             let name = c.name().to_string();
             c.build(None).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -615,6 +684,17 @@ mod tests {
             e,
             "`connectors.cs.token_env`: environment variable NO_SUCH_VAR_FOR_TEST is not set"
         );
+    }
+
+    #[test]
+    fn the_reporting_time_zone_is_an_iana_name() {
+        let cfg = parse("[kpi]\ntimezone = \"Asia/Tokyo\"\n").unwrap();
+        assert_eq!(cfg.kpi.timezone.0, chrono_tz::Asia::Tokyo);
+        assert_eq!(Config::default().kpi.timezone.0, chrono_tz::Tz::UTC);
+        let e = parse("[kpi]\ntimezone = \"Mars/Base\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("kpi.timezone") && e.contains("Mars/Base"), "{e}");
     }
 
     #[test]

@@ -119,6 +119,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/resync", post(resync))
         .route("/api/v1/resync/{id}", get(resync_status))
         .route("/api/v1/digests/{name}", post(digest_now))
+        .route("/api/v1/digests/{name}/preview", get(digest_preview))
         .route("/api/v1/records", post(push_records))
         .merge(super::decisions::routes())
         .with_state(shared)
@@ -131,9 +132,9 @@ async fn healthz() -> &'static str {
 async fn readyz(State(s): State<Arc<Shared>>) -> Response {
     let syncs = s.syncs.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let ob = crate::deliver::outbox::Outbox::new(s.store.outbox());
-    let (depth, states) = match (ob.depth(), ob.counts()) {
-        (Ok(d), Ok(c)) => (d, c),
-        (Err(e), _) | (_, Err(e)) => {
+    let (depth, states, undelivered) = match (ob.depth(), ob.counts(), ob.undelivered()) {
+        (Ok(d), Ok(c), Ok(u)) => (d, c, u),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
             return error(StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}"))
         }
     };
@@ -148,6 +149,13 @@ async fn readyz(State(s): State<Arc<Shared>>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    let held: Vec<super::DueDigest> = s
+        .due_digests
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .values()
+        .cloned()
+        .collect();
     (
         status,
         Json(json!({
@@ -156,6 +164,8 @@ async fn readyz(State(s): State<Arc<Shared>>) -> Response {
             "connectors": syncs,
             "outbox_depth": depth,
             "outbox": states,
+            "outbox_undelivered": undelivered,
+            "digests_held": held,
         })),
     )
         .into_response()
@@ -191,8 +201,8 @@ async fn pack_for(s: Arc<Shared>, period: Option<String>) -> Result<Arc<kpi::Kpi
             .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
             .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")));
     };
-    let period =
-        Period::parse_month(&text).map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let period = Period::parse(&text, s.config.kpi.timezone.0)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))?;
     tokio::task::spawn_blocking(move || -> anyhow::Result<Arc<kpi::KpiPack>> {
         let estate = crate::reconcile::load(&s.store, &s.config.reconcile)?.estate;
         Ok(Arc::new(kpi::with_history(
@@ -284,6 +294,12 @@ async fn resync_status(State(s): State<Arc<Shared>>, Path(id): Path<u64>) -> Res
 #[derive(Deserialize)]
 struct DigestQuery {
     period: Option<String>,
+    /// Put failed and unconfirmed entries of the period back in line.
+    #[serde(default)]
+    resend: bool,
+    /// With `resend`: delivered entries too.
+    #[serde(default)]
+    force: bool,
 }
 
 async fn digest_now(
@@ -294,17 +310,59 @@ async fn digest_now(
     let Some(d) = s.config.digests.iter().find(|d| d.name == name).cloned() else {
         return error(StatusCode::NOT_FOUND, format!("no digest named {name:?}"));
     };
+    let zone = s.config.kpi.timezone.0;
     let period = match q.period {
-        Some(p) => match Period::parse_month(&p) {
+        Some(p) => match crate::deliver::parse_digest_period(&d, &p, zone) {
             Ok(p) => p,
-            Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("{e:#}")),
         },
-        None => crate::deliver::digest_period(d.period, Utc::now()),
+        None => crate::deliver::digest_period(d.period, Utc::now(), zone),
     };
     let shared = s.clone();
     let label = period.label();
+    if q.resend {
+        let force = q.force;
+        let result = tokio::task::spawn_blocking(move || {
+            crate::deliver::resend(
+                &shared.store,
+                &shared.config,
+                &d,
+                &period,
+                force,
+                Utc::now(),
+            )
+        })
+        .await;
+        return match result {
+            Ok(Ok(channels)) => {
+                s.wake_delivery.notify_one();
+                let status = if channels.iter().any(|c| c.refused()) {
+                    StatusCode::CONFLICT
+                } else {
+                    StatusCode::OK
+                };
+                (
+                    status,
+                    Json(json!({"digest": name, "period": label, "resend": channels})),
+                )
+                    .into_response()
+            }
+            Ok(Err(e)) if e.downcast_ref::<crate::deliver::Hold>().is_some() => {
+                error(StatusCode::CONFLICT, format!("{e}"))
+            }
+            Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        };
+    }
     let result = tokio::task::spawn_blocking(move || {
-        crate::deliver::queue_digest(&shared.store, &shared.config, &d, &period, Utc::now())
+        crate::deliver::queue_digest(
+            &shared.store,
+            &shared.config,
+            &d,
+            &period,
+            Utc::now(),
+            &crate::deliver::QueueOptions::default(),
+        )
     })
     .await;
     match result {
@@ -317,6 +375,36 @@ async fn digest_now(
             }))
             .into_response()
         }
+        Ok(Err(e)) if e.downcast_ref::<crate::deliver::Hold>().is_some() => {
+            error(StatusCode::CONFLICT, format!("{e}"))
+        }
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+async fn digest_preview(
+    State(s): State<Arc<Shared>>,
+    Path(name): Path<String>,
+    Query(q): Query<DigestQuery>,
+) -> Response {
+    let Some(d) = s.config.digests.iter().find(|d| d.name == name).cloned() else {
+        return error(StatusCode::NOT_FOUND, format!("no digest named {name:?}"));
+    };
+    let zone = s.config.kpi.timezone.0;
+    let period = match q.period {
+        Some(p) => match crate::deliver::parse_digest_period(&d, &p, zone) {
+            Ok(p) => p,
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("{e:#}")),
+        },
+        None => crate::deliver::digest_period(d.period, Utc::now(), zone),
+    };
+    let result = tokio::task::spawn_blocking(move || {
+        crate::deliver::preview(&s.store, &s.config, &d, &period, Utc::now())
+    })
+    .await;
+    match result {
+        Ok(Ok(p)) => Json(p).into_response(),
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
@@ -361,24 +449,30 @@ async fn push_records(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bo
             )
         }
     };
-    let Ok(text) = std::str::from_utf8(&bytes) else {
-        return error(StatusCode::BAD_REQUEST, "body is not UTF-8");
-    };
     let mut records = Vec::new();
     let mut errors = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match ndjson::parse_line(line, "push") {
-            Ok(r) => records.push(r),
-            Err(e) => errors.push(json!({
-                "line": i + 1,
-                "field": e.field,
-                "error": e.message,
-            })),
-        }
-    }
+    let opts = ndjson::StreamOptions {
+        origin: "push",
+        default_source: "push",
+        max_line_bytes: s.config.ndjson.max_line_bytes,
+    };
+    // Reading from memory cannot fail; a bad line (not UTF-8, too long,
+    // not a record) is reported with its number and the rest is stored.
+    let _ = ndjson::read_stream(
+        &bytes[..],
+        &opts,
+        |_, r| {
+            records.push(r);
+            Ok(())
+        },
+        |e| {
+            errors.push(json!({
+                "line": e.line,
+                "field": e.error.field,
+                "error": e.error.message,
+            }))
+        },
+    );
     let loaded = records.len();
     let shared = s.clone();
     let outcome =

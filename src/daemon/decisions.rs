@@ -1,7 +1,7 @@
 //! The admin API of reconciliation decisions, so the CLI works while the
 //! daemon holds the store: manual overrides (`GET`/`POST
 //! /api/v1/overrides`, `DELETE /api/v1/overrides/KIND/SOURCE/ID`) and
-//! `GET /api/v1/explain/KIND/SOURCE/ID[?period=YYYY-MM]`.
+//! `GET /api/v1/explain/KIND/SOURCE/ID[?period=P]`.
 
 use super::Shared;
 use crate::explain::{self, ExplainError};
@@ -112,11 +112,11 @@ async fn explain_one(
     Query(q): Query<PeriodQuery>,
 ) -> Response {
     let period = match q.period {
-        Some(p) => match Period::parse_month(&p) {
+        Some(p) => match Period::parse(&p, s.config.kpi.timezone.0) {
             Ok(p) => p,
             Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
         },
-        None => Period::last_complete_month(Utc::now()),
+        None => Period::last_complete(crate::kpi::Unit::Month, Utc::now(), s.config.kpi.timezone.0),
     };
     let target = format!("{kind}/{source}/{id}");
     let result = blocking(move || {

@@ -1,10 +1,12 @@
 //! Prometheus metrics: each KPI headline of the cached pack as a gauge with
-//! its labels, per-connector sync statistics, and the outbox depth. Built
-//! per scrape from state the daemon already holds, so a scrape never loads
-//! the store's records.
+//! its labels, per-connector sync statistics (running totals as counters,
+//! `_total`), the outbox by state and the held digests. Built per scrape
+//! from state the daemon already holds, so a scrape never loads the store's
+//! records.
 
 use super::Shared;
 use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -12,6 +14,41 @@ use std::sync::atomic::AtomicU64;
 
 type Labels = Vec<(String, String)>;
 type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// How each connector's last pass ended (1 for its state, 0 for the
+/// others) and how many items it could not read.
+fn register_last_passes(
+    registry: &mut Registry,
+    syncs: &std::collections::BTreeMap<String, super::SyncStats>,
+) {
+    let state = Family::<Labels, FloatGauge>::default();
+    let unreadable = Family::<Labels, FloatGauge>::default();
+    for (name, s) in syncs {
+        let Some(pass) = &s.last_pass else { continue };
+        for st in crate::sync::PassState::ALL {
+            let l = vec![
+                ("connector".to_string(), name.clone()),
+                ("state".to_string(), st.as_str().to_string()),
+            ];
+            state
+                .get_or_create(&l)
+                .set(if pass.state == st { 1.0 } else { 0.0 });
+        }
+        unreadable
+            .get_or_create(&vec![("connector".to_string(), name.clone())])
+            .set(pass.unreadable as f64);
+    }
+    registry.register(
+        "connector_last_pass",
+        "How the connector's last pass ended: ok, partial (unreadable items skipped), interrupted or failed",
+        state,
+    );
+    registry.register(
+        "connector_unreadable_items",
+        "Items the connector's last pass could not read and skipped",
+        unreadable,
+    );
+}
 
 /// The OpenMetrics text of the current state.
 pub fn render(shared: &Shared) -> String {
@@ -44,9 +81,9 @@ pub fn render(shared: &Shared) -> String {
     );
 
     let last_success = Family::<Labels, FloatGauge>::default();
-    let records = Family::<Labels, FloatGauge>::default();
-    let errors = Family::<Labels, FloatGauge>::default();
-    let waits = Family::<Labels, FloatGauge>::default();
+    let records = Family::<Labels, Counter>::default();
+    let errors = Family::<Labels, Counter>::default();
+    let waits = Family::<Labels, Counter>::default();
     let syncs = shared
         .syncs
         .lock()
@@ -63,9 +100,10 @@ pub fn render(shared: &Shared) -> String {
                 .get_or_create(&l)
                 .set(t.timestamp_millis() as f64 / 1000.0);
         }
-        records.get_or_create(&l).set(s.records as f64);
-        errors.get_or_create(&l).set(s.errors as f64);
-        waits.get_or_create(&l).set(s.rate_limit_waits as f64);
+        // Totals since the daemon started: counters, reset by a restart.
+        records.get_or_create(&l).inc_by(s.records);
+        errors.get_or_create(&l).inc_by(s.errors);
+        waits.get_or_create(&l).inc_by(s.rate_limit_waits);
     }
     registry.register(
         "connector_last_success_timestamp_seconds",
@@ -87,24 +125,38 @@ pub fn render(shared: &Shared) -> String {
         "Rate-limit waits since the daemon started",
         waits,
     );
+    register_last_passes(&mut registry, &syncs);
 
-    let depth = FloatGauge::default();
+    let depth = Gauge::<i64>::default();
     if let Ok(d) = crate::deliver::outbox::Outbox::new(shared.store.outbox()).depth() {
-        depth.set(d as f64);
+        depth.set(d as i64);
     }
     registry.register("outbox_depth", "Digests waiting to be delivered", depth);
-    let states = Family::<Labels, FloatGauge>::default();
+    let states = Family::<Labels, Gauge>::default();
     if let Ok(c) = crate::deliver::outbox::Outbox::new(shared.store.outbox()).counts() {
-        for state in ["failed", "unconfirmed", "sent"] {
+        for state in ["pending", "sending", "sent", "failed", "unconfirmed"] {
             states
                 .get_or_create(&vec![("state".to_string(), state.to_string())])
-                .set(*c.get(state).unwrap_or(&0) as f64);
+                .set(*c.get(state).unwrap_or(&0) as i64);
         }
     }
     registry.register(
         "outbox_entries",
-        "Outbox entries by state (failed: refused for good; unconfirmed: the process stopped while sending)",
+        "Outbox entries by state (sending: an attempt is under way; failed: refused for good; unconfirmed: sent without an answer, or the process stopped while sending)",
         states,
+    );
+    let held = Gauge::<i64>::default();
+    held.set(
+        shared
+            .due_digests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len() as i64,
+    );
+    registry.register(
+        "digests_held",
+        "Scheduled digests not in the outbox yet (no sync pass since start, no data, or rendering failed)",
+        held,
     );
 
     let mut out = String::new();

@@ -10,7 +10,7 @@ pub mod resync;
 pub mod schedule;
 
 use crate::config::{Config, Secrets};
-use crate::deliver::{self, Channels};
+use crate::deliver::{self, Channels, OUTBOX_KEEP_DAYS};
 use crate::kpi::{self, KpiPack, Period};
 use crate::store::Store;
 use anyhow::Context as _;
@@ -25,8 +25,8 @@ use tokio::sync::{watch, Notify};
 
 /// State shared by the scheduler, the delivery loop and the admin API.
 pub struct Shared {
-    /// The store (held by this process alone).
-    pub store: Store,
+    /// The store (held by this process alone; shared with blocking tasks).
+    pub store: Arc<Store>,
     /// The configuration.
     pub config: Config,
     /// Resolved secrets.
@@ -40,6 +40,12 @@ pub struct Shared {
     pub jobs: Mutex<BTreeMap<u64, JobStatus>>,
     /// Wakes the delivery loop (a digest was queued).
     pub wake_delivery: Notify,
+    /// Digest fires not in the outbox yet (held, or waiting to be
+    /// rendered), by (digest, period label).
+    pub due_digests: Mutex<BTreeMap<(String, String), DueDigest>>,
+    /// Wakes the digest worker (a digest fired, a sync pass ended, records
+    /// changed).
+    pub wake_digests: Notify,
     /// Records changed: the cached pack is recomputed (debounced, off the
     /// request path).
     pub pack_stale: Notify,
@@ -65,6 +71,33 @@ pub struct SyncStats {
     pub errors: u64,
     /// Rate-limit waits.
     pub rate_limit_waits: u64,
+    /// How the last pass ended (kept in the store across restarts).
+    pub last_pass: Option<crate::sync::LastPass>,
+    /// A pass completed successfully since the daemon started (scheduled
+    /// digests wait for every connector's first one).
+    pub synced_since_start: bool,
+}
+
+/// A digest fire not in the outbox yet: held (no sync pass since start, no
+/// data at all) or waiting for a retry of its rendering.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DueDigest {
+    /// Digest name.
+    pub digest: String,
+    /// Period label.
+    pub period: String,
+    /// The schedule fire it answers (RFC 3339).
+    pub fire_time: String,
+    /// Why it is not in the outbox yet.
+    pub reason: String,
+    #[serde(skip)]
+    at: Time,
+    #[serde(skip)]
+    period_value: Period,
+    #[serde(skip)]
+    attempts: u32,
+    #[serde(skip)]
+    next_try: Option<Time>,
 }
 
 /// A resync job's state, as the admin API reports it.
@@ -96,7 +129,7 @@ impl Shared {
     /// Recompute the cached pack (last complete month) from the store.
     pub fn refresh_pack(&self, now: Time) -> anyhow::Result<Arc<KpiPack>> {
         let estate = crate::reconcile::load(&self.store, &self.config.reconcile)?.estate;
-        let period = Period::last_complete_month(now);
+        let period = Period::last_complete(kpi::Unit::Month, now, self.config.kpi.timezone.0);
         let pack = Arc::new(kpi::with_history(
             &estate,
             &period,
@@ -124,12 +157,10 @@ impl Shared {
     /// Channels for delivery.
     pub fn channels(&self) -> anyhow::Result<Channels<'_>> {
         Ok(Channels {
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(
-                    self.config.slack.as_ref().map_or(30, |s| s.timeout_secs),
-                ))
-                .build()
-                .context("building the HTTP client")?,
+            http: deliver::slack::client(Duration::from_secs(
+                self.config.slack.as_ref().map_or(30, |s| s.timeout_secs),
+            ))
+            .context("building the HTTP client")?,
             config: &self.config,
             secrets: &self.secrets,
         })
@@ -193,6 +224,26 @@ pub fn validate(config: &Config) -> Vec<String> {
     problems
 }
 
+/// Things worth knowing about a valid configuration: a digest schedule
+/// read in one time zone while periods end at midnights in another.
+pub fn notes(config: &Config) -> Vec<String> {
+    let mut notes = Vec::new();
+    let kpi_zone = config.kpi.timezone.0;
+    let cron_zone = config.daemon.timezone.parse::<chrono_tz::Tz>().ok();
+    if !config.digests.is_empty() && cron_zone.is_some_and(|z| z != kpi_zone) {
+        notes.push(format!(
+            "digest schedules are read in daemon.timezone = {:?}, but periods end at midnights \
+             in kpi.timezone = {:?}: a digest reports the last period that has ended there \
+             when it fires (08:00 on the 1st in Tokyo is still the previous day in UTC, so a \
+             monthly digest would report the month before last); set kpi.timezone to the \
+             zone whose months and weeks the digests should report",
+            config.daemon.timezone,
+            kpi_zone.name()
+        ));
+    }
+    notes
+}
+
 /// Run the daemon until `shutdown` resolves; then finish the work in flight
 /// and return.
 pub async fn run(
@@ -204,6 +255,9 @@ pub async fn run(
     let problems = validate(&config);
     if !problems.is_empty() {
         anyhow::bail!("invalid configuration:\n  {}", problems.join("\n  "));
+    }
+    for note in notes(&config) {
+        tracing::warn!("{note}");
     }
     // Connector outcomes survive restarts in the store's cursors.
     let mut syncs = BTreeMap::new();
@@ -217,15 +271,20 @@ pub async fn run(
             },
         );
     }
+    for (name, pass) in crate::sync::LastPass::load_all(&store)? {
+        syncs.entry(name).or_default().last_pass = Some(pass);
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let shared = Arc::new(Shared {
-        store,
+        store: Arc::new(store),
         config,
         secrets,
         current: RwLock::new(None),
         syncs: Mutex::new(syncs),
         jobs: Mutex::new(BTreeMap::new()),
         wake_delivery: Notify::new(),
+        due_digests: Mutex::new(BTreeMap::new()),
+        wake_digests: Notify::new(),
         pack_stale: Notify::new(),
         stopping: stop_rx.clone(),
         sync_lock: tokio::sync::Mutex::new(()),
@@ -253,7 +312,21 @@ pub async fn run(
         .await
         .context("starting the admin API")?;
     let scheduler = tokio::spawn(scheduler(shared.clone(), stop_rx.clone()));
+    let digests = tokio::spawn(digest_worker(shared.clone(), stop_rx.clone()));
     let delivery = tokio::spawn(delivery_loop(shared.clone(), stop_rx.clone()));
+    if !shared.config.connectors.is_empty() {
+        // A pass at start: scheduled digests wait for one, so they never
+        // report a store that has not been synced since it was last run.
+        let s = shared.clone();
+        let first = tokio::spawn(async move {
+            resync::run(&s, None, false, None).await;
+        });
+        shared
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(first);
+    }
     let watchdog = tokio::spawn(notify::watchdog(stop_rx.clone()));
     notify::ready();
     tracing::info!(socket = %shared.config.admin.socket.display(), "secmetrics daemon ready");
@@ -267,6 +340,7 @@ pub async fn run(
         std::mem::take(&mut *shared.tasks.lock().unwrap_or_else(|p| p.into_inner()));
     let all = async {
         let _ = scheduler.await;
+        let _ = digests.await;
         let _ = delivery.await;
         for t in tasks {
             let _ = t.await;
@@ -319,13 +393,26 @@ async fn scheduler(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             let Some(missed) = s.last_at_or_before(now) else {
                 continue;
             };
-            match last_fire(&shared, name) {
+            match deliver::last_fire(&shared.store, name) {
                 Some(done) if done >= missed => {}
                 Some(_) => {
                     tracing::info!(digest = %name, fire_time = %missed, "catching up a digest missed while the daemon was down");
-                    run_job(&shared, job, missed).await;
+                    fire_digest(&shared, name, missed);
                 }
-                None => record_fire(&shared, name, missed),
+                None => {
+                    // First start: fires from now on count as missed if the
+                    // daemon is down when they come.
+                    let s = shared.clone();
+                    let key = deliver::fire_key(name);
+                    let result = tokio::task::spawn_blocking(move || {
+                        s.store
+                            .put_meta(&key, &now.timestamp_micros().to_be_bytes())
+                    })
+                    .await;
+                    if !matches!(result, Ok(Ok(()))) {
+                        tracing::error!(digest = %name, "could not record the digest's first start");
+                    }
+                }
             }
         }
     }
@@ -360,63 +447,195 @@ async fn scheduler(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-fn fire_key(digest: &str) -> String {
-    format!("daemon/digest_fired/{digest}")
-}
-
-/// The last fire time of a digest that was handled.
-fn last_fire(shared: &Shared, digest: &str) -> Option<Time> {
-    let bytes = shared.store.meta(&fire_key(digest)).ok()??;
-    let us = i64::from_be_bytes(bytes.as_slice().try_into().ok()?);
-    chrono::DateTime::from_timestamp_micros(us)
-}
-
-fn record_fire(shared: &Shared, digest: &str, at: Time) {
-    if let Err(e) = shared
-        .store
-        .put_meta(&fire_key(digest), &at.timestamp_micros().to_be_bytes())
-    {
-        tracing::error!(digest, error = %e, "could not record the digest's fire time");
-    }
-}
-
 async fn run_job(shared: &Arc<Shared>, job: &Job, at: Time) {
     match job {
-        Job::Digest(name) => {
-            record_fire(shared, name, at);
-            let Some(d) = shared.config.digests.iter().find(|d| &d.name == name) else {
-                return;
-            };
-            let period = deliver::digest_period(d.period, at);
-            let shared2 = shared.clone();
-            let d2 = d.clone();
-            // Loading the estate and rendering are blocking work.
-            let result = tokio::task::spawn_blocking(move || {
-                deliver::queue_digest(&shared2.store, &shared2.config, &d2, &period, Utc::now())
-            })
-            .await;
-            match result {
-                Ok(Ok(queued)) if !queued.is_empty() => {
-                    tracing::info!(digest = %name, channels = ?queued, "digest rendered into the outbox");
-                    shared.wake_delivery.notify_one();
-                }
-                Ok(Ok(_)) => {
-                    tracing::debug!(digest = %name, "digest already queued for this period")
-                }
-                Ok(Err(e)) => {
-                    tracing::error!(digest = %name, error = %format!("{e:#}"), "digest could not be rendered")
-                }
-                Err(e) => tracing::error!(digest = %name, error = %e, "digest task failed"),
-            }
-        }
+        Job::Digest(name) => fire_digest(shared, name, at),
         Job::Sync(name) => {
             resync::run(shared, Some(name.as_str()), false, None).await;
         }
     }
 }
 
-/// Delivered outbox entries are kept this long (their snapshots stay).
-const OUTBOX_KEEP_DAYS: i64 = 400;
+/// A digest's schedule fired at `at`: its period (the last complete one
+/// at `at`) goes to the digest worker. Nothing is recorded yet: the fire
+/// is recorded with its outbox entries, in one write.
+fn fire_digest(shared: &Shared, name: &str, at: Time) {
+    let Some(d) = shared.config.digests.iter().find(|d| d.name == name) else {
+        return;
+    };
+    let period = deliver::digest_period(d.period, at, shared.config.kpi.timezone.0);
+    let label = period.label();
+    let mut due = shared.due_digests.lock().unwrap_or_else(|p| p.into_inner());
+    let entry = due
+        .entry((name.to_string(), label.clone()))
+        .or_insert_with(|| DueDigest {
+            digest: name.to_string(),
+            period: label,
+            fire_time: kpi::period::rfc3339(&at),
+            reason: "due: being rendered".into(),
+            at,
+            period_value: period,
+            attempts: 0,
+            next_try: None,
+        });
+    if at > entry.at {
+        entry.at = at;
+        entry.fire_time = kpi::period::rfc3339(&at);
+    }
+    drop(due);
+    shared.wake_digests.notify_one();
+}
+
+/// Why scheduled digests must wait: connectors without a complete pass
+/// since the daemon started. `None` when there is none (or no connector:
+/// the store is fed by import and push).
+fn sync_gate(shared: &Shared) -> Option<String> {
+    let syncs = shared.syncs.lock().unwrap_or_else(|p| p.into_inner());
+    let waiting: Vec<String> = resync::connector_names(&shared.config)
+        .into_iter()
+        .filter(|n| !syncs.get(n).is_some_and(|s| s.synced_since_start))
+        .map(|n| match syncs.get(&n).and_then(|s| s.last_error.clone()) {
+            Some(e) => format!("`{n}` (last error: {e})"),
+            None => format!("`{n}`"),
+        })
+        .collect();
+    (!waiting.is_empty()).then(|| {
+        format!(
+            "held until a sync pass since the daemon started has completed for {}",
+            waiting.join(", ")
+        )
+    })
+}
+
+/// Warnings a digest carries about its sources: connectors whose last pass
+/// failed.
+fn sync_notes(shared: &Shared) -> Vec<String> {
+    let syncs = shared.syncs.lock().unwrap_or_else(|p| p.into_inner());
+    resync::connector_names(&shared.config)
+        .into_iter()
+        .filter_map(|n| {
+            let s = syncs.get(&n)?;
+            let e = s.last_error.as_ref()?;
+            Some(format!(
+                "connector `{n}`: its last sync failed ({e}); its records are as of {}",
+                s.last_success
+                    .as_deref()
+                    .unwrap_or("its last successful sync")
+            ))
+        })
+        .collect()
+}
+
+/// Render due digests into the outbox (each in one write with its fire
+/// time), holding those that must wait and retrying failed renderings.
+async fn digest_worker(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let hold = |due: &DueDigest, reason: String, next_try: Option<Time>, failed: bool| {
+        let mut all = shared.due_digests.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(d) = all.get_mut(&(due.digest.clone(), due.period.clone())) else {
+            return;
+        };
+        if failed {
+            d.attempts += 1;
+            tracing::error!(digest = %d.digest, period = %d.period, fire_time = %d.fire_time, %reason, "digest could not be rendered; the fire stays due and is retried");
+        } else if d.reason != reason {
+            tracing::warn!(digest = %d.digest, period = %d.period, fire_time = %d.fire_time, %reason, "digest held");
+        }
+        d.reason = reason;
+        d.next_try = next_try;
+    };
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let now = Utc::now();
+        let ready: Vec<DueDigest> = shared
+            .due_digests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|d| d.next_try.map_or(true, |t| t <= now))
+            .cloned()
+            .collect();
+        let gate = if ready.is_empty() {
+            None
+        } else {
+            sync_gate(&shared)
+        };
+        for due in ready {
+            if *stop.borrow() {
+                return;
+            }
+            if let Some(reason) = &gate {
+                hold(&due, reason.clone(), None, false);
+                continue;
+            }
+            let Some(d) = shared
+                .config
+                .digests
+                .iter()
+                .find(|d| d.name == due.digest)
+                .cloned()
+            else {
+                continue;
+            };
+            let options = deliver::QueueOptions {
+                fired: Some(due.at),
+                notes: sync_notes(&shared),
+            };
+            tracing::info!(digest = %due.digest, period = %due.period, fire_time = %due.fire_time, "rendering digest");
+            let s = shared.clone();
+            let period = due.period_value;
+            let result = tokio::task::spawn_blocking(move || {
+                deliver::queue_digest(&s.store, &s.config, &d, &period, Utc::now(), &options)
+            })
+            .await
+            .map_err(anyhow::Error::from)
+            .and_then(|r| r);
+            match result {
+                Ok(queued) => {
+                    shared
+                        .due_digests
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&(due.digest.clone(), due.period.clone()));
+                    if queued.is_empty() {
+                        tracing::debug!(digest = %due.digest, period = %due.period, "digest already queued for this period");
+                    } else {
+                        tracing::info!(digest = %due.digest, period = %due.period, channels = ?queued, "digest rendered into the outbox");
+                        shared.wake_delivery.notify_one();
+                    }
+                }
+                Err(e) if e.downcast_ref::<deliver::Hold>().is_some() => {
+                    hold(&due, format!("{e}"), None, false);
+                }
+                Err(e) => {
+                    let wait = deliver::outbox::backoff_secs(
+                        due.attempts + 1,
+                        shared.config.daemon.retry_base_secs,
+                        shared.config.daemon.retry_max_secs,
+                    );
+                    let next = Utc::now() + chrono::Duration::milliseconds((wait * 1e3) as i64);
+                    hold(&due, format!("rendering failed: {e:#}"), Some(next), true);
+                }
+            }
+        }
+        let next = shared
+            .due_digests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter_map(|d| d.next_try)
+            .min();
+        let wait = next
+            .map(|t| (t - Utc::now()).to_std().unwrap_or(Duration::ZERO))
+            .unwrap_or(Duration::from_secs(3600));
+        tokio::select! {
+            _ = shared.wake_digests.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
 
 /// Recompute the cached pack when records changed, at most every 2 s.
 async fn pack_refresher(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
@@ -430,6 +649,8 @@ async fn pack_refresher(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         if let Ok(Err(e)) = result {
             tracing::warn!(error = %format!("{e:#}"), "could not compute the KPI pack");
         }
+        // Records changed: a digest held for want of data may go now.
+        shared.wake_digests.notify_one();
         // Changes during the computation or this pause coalesce into one.
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
@@ -438,27 +659,68 @@ async fn pack_refresher(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// Deliver due outbox entries; sleep until the next is due or a digest is queued.
+/// Deliver due outbox entries, each in its own task, so a channel that is
+/// slow or stuck never holds back the others; sleep until the next is due,
+/// a digest is queued or a delivery ends. On shutdown, wait for the
+/// deliveries in flight (`run` bounds that by the grace period).
 async fn delivery_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    let channels = match shared.channels() {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "delivery disabled");
-            let _ = stop.changed().await;
-            return;
-        }
-    };
+    if let Err(e) = shared.channels() {
+        tracing::error!(error = %format!("{e:#}"), "delivery disabled");
+        let _ = stop.changed().await;
+        return;
+    }
+    let in_flight: Arc<Mutex<std::collections::HashSet<Vec<u8>>>> = Arc::default();
+    let mut running = tokio::task::JoinSet::new();
     loop {
         if *stop.borrow() {
-            return;
+            break;
         }
-        if let Err(e) = deliver::deliver_due(&shared.store, &channels, Utc::now()).await {
-            tracing::error!(error = %format!("{e:#}"), "outbox delivery pass failed");
+        let s = shared.clone();
+        let due = tokio::task::spawn_blocking(move || {
+            let outbox = crate::deliver::outbox::Outbox::new(s.store.outbox());
+            let due = outbox.due(Utc::now().timestamp_micros())?;
+            let next = outbox.next_due_us()?;
+            Ok::<_, crate::store::StoreError>((due, next))
+        })
+        .await;
+        let (due, next) = match due {
+            Ok(Ok(d)) => d,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "outbox delivery pass failed");
+                (Vec::new(), None)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "outbox delivery pass failed");
+                (Vec::new(), None)
+            }
+        };
+        for entry in due {
+            let key = entry.own_key();
+            if !in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key.clone())
+            {
+                continue;
+            }
+            let s = shared.clone();
+            let in_flight = in_flight.clone();
+            running.spawn(async move {
+                let result = match s.channels() {
+                    Ok(channels) => deliver::deliver_one(&s.store, &channels, entry).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = result {
+                    tracing::error!(error = %format!("{e:#}"), "outbox delivery failed");
+                }
+                in_flight
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&key);
+            });
         }
-        let next = crate::deliver::outbox::Outbox::new(shared.store.outbox())
-            .next_due_us()
-            .ok()
-            .flatten();
+        // Entries in flight are `sending`, not due: the earliest pending
+        // one decides the sleep.
         let wait = match next {
             Some(us) => {
                 let d = us - Utc::now().timestamp_micros();
@@ -466,12 +728,15 @@ async fn delivery_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             }
             None => Duration::from_secs(3600),
         };
+        let busy = !running.is_empty();
         tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::time::sleep(wait), if !busy || wait > Duration::ZERO => {}
             _ = shared.wake_delivery.notified() => {}
-            _ = stop.changed() => return,
+            Some(_) = running.join_next(), if busy => {}
+            _ = stop.changed() => break,
         }
     }
+    while running.join_next().await.is_some() {}
 }
 
 /// SIGTERM or SIGINT. The handlers are installed when this is called (not

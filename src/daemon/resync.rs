@@ -4,10 +4,11 @@
 //! after records changed.
 
 use super::{JobStatus, Shared, SyncStats};
-use crate::sync::sync_one_observed;
+use crate::sync::{
+    run_passes, LastPass, PassLimits, PassObserver, PassState, SyncError, SyncReport,
+};
 use chrono::Utc;
-use secmetrics_connectors::SyncMode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use secmetrics_connectors::{Cancel, SyncMode};
 use std::sync::Arc;
 
 /// The configured connector names, in configuration order.
@@ -58,8 +59,8 @@ pub async fn run(
     }
     update(&|j| j.connectors_total = selected.len() as u64);
     let _one_at_a_time = shared.sync_lock.lock().await;
-    // Stop between pages when shutdown begins.
-    let cancel = Arc::new(AtomicBool::new(false));
+    // Shutdown cuts the request in flight; committed pages stay.
+    let cancel = Cancel::new();
     let watcher = {
         let cancel = cancel.clone();
         let mut stop = shared.stopping.clone();
@@ -67,7 +68,7 @@ pub async fn run(
             if !*stop.borrow() {
                 let _ = stop.changed().await;
             }
-            cancel.store(true, Ordering::Relaxed);
+            cancel.cancel();
         })
     };
     let mode = if full {
@@ -75,35 +76,66 @@ pub async fn run(
     } else {
         SyncMode::Incremental
     };
-    let mut failed = 0;
-    let mut changed = false;
-    for settings in selected {
-        let name = settings.name().to_string();
-        let token = shared.secrets.connector_tokens.get(&name).cloned();
-        let result = match settings.build(token) {
-            Ok(c) => {
-                // Progress of the connector in flight, for `secmetrics resync`.
-                let mut progress = |pages: u64, records: u64| {
-                    update(&|j| {
-                        j.current = Some(format!(
-                            "{name}: {pages} pages, {records} records committed"
-                        ))
-                    });
-                };
-                sync_one_observed(
-                    &shared.store,
-                    c.as_ref(),
-                    mode,
-                    cancel.clone(),
-                    Some(&mut progress),
-                )
-                .await
-                .map_err(|e| e.to_string())
-            }
-            Err(e) => Err(e.to_string()),
-        };
-        let mut syncs = shared.syncs.lock().unwrap_or_else(|p| p.into_inner());
-        let stats: &mut SyncStats = syncs.entry(name.clone()).or_default();
+    let connectors = selected
+        .into_iter()
+        .map(|settings| {
+            let name = settings.name().to_string();
+            let token = shared.secrets.connector_tokens.get(&name).cloned();
+            let built = settings.build(token).map_err(|e| e.to_string());
+            (name, built)
+        })
+        .collect();
+    let mut observer = DaemonObserver {
+        shared,
+        update: &update,
+    };
+    let summary = run_passes(
+        &shared.store,
+        connectors,
+        mode,
+        cancel,
+        PassLimits::of(&shared.config),
+        &mut observer,
+    )
+    .await;
+    watcher.abort();
+    if summary.changed {
+        shared.pack_stale.notify_one();
+    }
+    // A digest held for a sync pass may go now.
+    shared.wake_digests.notify_one();
+    update(&|j| {
+        j.state = if summary.failed == 0 {
+            "done".into()
+        } else {
+            "failed".into()
+        }
+    });
+    summary.failed
+}
+
+/// Applies a change to the resync job in flight (if any).
+type JobUpdate<'a> = &'a (dyn Fn(&dyn Fn(&mut JobStatus)) + Send + Sync);
+
+/// Keeps the daemon's connector statistics and the resync job's progress.
+struct DaemonObserver<'a> {
+    shared: &'a Arc<Shared>,
+    update: JobUpdate<'a>,
+}
+
+impl PassObserver for DaemonObserver<'_> {
+    fn progress(&mut self, connector: &str, pages: u64, records: u64) {
+        (self.update)(&|j| {
+            j.current = Some(format!(
+                "{connector}: {pages} pages, {records} records committed"
+            ))
+        });
+    }
+
+    fn finished(&mut self, name: &str, result: &Result<SyncReport, SyncError>) {
+        let mut syncs = self.shared.syncs.lock().unwrap_or_else(|p| p.into_inner());
+        let stats: &mut SyncStats = syncs.entry(name.to_string()).or_default();
+        let now = Utc::now().to_rfc3339();
         match result {
             Ok(report) => {
                 let c = report.outcome.committed;
@@ -112,50 +144,57 @@ pub async fn run(
                 if report.outcome.interrupted {
                     stats.last_error = Some("interrupted by shutdown".into());
                 } else {
-                    stats.last_success = Some(Utc::now().to_rfc3339());
+                    stats.last_success = Some(now.clone());
                     stats.last_error = None;
+                    stats.synced_since_start = true;
                 }
-                changed |= c.inserted + c.replaced > 0 || report.gone > 0;
+                stats.last_pass = Some(LastPass {
+                    state: report.state,
+                    at: now,
+                    unreadable: report.outcome.unreadable,
+                    problems: report.outcome.problems.clone(),
+                    error: None,
+                });
                 let msg = format!(
-                    "{name}: {} pages, {} new, {} replaced, {} unchanged, {} gone{}",
+                    "{name}: {} pages, {} new, {} replaced, {} unchanged, {} gone, {}{}",
                     report.outcome.pages,
                     c.inserted,
                     c.replaced,
                     c.unchanged,
                     report.gone,
-                    if report.outcome.interrupted {
-                        " (interrupted)"
+                    report.state.as_str(),
+                    if report.state == PassState::Partial {
+                        format!(
+                            " ({} unreadable: {})",
+                            report.outcome.unreadable,
+                            report.outcome.problems.join("; ")
+                        )
                     } else {
-                        ""
+                        String::new()
                     }
                 );
-                update(&|j| {
+                (self.update)(&|j| {
                     j.connectors_done += 1;
                     j.records += c.inserted + c.replaced;
                     j.messages.push(msg.clone());
                 });
             }
             Err(e) => {
-                failed += 1;
+                let e = e.to_string();
                 stats.errors += 1;
                 stats.last_error = Some(e.clone());
-                update(&|j| {
+                stats.last_pass = Some(LastPass {
+                    state: PassState::Failed,
+                    at: now,
+                    unreadable: 0,
+                    problems: Vec::new(),
+                    error: Some(e.clone()),
+                });
+                (self.update)(&|j| {
                     j.connectors_done += 1;
                     j.messages.push(format!("{name}: failed: {e}"));
                 });
             }
         }
     }
-    watcher.abort();
-    if changed {
-        shared.pack_stale.notify_one();
-    }
-    update(&|j| {
-        j.state = if failed == 0 {
-            "done".into()
-        } else {
-            "failed".into()
-        }
-    });
-    failed
 }

@@ -1,16 +1,11 @@
-//! Email delivery with `lettre` over SMTP (STARTTLS, implicit TLS, or plain
-//! for a local relay): multipart text + HTML with the charts inline as PNG
-//! (mail clients block SVG), and a subject naming the period and the KPI
-//! that moved the wrong way the most.
+//! Email content with `lettre`: multipart text + HTML with the charts inline
+//! as PNG (mail clients block SVG), and a subject naming the period and the
+//! KPI that moved the wrong way the most. [`super::smtp`] submits it.
 
-use crate::config::{EmailConfig, SmtpTls};
 use crate::kpi::{KpiPack, Trend};
 use crate::report::{self, Line};
 use lettre::message::{header::ContentType, Attachment, Mailbox, MultiPart, SinglePart};
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use secrecy::{ExposeSecret, SecretString};
-use std::time::Duration;
+use lettre::Message;
 
 /// A failed email. Never contains the password.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +23,15 @@ pub enum EmailError {
         /// The server refused for good (a 5xx answer).
         permanent: bool,
     },
+    /// The message content went out but no answer came: the server may
+    /// have accepted it, so it is not sent again.
+    #[error("smtp {host}: {message}")]
+    Unconfirmed {
+        /// Server.
+        host: String,
+        /// What happened.
+        message: String,
+    },
 }
 
 impl EmailError {
@@ -36,7 +40,13 @@ impl EmailError {
         match self {
             EmailError::Build(_) => true,
             EmailError::Smtp { permanent, .. } => *permanent,
+            EmailError::Unconfirmed { .. } => false,
         }
+    }
+
+    /// The message may have been accepted without the server saying so.
+    pub fn is_unconfirmed(&self) -> bool {
+        matches!(self, EmailError::Unconfirmed { .. })
     }
 }
 
@@ -160,11 +170,50 @@ pub fn html_body(
     s
 }
 
+/// The `Message-ID` of an outbox entry: the same for every attempt and
+/// resend of that entry (a mail client that has one copy shows one), unique
+/// per (digest, period, channel, entry), in the sender's domain.
+pub fn message_id(
+    from: &str,
+    digest: &str,
+    period: &str,
+    channel: &str,
+    created_us: i64,
+) -> String {
+    let atom = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect()
+    };
+    let domain = from
+        .rsplit_once('@')
+        .map(|(_, d)| d.trim_end_matches('>').trim())
+        .filter(|d| {
+            !d.is_empty()
+                && d.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        })
+        .unwrap_or("secmetrics.invalid");
+    format!(
+        "<{created_us}.{}.{}.{}@{domain}>",
+        atom(digest),
+        atom(period),
+        atom(channel)
+    )
+}
+
 /// Build the MIME message: multipart/alternative of text and
-/// multipart/related (HTML + inline PNGs).
+/// multipart/related (HTML + inline PNGs), with the given `Message-ID`.
 pub fn build_message(
     from: &str,
     to: &[String],
+    message_id: &str,
     subject: &str,
     text: &str,
     html: &str,
@@ -173,7 +222,10 @@ pub fn build_message(
     let from: Mailbox = from
         .parse()
         .map_err(|e| EmailError::Build(format!("`email.from` {from:?}: {e}")))?;
-    let mut builder = Message::builder().from(from).subject(subject);
+    let mut builder = Message::builder()
+        .from(from)
+        .message_id(Some(message_id.to_string()))
+        .subject(subject);
     if to.is_empty() {
         return Err(EmailError::Build("no recipients (`email.to`)".into()));
     }
@@ -198,34 +250,38 @@ pub fn build_message(
         .map_err(|e| EmailError::Build(e.to_string()))
 }
 
-/// Send a message with the configured SMTP settings.
-pub async fn send(
-    cfg: &EmailConfig,
-    password: Option<&SecretString>,
-    message: Message,
-) -> Result<(), EmailError> {
-    let smtp_err = |e: lettre::transport::smtp::Error| EmailError::Smtp {
-        host: cfg.host.clone(),
-        permanent: e.is_permanent(),
-        message: e.to_string(),
-    };
-    let builder = match cfg.tls {
-        SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&cfg.host)
-            .map_err(smtp_err)?
-            .port(cfg.port.unwrap_or(587)),
-        SmtpTls::Implicit => AsyncSmtpTransport::<Tokio1Executor>::relay(&cfg.host)
-            .map_err(smtp_err)?
-            .port(cfg.port.unwrap_or(465)),
-        SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&cfg.host)
-            .port(cfg.port.unwrap_or(25)),
-    };
-    let mut builder = builder.timeout(Some(Duration::from_secs(cfg.timeout_secs)));
-    if let (Some(user), Some(pw)) = (&cfg.username, password) {
-        builder = builder.credentials(Credentials::new(
-            user.clone(),
-            pw.expose_secret().to_string(),
-        ));
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_message_id_names_the_entry_in_the_senders_domain() {
+        let id = message_id(
+            "secmetrics <secmetrics@example.test>",
+            "monthly digest",
+            "2026-W48",
+            "email",
+            1_700_000_000_000_000,
+        );
+        assert_eq!(
+            id,
+            "<1700000000000000.monthly-digest.2026-W48.email@example.test>"
+        );
+        assert_eq!(
+            message_id("nobody", "d", "2026-11", "email", 1),
+            "<1.d.2026-11.email@secmetrics.invalid>"
+        );
+        let msg = build_message(
+            "secmetrics <secmetrics@example.test>",
+            &["ciso@example.test".into()],
+            &id,
+            "s",
+            "t",
+            "<p>h</p>",
+            &[],
+        )
+        .unwrap();
+        let text = String::from_utf8(msg.formatted()).unwrap();
+        assert!(text.contains(&format!("Message-ID: {id}\r\n")), "{text}");
     }
-    builder.build().send(message).await.map_err(smtp_err)?;
-    Ok(())
 }

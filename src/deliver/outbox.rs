@@ -103,6 +103,23 @@ impl Entry {
     }
 }
 
+/// One entry as `status` and `/readyz` show it (no payload).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EntrySummary {
+    /// Digest name.
+    pub digest: String,
+    /// Period label.
+    pub period: String,
+    /// Channel name.
+    pub channel: String,
+    /// Delivery state (`pending`, `sending`, `failed`, `unconfirmed`).
+    pub state: String,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// Error of the last failed attempt.
+    pub last_error: Option<String>,
+}
+
 /// The outbox over the store's `outbox` tree.
 pub struct Outbox<'a> {
     tree: &'a sled::Tree,
@@ -156,6 +173,14 @@ impl<'a> Outbox<'a> {
         Ok(out)
     }
 
+    /// The entry under `key`.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Entry>, StoreError> {
+        self.tree
+            .get(key)?
+            .map(|v| codec::decode("outbox", &v))
+            .transpose()
+    }
+
     /// Every entry.
     pub fn all(&self) -> Result<Vec<Entry>, StoreError> {
         self.tree
@@ -172,6 +197,24 @@ impl<'a> Outbox<'a> {
             .iter()
             .filter(|e| e.state == State::Pending)
             .count() as u64)
+    }
+
+    /// Entries not delivered (pending, sending, failed, unconfirmed), by
+    /// digest, period and channel, for `status` and `/readyz`.
+    pub fn undelivered(&self) -> Result<Vec<EntrySummary>, StoreError> {
+        Ok(self
+            .all()?
+            .into_iter()
+            .filter(|e| e.state != State::Sent)
+            .map(|e| EntrySummary {
+                digest: e.digest,
+                period: e.period,
+                channel: e.channel,
+                state: e.state.as_str().to_string(),
+                attempts: e.attempts,
+                last_error: e.last_error,
+            })
+            .collect())
     }
 
     /// Entries per state.

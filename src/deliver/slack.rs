@@ -53,10 +53,19 @@ pub fn render(pack: &KpiPack, view: &DigestView<'_>) -> Vec<Value> {
     if !text.is_empty() {
         sections.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": text}}));
     }
+    let (first, last) = pack.period.local_days();
+    let days = if first == last {
+        first.format("%Y-%m-%d").to_string()
+    } else {
+        format!(
+            "{} to {}",
+            first.format("%Y-%m-%d"),
+            last.format("%Y-%m-%d")
+        )
+    };
     let mut context = format!(
-        "Period {} to {} (UTC) · generated {}",
-        pack.period.start.format("%Y-%m-%d"),
-        pack.period.end.format("%Y-%m-%d"),
+        "Period {days} (whole days, {}) · generated {}",
+        pack.period.zone.name(),
         crate::kpi::period::rfc3339(&pack.generated_at)
     );
     if let Some(url) = view.report_url {
@@ -185,12 +194,22 @@ pub enum SlackError {
     /// The Web API answered 200 with `ok: false`.
     #[error("slack chat.postMessage: {0}")]
     Api(String),
-    /// Network or timeout.
+    /// No connection could be made (DNS, TCP connect, TLS handshake): the
+    /// request was never sent, so it can be retried.
     #[error("slack {endpoint}: {message}")]
     Transport {
         /// `webhook` or `chat.postMessage`.
         endpoint: &'static str,
         /// What failed (without the URL).
+        message: String,
+    },
+    /// The request was sent but no answer came (timed out, connection
+    /// lost): Slack may have posted it, so it is not sent again.
+    #[error("slack {endpoint}: {message}")]
+    Unconfirmed {
+        /// `webhook` or `chat.postMessage`.
+        endpoint: &'static str,
+        /// What happened (without the URL).
         message: String,
     },
 }
@@ -212,8 +231,16 @@ impl SlackError {
                 )
             }
             SlackError::Status { status, .. } => (400..500).contains(status) && *status != 408,
-            SlackError::RateLimited(_) | SlackError::Transport { .. } => false,
+            SlackError::RateLimited(_)
+            | SlackError::Transport { .. }
+            | SlackError::Unconfirmed { .. } => false,
         }
+    }
+
+    /// The request may have reached Slack without an answer: retrying could
+    /// post it twice.
+    pub fn is_unconfirmed(&self) -> bool {
+        matches!(self, SlackError::Unconfirmed { .. })
     }
 
     /// How long Slack asked us to wait, if it did.
@@ -319,12 +346,44 @@ fn retry_after(resp: &reqwest::Response) -> Duration {
         .map_or(Duration::from_secs(30), Duration::from_secs)
 }
 
+/// The HTTP client for Slack: `timeout` bounds a whole request; connecting
+/// (DNS, TCP, TLS) may take at most half of it, so a timeout that fires
+/// is known to have come after the connection was made. No idle connection
+/// is kept: a reused one the server had closed would be an unconfirmed
+/// request rather than a failed connect.
+pub fn client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout / 2)
+        .pool_max_idle_per_host(0)
+        .build()
+}
+
+/// A failed request as the error it is: a connection that could not be made
+/// (nothing sent: retried), or a request sent without an answer
+/// (unconfirmed: not sent again).
 fn transport(endpoint: &'static str, e: reqwest::Error) -> SlackError {
     // reqwest's Display includes the URL; the webhook URL is a secret.
     let e = e.without_url();
-    SlackError::Transport {
-        endpoint,
-        message: e.to_string(),
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        message.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    if e.is_connect() {
+        SlackError::Transport { endpoint, message }
+    } else if e.is_timeout() {
+        SlackError::Unconfirmed {
+            endpoint,
+            message: "timed out waiting for the answer after sending; it may have been posted"
+                .to_string(),
+        }
+    } else {
+        SlackError::Unconfirmed {
+            endpoint,
+            message: format!("no answer after sending ({message}); it may have been posted"),
+        }
     }
 }
 

@@ -189,10 +189,36 @@ impl PerKpi {
     }
 }
 
+/// An IANA time zone, configured by name (e.g. `Europe/Berlin`); UTC by
+/// default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Zone(pub chrono_tz::Tz);
+
+impl Default for Zone {
+    fn default() -> Self {
+        Zone(chrono_tz::Tz::UTC)
+    }
+}
+
+impl<'de> Deserialize<'de> for Zone {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Zone, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse::<chrono_tz::Tz>().map(Zone).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "unknown time zone {name:?}: give an IANA name such as \"Europe/Berlin\" or \"UTC\""
+            ))
+        })
+    }
+}
+
 /// The `[kpi]` section of the configuration.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KpiConfig {
+    /// Reporting time zone (IANA name, default `UTC`): periods (`--period
+    /// 2026-10`, weeks, days, the digests' last month) run between
+    /// midnights there.
+    pub timezone: Zone,
     /// Program maturity stage (`early`, `growing`, `mature`); chooses which
     /// KPIs the pack shows. Default `mature` (all of them).
     pub maturity: Maturity,

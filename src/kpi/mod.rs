@@ -15,8 +15,8 @@ pub mod stats;
 
 mod warnings;
 
-pub use config::{KpiConfig, KpiSettings, Maturity};
-pub use period::{Period, PeriodError, PeriodKind};
+pub use config::{KpiConfig, KpiSettings, Maturity, Zone};
+pub use period::{Period, PeriodError, PeriodKind, Unit};
 pub use stats::Summary;
 
 use crate::estate::Estate;

@@ -46,6 +46,14 @@ pub fn history_key(record_key: &[u8], batch: u64, seq: u32) -> Vec<u8> {
     key
 }
 
+/// The key of a history entry the source stamped with its own time: the
+/// top bit of the batch part set (so it never meets a write batch's id),
+/// then the change's time in microseconds and a number from the change
+/// itself. The same change sent again gets the same key.
+pub fn source_history_key(record_key: &[u8], at_us: i64, seq: u32) -> Vec<u8> {
+    history_key(record_key, (1 << 63) | (at_us.max(0) as u64), seq)
+}
+
 /// The record identity a history key belongs to.
 pub fn parse_history_key(key: &[u8]) -> Option<(Kind, String, String)> {
     let len = u32::from_be_bytes(key.get(..4)?.try_into().ok()?) as usize;

@@ -12,7 +12,7 @@ pub use codec::{HistoryEntry, StoredRecord};
 pub use overrides::{Override, OverrideChange};
 
 use crate::estate::{Estate, SeverityChange};
-use secmetrics_connectors::{Identity, Kind, Record, Severity, Time};
+use secmetrics_connectors::{Identity, Kind, Record, Severity, SourceHistory, Time, Tracked};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 use std::collections::BTreeMap;
@@ -185,12 +185,45 @@ impl Store {
         self.commit(records, observed_at, Some((connector, cursor)))
     }
 
+    /// [`Store::commit_page`] with history the source recorded itself,
+    /// stamped with the source's times (see [`SourceHistory`]): its changes
+    /// are written once each (a change sent again is not written twice),
+    /// also for records that are otherwise unchanged, and the observed
+    /// diff writes nothing for the fields it covers.
+    pub fn commit_page_with_history(
+        &self,
+        connector: &str,
+        records: &[Record],
+        history: &[SourceHistory],
+        cursor: Option<&str>,
+        observed_at: Time,
+    ) -> Result<BatchOutcome> {
+        self.commit_with(records, history, observed_at, Some((connector, cursor)))
+    }
+
     fn commit(
         &self,
         records: &[Record],
         observed_at: Time,
         cursor: Option<(&str, Option<&str>)>,
     ) -> Result<BatchOutcome> {
+        self.commit_with(records, &[], observed_at, cursor)
+    }
+
+    fn commit_with(
+        &self,
+        records: &[Record],
+        history: &[SourceHistory],
+        observed_at: Time,
+        cursor: Option<(&str, Option<&str>)>,
+    ) -> Result<BatchOutcome> {
+        let stamped: std::collections::HashMap<Vec<u8>, &SourceHistory> = history
+            .iter()
+            .map(|h| {
+                let i = &h.identity;
+                (keys::record_key(i.kind, &i.source, &i.id), h)
+            })
+            .collect();
         // Taken outside the transaction: generate_id inside it would wait
         // on the lock the transaction holds.
         let batch_id = self.db.generate_id()?;
@@ -200,6 +233,10 @@ impl Store {
                 let mut seq = 0u32;
                 for record in records {
                     let key = keys::record_key(record.kind(), record.source(), record.id());
+                    let source_history = stamped.get(&key).copied();
+                    if let Some(h) = source_history {
+                        outcome.history_entries += write_source_history(hist_t, &key, h)?;
+                    }
                     let previous = match rec_t.get(&key)? {
                         Some(bytes) => Some(
                             codec::decode_record(&bytes)
@@ -215,6 +252,12 @@ impl Store {
                         Some(prev) => {
                             outcome.by_kind.entry(record.kind()).or_default().replaced += 1;
                             for (field, old, new) in tracked_changes(&prev.record, record) {
+                                if source_history
+                                    .is_some_and(|h| h.fields.iter().any(|f| f.as_str() == field))
+                                {
+                                    // The source's own history covers it.
+                                    continue;
+                                }
                                 seq += 1;
                                 let entry = HistoryEntry {
                                     field: field.to_string(),
@@ -285,11 +328,16 @@ impl Store {
     /// The change history of one record, oldest first.
     pub fn history(&self, identity: &Identity) -> Result<Vec<HistoryEntry>> {
         let key = keys::record_key(identity.kind, &identity.source, &identity.id);
-        self.history
+        let mut entries = self
+            .history
             .scan_prefix(keys::history_prefix(&key))
             .values()
             .map(|v| codec::decode("history", &v?))
-            .collect()
+            .collect::<Result<Vec<HistoryEntry>>>()?;
+        // Source-stamped entries are keyed by their own time, after the
+        // observed ones: order all by time (stable for equal times).
+        entries.sort_by_key(|e| e.observed_at_us);
+        Ok(entries)
     }
 
     /// Mark every current record of `source` whose identity is not in `seen`
@@ -319,6 +367,31 @@ impl Store {
         self.records.apply_batch(batch)?;
         self.db.flush()?;
         Ok(marked)
+    }
+
+    /// The (kind, source) pairs that have records (gone ones included),
+    /// sorted; reads keys only.
+    pub fn record_groups(&self) -> Result<std::collections::BTreeSet<(Kind, String)>> {
+        let mut out = std::collections::BTreeSet::new();
+        for key in self.records.iter().keys() {
+            if let Some((kind, source, _)) = keys::parse_record_key(&key?) {
+                out.insert((kind, source));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The records of one kind and source, by id in byte order, one at a
+    /// time (gone ones included: see [`StoredRecord::gone_at_us`]).
+    pub fn records_of(
+        &self,
+        kind: Kind,
+        source: &str,
+    ) -> impl Iterator<Item = Result<StoredRecord>> + '_ {
+        self.records
+            .scan_prefix(keys::record_key(kind, source, ""))
+            .values()
+            .map(|v| codec::decode_record(&v?))
     }
 
     /// Every current (not gone) record and the severity history, for KPIs.
@@ -432,6 +505,49 @@ impl Store {
             .transpose()
     }
 
+    /// Queue a rendered digest in one atomic, durable write: each snapshot
+    /// (key, JSON) not kept yet, each outbox entry (key, encoded value) not
+    /// there yet, and the digest's fire time under `fire.0` (kept only if
+    /// later than the one there). A crash leaves all of it or none of it.
+    /// Returns, per entry, whether it was written.
+    pub fn commit_digest(
+        &self,
+        snapshots: &[(String, Vec<u8>)],
+        entries: &[(Vec<u8>, Vec<u8>)],
+        fire: Option<(&str, Time)>,
+    ) -> Result<Vec<bool>> {
+        let written = (&self.snapshots, &self.outbox, &self.meta)
+            .transaction(|(snap_t, out_t, meta_t)| {
+                for (key, json) in snapshots {
+                    if snap_t.get(key.as_bytes())?.is_none() {
+                        snap_t.insert(key.as_bytes(), codec::encode_bytes(json))?;
+                    }
+                }
+                let mut written = Vec::with_capacity(entries.len());
+                for (key, value) in entries {
+                    let fresh = out_t.get(key)?.is_none();
+                    if fresh {
+                        out_t.insert(key.as_slice(), value.as_slice())?;
+                    }
+                    written.push(fresh);
+                }
+                if let Some((key, at)) = fire {
+                    let us = at.timestamp_micros();
+                    let kept = meta_t
+                        .get(key.as_bytes())?
+                        .and_then(|b| <[u8; 8]>::try_from(&b[..]).ok())
+                        .map(i64::from_be_bytes);
+                    if kept.map_or(true, |k| k < us) {
+                        meta_t.insert(key.as_bytes(), &us.to_be_bytes()[..])?;
+                    }
+                }
+                Ok(written)
+            })
+            .map_err(tx_error)?;
+        self.db.flush()?;
+        Ok(written)
+    }
+
     /// The delivery outbox tree (filled by the daemon).
     pub fn outbox(&self) -> &sled::Tree {
         &self.outbox
@@ -441,6 +557,17 @@ impl Store {
     /// under a key of its own namespace (`daemon/...`).
     pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
         Ok(self.meta.get(key.as_bytes())?.map(|v| v.to_vec()))
+    }
+
+    /// Every small fact whose key starts with `prefix`, in key order.
+    pub fn meta_with_prefix(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        self.meta
+            .scan_prefix(prefix.as_bytes())
+            .map(|item| {
+                let (k, v) = item?;
+                Ok((String::from_utf8_lossy(&k).into_owned(), v.to_vec()))
+            })
+            .collect()
     }
 
     /// Keep a small fact durably (see [`Store::meta`]).
@@ -464,6 +591,42 @@ fn tracked_changes(old: &Record, new: &Record) -> Vec<(&'static str, &'static st
         .filter(|((f1, v1), (f2, v2))| f1 == f2 && v1 != v2)
         .map(|((f, v1), (_, v2))| (f.as_str(), v1, v2))
         .collect()
+}
+
+/// Write a source's own history of one record; returns the entries new to
+/// the store. Keys are derived from the change (its time, field and place
+/// among equal ones), so a change sent again lands on its own key.
+fn write_source_history(
+    hist_t: &sled::transaction::TransactionalTree,
+    record_key: &[u8],
+    h: &SourceHistory,
+) -> std::result::Result<u64, ConflictableTransactionError<StoreError>> {
+    let mut written = 0;
+    let mut seen: std::collections::HashMap<(i64, &'static str), u32> = Default::default();
+    for c in &h.changes {
+        let at = c.at.timestamp_micros();
+        let n = seen.entry((at, c.field.as_str())).or_default();
+        *n += 1;
+        let ordinal = match c.field {
+            Tracked::Status => 1u32,
+            Tracked::Severity => 2,
+            Tracked::Validity => 3,
+            Tracked::Tier => 4,
+        };
+        let hkey = keys::source_history_key(record_key, at, (ordinal << 16) | *n);
+        if hist_t.get(&hkey)?.is_some() {
+            continue;
+        }
+        let entry = HistoryEntry {
+            field: c.field.as_str().to_string(),
+            old: c.old.clone(),
+            new: c.new.clone(),
+            observed_at_us: at,
+        };
+        hist_t.insert(hkey, codec::encode(&entry))?;
+        written += 1;
+    }
+    Ok(written)
 }
 
 fn decode_in_tx<T: serde::de::DeserializeOwned>(

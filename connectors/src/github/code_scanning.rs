@@ -10,106 +10,32 @@
 //! else → closed (reason kept in `extra`), each at `dismissed_at`.
 
 use super::{
-    default_base_url, default_burst, default_pages_per_commit, default_per_page, default_rate,
-    env_serde, environment_of, opt_time, req_time, sync_list, Access, Converted, GithubApi,
-    GithubCursor, Item, RepoRef,
+    environment_of, opt_time, sync_list, AlertHead, Converted, GithubApi, GithubCursor, GithubKind,
+    GithubSettings, Item, List, RepoRef, Target,
 };
 use crate::connector::{Connector, PageSink, SyncMode, SyncOutcome};
-use crate::http::RetrySettings;
-use crate::record::{Domain, Environment, Extra, Finding, Record, Severity, Status, Validity};
+use crate::fingerprint::location_fingerprint;
+use crate::record::{Domain, Extra, Finding, Record, Severity, Status, Validity};
 use crate::Error;
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::Value;
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-
-/// Settings of a `github_code_scanning` connector.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GithubCodeScanningSettings {
-    /// Unique instance name; the `source` of its records.
-    pub name: String,
-    /// The organization whose alerts are read.
-    pub org: String,
-    /// API base URL; `https://<host>/api/v3` for GitHub Enterprise Server.
-    #[serde(default = "default_base_url")]
-    pub base_url: String,
-    /// The token inline (prefer `token_env` or `token_file`). Needs
-    /// `security_events` or `repo`, as an owner or security manager.
-    #[serde(default)]
-    pub token: Option<SecretString>,
-    /// Environment variable holding the token.
-    #[serde(default)]
-    pub token_env: Option<String>,
-    /// File holding the token (e.g. a systemd credential).
-    #[serde(default)]
-    pub token_file: Option<PathBuf>,
-    /// Requests per second allowed (this connector's governor quota).
-    #[serde(default = "default_rate")]
-    pub rate: f64,
-    /// Requests allowed at once before the rate applies.
-    #[serde(default = "default_burst")]
-    pub burst: u32,
-    /// Items per page, at most 100.
-    #[serde(default = "default_per_page")]
-    pub per_page: u32,
-    /// HTTP pages per store commit (default 1): each commit is one durable
-    /// write with the cursor, so a failure or shutdown re-reads at most this
-    /// many pages; more pages per commit mean fewer disk flushes.
-    #[serde(default = "default_pages_per_commit")]
-    pub pages_per_commit: u32,
-    /// Retries, timeouts and longest rate-limit wait.
-    #[serde(default)]
-    pub retry: RetrySettings,
-    /// Only this tool's alerts (`tool_name` filter), e.g. `CodeQL`.
-    #[serde(default)]
-    pub tool_name: Option<String>,
-    /// Map of `owner/name` to asset id; unmapped repositories use their
-    /// full name as the asset (reported as unmapped downstream).
-    #[serde(default)]
-    pub assets: BTreeMap<String, String>,
-    /// Environment by repository (`owner/name`) or asset id.
-    #[serde(default, deserialize_with = "env_serde::map")]
-    pub environments: BTreeMap<String, Environment>,
-    /// Environment of everything not in `environments`. Default production.
-    #[serde(default = "env_serde::production", deserialize_with = "env_serde::one")]
-    pub default_environment: Environment,
-}
-
-impl GithubCodeScanningSettings {
-    /// Build the connector. `token` is the resolved secret (from `token_env`
-    /// or `token_file`); `None` falls back to the inline `token`.
-    pub fn build(self, token: Option<SecretString>) -> Result<GithubCodeScanning, Error> {
-        let token = token.or_else(|| self.token.clone());
-        let api = GithubApi::new(
-            Access {
-                name: &self.name,
-                org: &self.org,
-                base_url: &self.base_url,
-                rate: self.rate,
-                burst: self.burst,
-                per_page: self.per_page,
-                pages_per_commit: self.pages_per_commit,
-                retry: &self.retry,
-            },
-            token,
-        )?;
-        Ok(GithubCodeScanning {
-            settings: self,
-            api,
-        })
-    }
-}
 
 /// The `github_code_scanning` connector.
 #[derive(Debug)]
 pub struct GithubCodeScanning {
-    settings: GithubCodeScanningSettings,
+    settings: GithubSettings,
     api: GithubApi,
 }
 
 impl GithubCodeScanning {
+    /// Build the connector. `token` is the resolved secret (from
+    /// `token_env` or `token_file`); `None` falls back to the inline `token`.
+    pub fn new(settings: GithubSettings, token: Option<SecretString>) -> Result<Self, Error> {
+        let api = settings.api(GithubKind::CodeScanning, token)?;
+        Ok(GithubCodeScanning { settings, api })
+    }
+
     /// The API client (its HTTP counters).
     pub fn api(&self) -> &GithubApi {
         &self.api
@@ -183,23 +109,15 @@ pub fn severity(
     })
 }
 
-fn convert(s: &GithubCodeScanningSettings, a: AlertWire) -> Result<Converted, String> {
-    let number = a.number.ok_or("`number` is missing")?;
-    let repo = a
-        .repository
-        .and_then(|r| r.full_name)
-        .ok_or("`repository.full_name` is missing")?;
-    let opened_at = req_time("created_at", &a.created_at)?;
+/// Convert one alert; the error names the field at fault. `listed_in` is
+/// the repository whose own list the alert came from.
+fn convert(s: &GithubSettings, listed_in: Option<&str>, a: AlertWire) -> Result<Converted, String> {
+    let head = AlertHead::parse(a.number, a.repository, listed_in, &a.created_at)?;
     let fixed_at = opt_time("fixed_at", &a.fixed_at)?;
     let dismissed_at = opt_time("dismissed_at", &a.dismissed_at)?;
-    let updated = match opt_time("updated_at", &a.updated_at)? {
-        Some(t) => t,
-        None => [Some(opened_at), fixed_at, dismissed_at]
-            .into_iter()
-            .flatten()
-            .max()
-            .unwrap_or(opened_at),
-    };
+    let updated = head.updated(&a.updated_at, &[fixed_at, dismissed_at])?;
+    let opened_at = head.opened_at;
+    let repo = head.repo.clone();
     let rule = a.rule.unwrap_or(RuleWire {
         id: None,
         severity: None,
@@ -254,7 +172,20 @@ fn convert(s: &GithubCodeScanningSettings, a: AlertWire) -> Result<Converted, St
         }
     };
     let asset = s.assets.get(&repo).cloned().unwrap_or_else(|| repo.clone());
-    let environment = environment_of(&s.environments, s.default_environment, &repo, &asset);
+    let environment = environment_of(&s.environments, s.default_environment(), &repo, &asset);
+    let tool_name = a.tool.as_ref().and_then(|t| t.name.clone());
+    let location = a
+        .most_recent_instance
+        .as_ref()
+        .and_then(|i| i.location.as_ref());
+    let fingerprint = location.and_then(|l| {
+        location_fingerprint(
+            tool_name.as_deref().unwrap_or(""),
+            rule.id.as_deref().unwrap_or(""),
+            l.path.as_deref().unwrap_or(""),
+            l.start_line,
+        )
+    });
     extra.insert("repo".into(), Value::String(repo.clone()));
     if let Some(id) = &rule.id {
         extra.insert("rule".into(), Value::String(id.clone()));
@@ -292,7 +223,7 @@ fn convert(s: &GithubCodeScanningSettings, a: AlertWire) -> Result<Converted, St
     }
     Ok(Converted::Item(Item {
         record: Record::Finding(Finding {
-            id: format!("{repo}#{number}"),
+            id: head.id(),
             source: s.name.clone(),
             asset,
             title: rule.description.or(rule.id),
@@ -304,7 +235,7 @@ fn convert(s: &GithubCodeScanningSettings, a: AlertWire) -> Result<Converted, St
             resolved_at,
             validity,
             duplicate_of: None,
-            fingerprint: None,
+            fingerprint,
             url: a.html_url,
             refs: Vec::new(),
             extra: Extra(extra),
@@ -320,7 +251,7 @@ impl Connector for GithubCodeScanning {
     }
 
     fn kind(&self) -> &'static str {
-        "github_code_scanning"
+        GithubKind::CodeScanning.as_str()
     }
 
     fn http_stats(&self) -> Option<crate::http::HttpStatsSnapshot> {
@@ -344,22 +275,52 @@ impl Connector for GithubCodeScanning {
         if let Some(t) = &self.settings.tool_name {
             query.push(("tool_name", t));
         }
-        let url = self.api.url(
-            &format!("/orgs/{}/code-scanning/alerts", self.api.org),
-            &query,
-        );
+        let lists: Vec<(Option<&str>, List)> = match &self.api.target {
+            Target::Org(org) => vec![(
+                None,
+                List {
+                    key: "code_scanning_alerts".into(),
+                    first_url: self
+                        .api
+                        .url(&format!("/orgs/{org}/code-scanning/alerts"), &query),
+                    whole: false,
+                    missing_ok: false,
+                },
+            )],
+            Target::Repos(repos) => repos
+                .iter()
+                .map(|r| {
+                    (
+                        Some(r.as_str()),
+                        List {
+                            key: format!("code_scanning_alerts:{r}"),
+                            first_url: self
+                                .api
+                                .url(&format!("/repos/{r}/code-scanning/alerts"), &query),
+                            whole: false,
+                            missing_ok: true,
+                        },
+                    )
+                })
+                .collect(),
+        };
         let settings = &self.settings;
-        sync_list(
-            &self.api,
-            &mut cur,
-            "code_scanning_alerts",
-            url,
-            mode,
-            sink,
-            &mut outcome,
-            |a: AlertWire| convert(settings, a),
-        )
-        .await?;
+        for (listed_in, list) in lists {
+            if outcome.interrupted || sink.cancelled() {
+                outcome.interrupted = true;
+                break;
+            }
+            sync_list(
+                &self.api,
+                &mut cur,
+                list,
+                mode,
+                sink,
+                &mut outcome,
+                |a: AlertWire| convert(settings, listed_in, a),
+            )
+            .await?;
+        }
         Ok(outcome)
     }
 }
@@ -367,8 +328,9 @@ impl Connector for GithubCodeScanning {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::Environment;
 
-    fn settings() -> GithubCodeScanningSettings {
+    fn settings() -> GithubSettings {
         serde_json::from_value(serde_json::json!({
             "name": "cs", "org": "o",
             "assets": {"o/r": "pay"},
@@ -379,7 +341,7 @@ mod tests {
 
     fn finding(json: &str) -> Finding {
         let w: AlertWire = serde_json::from_str(json).unwrap();
-        match convert(&settings(), w).unwrap() {
+        match convert(&settings(), None, w).unwrap() {
             Converted::Item(Item {
                 record: Record::Finding(f),
                 ..

@@ -12,17 +12,29 @@
 //!
 //! The org's repository list is small and a setting change (enabling secret
 //! scanning) need not touch a repo's `updated_at`, so it is read whole every
-//! pass ([`sync_whole_list`]): each page is asked with its own ETag from the
-//! last pass, a `304` page is unchanged and the pass goes on to the page
-//! that followed it then. An unchanged list costs one request per page (one
-//! for up to `per_page` repositories) and writes nothing.
+//! pass: each page is asked with its own ETag from the last pass, a `304`
+//! page is unchanged and the pass goes on to the page that followed it
+//! then. An unchanged list costs one request per page (one for up to
+//! `per_page` repositories) and writes nothing.
+//!
+//! Repository level. With `repos = ["owner/name", ...]` instead of `org`
+//! (tokens that cannot read the organization's lists), each repository's
+//! own lists are read the same way, each with its own cursor entry
+//! (`secret_scanning_alerts:owner/name`); their alerts carry no
+//! `repository`, so the repository of the list is the alert's. Coverage is
+//! then each repository's own object (`GET /repos/{owner}/{repo}`, with its
+//! ETag). A repository whose alert list answers `404` (the feature is off)
+//! is skipped with a warning.
 
 pub mod code_scanning;
 pub mod repos;
 pub mod secret_scanning;
+pub mod settings;
+
+pub use settings::{CoverageSettings, GithubKind, GithubSettings, Target, DEFAULT_BASE_URL};
 
 use crate::connector::{Page, PageSink, SyncMode, SyncOutcome};
-use crate::http::{quota, Auth, Conditional, HttpClient, RetrySettings};
+use crate::http::{quota, Auth, Conditional, HttpClient};
 use crate::ndjson::parse_time;
 use crate::record::{Environment, Record, Time};
 use crate::Error;
@@ -32,74 +44,35 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// The default GitHub API base URL (GHES: `https://<host>/api/v3`).
-pub const DEFAULT_BASE_URL: &str = "https://api.github.com";
-
-pub(crate) fn default_base_url() -> String {
-    DEFAULT_BASE_URL.to_string()
-}
-pub(crate) fn default_rate() -> f64 {
-    // 5,000 requests per hour for a token, with room for other clients.
-    1.2
-}
-pub(crate) fn default_burst() -> u32 {
-    10
-}
-pub(crate) fn default_per_page() -> u32 {
-    100
-}
-pub(crate) fn default_pages_per_commit() -> u32 {
-    1
-}
-
 /// The GitHub API of one connector instance: its client and where it points.
 #[derive(Debug)]
 pub struct GithubApi {
     pub(crate) http: HttpClient,
     pub(crate) base: String,
-    pub(crate) org: String,
+    pub(crate) target: Target,
     pub(crate) per_page: u32,
     pub(crate) pages_per_commit: u32,
 }
 
-/// The connection settings shared by the GitHub connector kinds.
-pub(crate) struct Access<'a> {
-    pub name: &'a str,
-    pub org: &'a str,
-    pub base_url: &'a str,
-    pub rate: f64,
-    pub burst: u32,
-    pub per_page: u32,
-    pub pages_per_commit: u32,
-    pub retry: &'a RetrySettings,
-}
-
 impl GithubApi {
-    pub(crate) fn new(a: Access<'_>, token: Option<SecretString>) -> Result<GithubApi, Error> {
+    fn new(
+        s: &GithubSettings,
+        target: Target,
+        token: Option<SecretString>,
+    ) -> Result<GithubApi, Error> {
         let cfg = |message: String| Error::Config {
-            connector: a.name.to_string(),
+            connector: s.name.clone(),
             message,
         };
-        if a.org.is_empty()
-            || !a
-                .org
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-        {
-            return Err(cfg(format!(
-                "`org` {:?} is not a GitHub organization name",
-                a.org
-            )));
-        }
-        let base = a.base_url.trim_end_matches('/').to_string();
+        let base = s.base_url.trim_end_matches('/').to_string();
         reqwest::Url::parse(&base).map_err(|e| cfg(format!("`base_url` is not a URL: {e}")))?;
-        if !(1..=100).contains(&a.per_page) {
+        if !(1..=100).contains(&s.per_page) {
             return Err(cfg(format!(
                 "`per_page` must be 1 to 100, found {}",
-                a.per_page
+                s.per_page
             )));
         }
-        let quota = quota(a.rate, a.burst).map_err(cfg)?;
+        let quota = quota(s.rate, s.burst).map_err(cfg)?;
         let mut headers = HeaderMap::new();
         headers.insert(
             ACCEPT,
@@ -113,13 +86,13 @@ impl GithubApi {
             Some(t) => Auth::Bearer(t),
             None => Auth::None,
         };
-        let http = HttpClient::new(a.name, quota, auth, headers, a.retry.clone())?;
+        let http = HttpClient::new(&s.name, quota, auth, headers, s.retry.clone())?;
         Ok(GithubApi {
             http,
             base,
-            org: a.org.to_string(),
-            per_page: a.per_page,
-            pages_per_commit: a.pages_per_commit.max(1),
+            target,
+            per_page: s.per_page,
+            pages_per_commit: s.pages_per_commit.max(1),
         })
     }
 
@@ -234,6 +207,15 @@ pub struct Resume {
     /// Whole lists: the pages read so far in this pass.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pages: Vec<PageTag>,
+    /// Items of this pass that could not be read: when there are any, the
+    /// pass keeps the validators (ETag, watermark) of the last one, so the
+    /// next pass reads those items again instead of a `304`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unreadable: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One page of a list read whole every pass, and its ETag.
@@ -277,6 +259,62 @@ pub(crate) fn req_time(field: &str, v: &Option<String>) -> Result<Time, String> 
     opt_time(field, v)?.ok_or_else(|| format!("`{field}` is missing"))
 }
 
+/// What every alert starts with, read the same way for both kinds.
+pub(crate) struct AlertHead {
+    /// The alert's number in its repository.
+    pub number: u64,
+    /// `owner/name`: the alert's `repository`, else the repository whose
+    /// own list it came from (repository lists leave `repository` out).
+    pub repo: String,
+    /// `created_at`.
+    pub opened_at: Time,
+}
+
+impl AlertHead {
+    pub(crate) fn parse(
+        number: Option<u64>,
+        repository: Option<RepoRef>,
+        listed_in: Option<&str>,
+        created_at: &Option<String>,
+    ) -> Result<AlertHead, String> {
+        let number = number.ok_or("`number` is missing")?;
+        let repo = repository
+            .and_then(|r| r.full_name)
+            .or_else(|| listed_in.map(str::to_string))
+            .ok_or("`repository.full_name` is missing")?;
+        let opened_at = req_time("created_at", created_at)?;
+        Ok(AlertHead {
+            number,
+            repo,
+            opened_at,
+        })
+    }
+
+    /// The alert's `updated_at`; it is nullable, so then the latest of the
+    /// times known (`later`) and the opening.
+    pub(crate) fn updated(
+        &self,
+        updated_at: &Option<String>,
+        later: &[Option<Time>],
+    ) -> Result<Time, String> {
+        Ok(match opt_time("updated_at", updated_at)? {
+            Some(t) => t,
+            None => later
+                .iter()
+                .flatten()
+                .copied()
+                .chain([self.opened_at])
+                .max()
+                .unwrap_or(self.opened_at),
+        })
+    }
+
+    /// The record id: `owner/name#number`.
+    pub(crate) fn id(&self) -> String {
+        format!("{}#{}", self.repo, self.number)
+    }
+}
+
 /// A repository reference inside an alert.
 #[derive(Debug, Deserialize)]
 pub(crate) struct RepoRef {
@@ -297,90 +335,39 @@ pub(crate) fn environment_of(
         .unwrap_or(default)
 }
 
-/// Serde helpers reading environment names as `records.md` spells them.
-pub(crate) mod env_serde {
-    use crate::record::Environment;
-    use serde::{Deserialize, Deserializer};
-    use std::collections::BTreeMap;
-
-    pub fn one<'de, D: Deserializer<'de>>(d: D) -> Result<Environment, D::Error> {
-        let s = String::deserialize(d)?;
-        Environment::parse(&s).ok_or_else(|| {
-            serde::de::Error::custom(format!(
-                "unknown environment {s:?} (expected one of {})",
-                Environment::expected()
-            ))
-        })
-    }
-
-    pub fn map<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, Environment>, D::Error> {
-        let m = BTreeMap::<String, String>::deserialize(d)?;
-        m.into_iter()
-            .map(|(k, s)| match Environment::parse(&s) {
-                Some(e) => Ok((k, e)),
-                None => Err(serde::de::Error::custom(format!(
-                    "environment of {k:?}: unknown value {s:?} (expected one of {})",
-                    Environment::expected()
-                ))),
-            })
-            .collect()
-    }
-
-    pub fn production() -> Environment {
-        Environment::Production
-    }
+/// One list endpoint to read.
+pub(crate) struct List {
+    /// Its key in the cursor (`secret_scanning_alerts`, with `:owner/name`
+    /// for a repository's own list).
+    pub key: String,
+    /// The first page's URL.
+    pub first_url: String,
+    /// Read whole every pass (each page with its own ETag) instead of
+    /// newest-updated first down to the watermark.
+    pub whole: bool,
+    /// A `404` on the first page means the list does not exist for this
+    /// repository (the feature is off, or the token cannot see it): it is
+    /// reported and skipped instead of failing the pass.
+    pub missing_ok: bool,
 }
 
-/// Read one list endpoint page by page into `sink`, newest-updated first,
-/// stopping at the watermark (see the module docs).
-#[allow(clippy::too_many_arguments)]
+/// Read one list endpoint page by page into `sink` (see the module docs).
 pub(crate) async fn sync_list<T: DeserializeOwned>(
     api: &GithubApi,
     cursor: &mut GithubCursor,
-    key: &str,
-    first_url: String,
+    list: List,
     mode: SyncMode,
     sink: &mut dyn PageSink,
     outcome: &mut SyncOutcome,
-    convert: impl FnMut(T) -> Result<Converted, String>,
-) -> Result<(), Error> {
-    sync_pages(
-        api, cursor, key, first_url, mode, sink, outcome, false, convert,
-    )
-    .await
-}
-
-/// Read one list endpoint whole, every pass, each page asked with its own
-/// ETag of the last pass (see the module docs).
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn sync_whole_list<T: DeserializeOwned>(
-    api: &GithubApi,
-    cursor: &mut GithubCursor,
-    key: &str,
-    first_url: String,
-    mode: SyncMode,
-    sink: &mut dyn PageSink,
-    outcome: &mut SyncOutcome,
-    convert: impl FnMut(T) -> Result<Converted, String>,
-) -> Result<(), Error> {
-    sync_pages(
-        api, cursor, key, first_url, mode, sink, outcome, true, convert,
-    )
-    .await
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn sync_pages<T: DeserializeOwned>(
-    api: &GithubApi,
-    cursor: &mut GithubCursor,
-    key: &str,
-    first_url: String,
-    mode: SyncMode,
-    sink: &mut dyn PageSink,
-    outcome: &mut SyncOutcome,
-    whole: bool,
     mut convert: impl FnMut(T) -> Result<Converted, String>,
 ) -> Result<(), Error> {
+    let List {
+        key,
+        first_url,
+        whole,
+        missing_ok,
+    } = list;
+    let key = key.as_str();
     let connector = api.http.connector().to_string();
     let ep = cursor.endpoints.get(key).cloned().unwrap_or_default();
     let full = mode == SyncMode::Full;
@@ -403,8 +390,6 @@ async fn sync_pages<T: DeserializeOwned>(
     // Whole lists: whether any page of this pass changed (a resumed pass
     // has committed pages already). An unchanged list commits nothing.
     let mut changed = resumed || !whole;
-    // Ask the current page again without its ETag (see below).
-    let mut refetch = false;
     // Records of fetched pages not yet committed, and how many pages.
     let mut pending: Vec<Record> = Vec::new();
     let mut pending_pages = 0u32;
@@ -423,7 +408,7 @@ async fn sync_pages<T: DeserializeOwned>(
             return Ok(());
         }
         let page_ix = pass.pages.len();
-        let etag = if pass.full || std::mem::take(&mut refetch) {
+        let etag = if pass.full {
             None
         } else if whole {
             ep.pages
@@ -436,7 +421,39 @@ async fn sync_pages<T: DeserializeOwned>(
             None
         };
         outcome.requests += 1;
-        let (body, fetched_next, page_etag, was_full) = match api.http.get(&url, etag).await? {
+        let answer = match api.http.get(&url, etag).await {
+            Err(crate::http::HttpError::Status {
+                status: 404,
+                message,
+                ..
+            }) if missing_ok && first => {
+                tracing::warn!(
+                    connector,
+                    endpoint = key,
+                    message = message.as_deref().unwrap_or(""),
+                    "list not found (feature off, or not visible to the token); skipped"
+                );
+                outcome.skipped += 1;
+                return Ok(());
+            }
+            // Cut in flight: the pages fetched before are committed (their
+            // cursor names this page), then the pass stops.
+            Err(crate::http::HttpError::Cancelled { .. }) => {
+                if pending_pages > 0 && changed {
+                    commit(
+                        &connector,
+                        cursor,
+                        std::mem::take(&mut pending),
+                        sink,
+                        outcome,
+                    )?;
+                }
+                outcome.interrupted = true;
+                return Ok(());
+            }
+            other => other?,
+        };
+        let (body, fetched_next, page_etag, was_full) = match answer {
             Conditional::NotModified if whole => {
                 // This page is as it was; go on to the page that followed it.
                 tracing::debug!(
@@ -446,13 +463,13 @@ async fn sync_pages<T: DeserializeOwned>(
                     "page not modified"
                 );
                 let was_full = ep.pages.get(page_ix).is_some_and(|p| p.full);
-                let next = ep.pages.get(page_ix + 1).map(|p| p.url.clone());
-                if next.is_none() && was_full {
-                    // The last page was full: a page added after it does not
-                    // change its ETag, only its `Link`. Read it again.
-                    refetch = true;
-                    continue;
-                }
+                // A full last page is followed by its probe (see below),
+                // asked with the probe's own ETag.
+                let next = ep
+                    .pages
+                    .get(page_ix + 1)
+                    .map(|p| p.url.clone())
+                    .or_else(|| was_full.then(|| next_page_url(&url)).flatten());
                 (None, next, etag.map(str::to_string), was_full)
             }
             Conditional::NotModified => {
@@ -478,22 +495,20 @@ async fn sync_pages<T: DeserializeOwned>(
                 message: format!("{key}: the page is not a JSON array: {e}"),
             })?,
         };
-        if whole {
-            pass.pages.push(PageTag {
-                url: url.clone(),
-                etag: page_etag,
-                full: was_full || items.len() >= api.per_page as usize,
-            });
-        }
+        let full_page = was_full || items.len() >= api.per_page as usize;
+        let body_was_read = body.is_some();
         let mut stop = false;
+        let mut page_unreadable = false;
         for raw in items {
             let parsed = serde_json::from_str::<T>(raw.get()).map_err(|e| e.to_string());
             let item = match parsed.and_then(&mut convert) {
                 Ok(Converted::Item(item)) => item,
                 Err(message) => {
-                    outcome.skipped += 1;
-                    outcome.unreadable += 1;
-                    tracing::warn!(connector, endpoint = key, %message, "item skipped");
+                    let what = format!("{key}: {}: {message}", item_name(raw));
+                    tracing::warn!(connector, problem = %what, "item skipped");
+                    outcome.unreadable_item(what);
+                    pass.unreadable += 1;
+                    page_unreadable = true;
                     continue;
                 }
             };
@@ -520,7 +535,23 @@ async fn sync_pages<T: DeserializeOwned>(
             }
             pending.push(item.record);
         }
+        if whole {
+            // A page with an unreadable item keeps no ETag: the next pass
+            // reads it whole again.
+            pass.pages.push(PageTag {
+                url: url.clone(),
+                etag: if page_unreadable { None } else { page_etag },
+                full: full_page,
+            });
+        }
         drop(body);
+        // A full last page of a whole list: a page added after it would not
+        // change its ETag (only its `Link`), so the page after it is asked
+        // too — empty today, it answers `304` while nothing is added.
+        let fetched_next = match fetched_next {
+            None if whole && full_page && body_was_read => next_page_url(&url),
+            other => other,
+        };
         let next = if stop { None } else { fetched_next };
         let new_ep = match &next {
             Some(n) => {
@@ -557,8 +588,45 @@ async fn sync_pages<T: DeserializeOwned>(
     }
 }
 
+/// The URL of the page after `url` (its `page` parameter plus one).
+fn next_page_url(url: &str) -> Option<String> {
+    let mut u = reqwest::Url::parse(url).ok()?;
+    let mut pairs: Vec<(String, String)> = u
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let page = pairs
+        .iter()
+        .find(|(k, _)| k == "page")
+        .and_then(|(_, v)| v.parse::<u64>().ok())
+        .unwrap_or(1);
+    pairs.retain(|(k, _)| k != "page");
+    pairs.push(("page".into(), (page + 1).to_string()));
+    u.query_pairs_mut().clear().extend_pairs(pairs);
+    Some(u.to_string())
+}
+
+/// How an item that could not be read is named: its `number` (an alert)
+/// or `full_name` (a repository), else its place is all there is.
+fn item_name(raw: &serde_json::value::RawValue) -> String {
+    #[derive(Deserialize)]
+    struct Name {
+        number: Option<serde_json::Value>,
+        full_name: Option<String>,
+    }
+    match serde_json::from_str::<Name>(raw.get()) {
+        Ok(Name {
+            number: Some(n), ..
+        }) => format!("alert {n}"),
+        Ok(Name {
+            full_name: Some(f), ..
+        }) => format!("repository {f}"),
+        _ => "an item without a number".to_string(),
+    }
+}
+
 /// Commit `records` with the whole cursor in one store write.
-fn commit(
+pub(crate) fn commit(
     connector: &str,
     cursor: &GithubCursor,
     records: Vec<Record>,
@@ -578,8 +646,18 @@ fn commit(
     Ok(())
 }
 
-/// The endpoint cursor after a finished pass.
+/// The endpoint cursor after a finished pass. A pass that skipped
+/// unreadable items keeps the last pass's ETag and watermark: saving its
+/// own would hide those items from the next pass (a `304`, or a stop at a
+/// watermark past them).
 fn finish(ep: &EndpointCursor, pass: &Resume) -> EndpointCursor {
+    if pass.unreadable > 0 {
+        return EndpointCursor {
+            resume: None,
+            pages: pass.pages.clone(),
+            ..ep.clone()
+        };
+    }
     let old = ep.watermark.as_deref().and_then(|w| parse_time(w).ok());
     let new = pass.max.as_deref().and_then(|w| parse_time(w).ok());
     let (watermark, at_watermark) = match (old, new) {

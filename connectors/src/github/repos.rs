@@ -1,50 +1,22 @@
-//! Repository coverage: `GET /orgs/{org}/repos?type=all` as `repo` records,
-//! the denominator of secret scanning coverage.
+//! Repository coverage: `GET /orgs/{org}/repos?type=all` (or, for a list of
+//! repositories, each `GET /repos/{owner}/{repo}` with its own ETag) as
+//! `repo` records, the denominator of secret scanning coverage.
 //!
 //! `security_and_analysis` is shown only to admins and security managers:
 //! when it is absent, coverage is *unknown* (`secret_scanning: None`, and
 //! `extra.security_and_analysis = "unknown"`), never "disabled".
 
-use super::{opt_time, sync_whole_list, Converted, GithubApi, GithubCursor, Item};
+use super::{
+    commit, opt_time, sync_list, Converted, CoverageSettings, EndpointCursor, GithubApi,
+    GithubCursor, GithubSettings, Item, List, Target,
+};
 use crate::connector::{PageSink, SyncMode, SyncOutcome};
+use crate::http::{Conditional, HttpError};
 use crate::record::{Extra, Record, Repo, RepoType};
 use crate::Error;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
-
-/// Which repositories count and how they map to assets.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RepoSettings {
-    /// Read repositories at all. Default true.
-    pub enabled: bool,
-    /// Archived repositories are in scope. Default false.
-    pub include_archived: bool,
-    /// Forks are in scope. Default false.
-    pub include_forks: bool,
-    /// Explicit map of `owner/name` to asset id; wins over topics and
-    /// custom properties.
-    pub assets: BTreeMap<String, String>,
-    /// A topic starting with this prefix names the asset, e.g. with
-    /// `asset-`, the topic `asset-payments-api` maps to `payments-api`.
-    pub asset_topic_prefix: Option<String>,
-    /// The custom property whose value is the asset id.
-    pub asset_property: Option<String>,
-}
-
-impl Default for RepoSettings {
-    fn default() -> Self {
-        RepoSettings {
-            enabled: true,
-            include_archived: false,
-            include_forks: false,
-            assets: BTreeMap::new(),
-            asset_topic_prefix: None,
-            asset_property: None,
-        }
-    }
-}
 
 /// One repository as the org list gives it.
 #[derive(Debug, Deserialize)]
@@ -77,9 +49,15 @@ fn feature(sa: &BTreeMap<String, Feature>, key: &str) -> Option<bool> {
     }
 }
 
-/// The asset of a repository: table, then topic, then custom property.
-fn asset_of(s: &RepoSettings, r: &RepoWire, name: &str) -> Option<String> {
-    if let Some(a) = s.assets.get(name) {
+/// The asset of a repository: the `assets` table, then a topic, then the
+/// custom property.
+fn asset_of(
+    assets: &BTreeMap<String, String>,
+    s: &CoverageSettings,
+    r: &RepoWire,
+    name: &str,
+) -> Option<String> {
+    if let Some(a) = assets.get(name) {
         return Some(a.clone());
     }
     if let Some(prefix) = &s.asset_topic_prefix {
@@ -105,7 +83,12 @@ fn asset_of(s: &RepoSettings, r: &RepoWire, name: &str) -> Option<String> {
     None
 }
 
-fn convert(source: &str, s: &RepoSettings, r: RepoWire) -> Result<Converted, String> {
+fn convert(
+    source: &str,
+    assets: &BTreeMap<String, String>,
+    s: &CoverageSettings,
+    r: RepoWire,
+) -> Result<Converted, String> {
     let name = r.full_name.clone().ok_or("`full_name` is missing")?;
     let archived = r.archived.unwrap_or(false);
     let fork = r.fork.unwrap_or(false);
@@ -142,7 +125,7 @@ fn convert(source: &str, s: &RepoSettings, r: RepoWire) -> Result<Converted, Str
     .unwrap_or_default();
     Ok(Converted::Item(Item {
         record: Record::Repo(Repo {
-            asset: asset_of(s, &r, &name),
+            asset: asset_of(assets, s, &r, &name),
             id: name,
             source: source.to_string(),
             repo_type: RepoType::Repository,
@@ -155,21 +138,30 @@ fn convert(source: &str, s: &RepoSettings, r: RepoWire) -> Result<Converted, Str
     }))
 }
 
-/// Read the organization's repositories, whole every pass (enabling secret
-/// scanning need not change a repo's `updated_at`), sorted by name so a
-/// change alters only its own page; unchanged pages answer `304`.
+/// Read repository coverage: the organization's list whole every pass
+/// (enabling secret scanning need not change a repo's `updated_at`), sorted
+/// by name so a change alters only its own page, unchanged pages answering
+/// `304`; or each listed repository's own object with its ETag.
 pub(crate) async fn sync_repos(
     api: &GithubApi,
-    settings: &RepoSettings,
+    settings: &GithubSettings,
+    coverage: &CoverageSettings,
     cursor: &mut GithubCursor,
     mode: SyncMode,
     sink: &mut dyn PageSink,
     outcome: &mut SyncOutcome,
 ) -> Result<(), Error> {
     let source = api.http.connector().to_string();
+    let org = match &api.target {
+        Target::Org(org) => org,
+        Target::Repos(repos) => {
+            return sync_repo_objects(api, settings, coverage, repos, cursor, mode, sink, outcome)
+                .await
+        }
+    };
     let per_page = api.per_page.to_string();
     let url = api.url(
-        &format!("/orgs/{}/repos", api.org),
+        &format!("/orgs/{org}/repos"),
         &[
             ("type", "all"),
             ("per_page", &per_page),
@@ -177,26 +169,94 @@ pub(crate) async fn sync_repos(
             ("direction", "asc"),
         ],
     );
-    sync_whole_list(
-        api,
-        cursor,
-        "repos",
-        url,
-        mode,
-        sink,
-        outcome,
-        |r: RepoWire| convert(&source, settings, r),
-    )
+    let list = List {
+        key: "repos".into(),
+        first_url: url,
+        whole: true,
+        missing_ok: false,
+    };
+    sync_list(api, cursor, list, mode, sink, outcome, |r: RepoWire| {
+        convert(&source, &settings.assets, coverage, r)
+    })
     .await
+}
+
+/// Each listed repository's own object, asked with the ETag of the last
+/// pass: an unchanged repository costs one `304` and writes nothing.
+#[allow(clippy::too_many_arguments)]
+async fn sync_repo_objects(
+    api: &GithubApi,
+    settings: &GithubSettings,
+    coverage: &CoverageSettings,
+    repos: &[String],
+    cursor: &mut GithubCursor,
+    mode: SyncMode,
+    sink: &mut dyn PageSink,
+    outcome: &mut SyncOutcome,
+) -> Result<(), Error> {
+    let source = api.http.connector().to_string();
+    for name in repos {
+        if sink.cancelled() {
+            outcome.interrupted = true;
+            return Ok(());
+        }
+        let key = format!("repo:{name}");
+        let ep = cursor.endpoints.get(&key).cloned().unwrap_or_default();
+        let etag = match mode {
+            SyncMode::Full => None,
+            SyncMode::Incremental => ep.etag.as_deref(),
+        };
+        outcome.requests += 1;
+        let fetched = match api
+            .http
+            .get(&api.url(&format!("/repos/{name}"), &[]), etag)
+            .await
+        {
+            Err(HttpError::Cancelled { .. }) => {
+                outcome.interrupted = true;
+                return Ok(());
+            }
+            Err(HttpError::Status { status: 404, .. }) => {
+                outcome.unreadable_item(format!(
+                    "repo {name}: not found, or not visible to the token"
+                ));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+            Ok(Conditional::NotModified) => continue,
+            Ok(Conditional::Modified(f)) => f,
+        };
+        let record = serde_json::from_slice::<RepoWire>(&fetched.body)
+            .map_err(|e| e.to_string())
+            .and_then(|r| convert(&source, &settings.assets, coverage, r));
+        match record {
+            Ok(Converted::Item(item)) => {
+                cursor.endpoints.insert(
+                    key,
+                    EndpointCursor {
+                        etag: fetched.etag,
+                        ..EndpointCursor::default()
+                    },
+                );
+                commit(&source, cursor, vec![item.record], sink, outcome)?;
+            }
+            Err(message) => outcome.unreadable_item(format!("repo {name}: {message}")),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn repo(json: &str, s: &RepoSettings) -> Repo {
+    fn repo(json: &str, s: &CoverageSettings) -> Repo {
+        repo_with(json, s, &BTreeMap::new())
+    }
+
+    fn repo_with(json: &str, s: &CoverageSettings, assets: &BTreeMap<String, String>) -> Repo {
         let w: RepoWire = serde_json::from_str(json).unwrap();
-        match convert("gh", s, w).unwrap() {
+        match convert("gh", assets, s, w).unwrap() {
             Converted::Item(Item {
                 record: Record::Repo(r),
                 ..
@@ -209,7 +269,7 @@ mod tests {
     fn missing_security_and_analysis_is_unknown_not_disabled() {
         let r = repo(
             r#"{"full_name":"o/a","updated_at":"2026-01-01T00:00:00Z"}"#,
-            &RepoSettings::default(),
+            &CoverageSettings::default(),
         );
         assert_eq!(r.secret_scanning, None);
         assert_eq!(r.extra.0["security_and_analysis"], "unknown");
@@ -218,10 +278,10 @@ mod tests {
 
     #[test]
     fn archived_and_forks_are_out_of_scope_unless_configured() {
-        let s = RepoSettings::default();
+        let s = CoverageSettings::default();
         assert!(!repo(r#"{"full_name":"o/a","archived":true}"#, &s).in_scope);
         assert!(!repo(r#"{"full_name":"o/a","fork":true}"#, &s).in_scope);
-        let s = RepoSettings {
+        let s = CoverageSettings {
             include_archived: true,
             include_forks: true,
             ..s
@@ -231,10 +291,10 @@ mod tests {
 
     #[test]
     fn asset_comes_from_table_then_topic_then_property() {
-        let mut s = RepoSettings {
+        let mut s = CoverageSettings {
             asset_topic_prefix: Some("asset-".into()),
             asset_property: Some("asset".into()),
-            ..RepoSettings::default()
+            ..CoverageSettings::default()
         };
         let j = r#"{"full_name":"o/a","topics":["go","asset-pay"],"custom_properties":{"asset":"billing"},
                     "security_and_analysis":{"secret_scanning":{"status":"enabled"},"secret_scanning_push_protection":{"status":"disabled"}}}"#;
@@ -246,7 +306,7 @@ mod tests {
         );
         s.asset_topic_prefix = None;
         assert_eq!(repo(j, &s).asset.as_deref(), Some("billing"));
-        s.assets.insert("o/a".into(), "core".into());
-        assert_eq!(repo(j, &s).asset.as_deref(), Some("core"));
+        let assets = BTreeMap::from([("o/a".to_string(), "core".to_string())]);
+        assert_eq!(repo_with(j, &s, &assets).asset.as_deref(), Some("core"));
     }
 }

@@ -1,107 +1,39 @@
-//! `github_secret_scanning`: an organization's secret scanning alerts
-//! (`GET /orgs/{org}/secret-scanning/alerts`) as `secret_alert` records, and
-//! its repositories' coverage (`GET /orgs/{org}/repos`) as `repo` records.
+//! `github_secret_scanning`: secret scanning alerts as `secret_alert`
+//! records (`GET /orgs/{org}/secret-scanning/alerts`, or each repository's
+//! `GET /repos/{owner}/{repo}/secret-scanning/alerts`), and repository
+//! coverage as `repo` records (see [`super::repos`]).
 //!
 //! The alert's `secret` field is the plaintext credential. It is requested
 //! away (`hide_secret=true`) and, should a server send it anyway, never read:
 //! the wire struct below has no such field, so serde skips its bytes.
 
-use super::repos::{self, RepoSettings};
+use super::repos;
 use super::{
-    default_base_url, default_burst, default_pages_per_commit, default_per_page, default_rate,
-    opt_time, req_time, sync_list, Access, Converted, GithubApi, GithubCursor, Item, RepoRef,
+    opt_time, sync_list, AlertHead, Converted, GithubApi, GithubCursor, GithubKind, GithubSettings,
+    Item, List, RepoRef, Target,
 };
 use crate::connector::{Connector, PageSink, SyncMode, SyncOutcome};
-use crate::http::RetrySettings;
 use crate::record::{Extra, Record, SecretAlert, SecretResolution, SecretValidity};
 use crate::Error;
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::path::PathBuf;
-
-/// Settings of a `github_secret_scanning` connector.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GithubSecretScanningSettings {
-    /// Unique instance name; the `source` of its records.
-    pub name: String,
-    /// The organization whose alerts and repositories are read.
-    pub org: String,
-    /// API base URL; `https://<host>/api/v3` for GitHub Enterprise Server.
-    #[serde(default = "default_base_url")]
-    pub base_url: String,
-    /// The token inline (prefer `token_env` or `token_file`). Needs org admin
-    /// or security manager with `repo`/`security_events`, or fine-grained
-    /// "Secret scanning alerts: read".
-    #[serde(default)]
-    pub token: Option<SecretString>,
-    /// Environment variable holding the token.
-    #[serde(default)]
-    pub token_env: Option<String>,
-    /// File holding the token (e.g. a systemd credential).
-    #[serde(default)]
-    pub token_file: Option<PathBuf>,
-    /// Requests per second allowed (this connector's governor quota).
-    #[serde(default = "default_rate")]
-    pub rate: f64,
-    /// Requests allowed at once before the rate applies.
-    #[serde(default = "default_burst")]
-    pub burst: u32,
-    /// Items per page, at most 100.
-    #[serde(default = "default_per_page")]
-    pub per_page: u32,
-    /// HTTP pages per store commit (default 1): each commit is one durable
-    /// write with the cursor, so a failure or shutdown re-reads at most this
-    /// many pages; more pages per commit mean fewer disk flushes.
-    #[serde(default = "default_pages_per_commit")]
-    pub pages_per_commit: u32,
-    /// Retries, timeouts and longest rate-limit wait.
-    #[serde(default)]
-    pub retry: RetrySettings,
-    /// Only these secret types (`secret_type` filter). Generic (non-provider)
-    /// patterns are returned only when named here.
-    #[serde(default)]
-    pub secret_types: Vec<String>,
-    /// Repository coverage (`repo` records): whether to read it, which
-    /// repositories are in scope and how they map to assets.
-    #[serde(default)]
-    pub repos: RepoSettings,
-}
-
-impl GithubSecretScanningSettings {
-    /// Build the connector. `token` is the resolved secret (from `token_env`
-    /// or `token_file`); `None` falls back to the inline `token`.
-    pub fn build(self, token: Option<SecretString>) -> Result<GithubSecretScanning, Error> {
-        let token = token.or_else(|| self.token.clone());
-        let api = GithubApi::new(
-            Access {
-                name: &self.name,
-                org: &self.org,
-                base_url: &self.base_url,
-                rate: self.rate,
-                burst: self.burst,
-                per_page: self.per_page,
-                pages_per_commit: self.pages_per_commit,
-                retry: &self.retry,
-            },
-            token,
-        )?;
-        Ok(GithubSecretScanning {
-            settings: self,
-            api,
-        })
-    }
-}
 
 /// The `github_secret_scanning` connector.
 #[derive(Debug)]
 pub struct GithubSecretScanning {
-    settings: GithubSecretScanningSettings,
+    settings: GithubSettings,
     api: GithubApi,
 }
 
 impl GithubSecretScanning {
+    /// Build the connector. `token` is the resolved secret (from
+    /// `token_env` or `token_file`); `None` falls back to the inline `token`.
+    pub fn new(settings: GithubSettings, token: Option<SecretString>) -> Result<Self, Error> {
+        let api = settings.api(GithubKind::SecretScanning, token)?;
+        Ok(GithubSecretScanning { settings, api })
+    }
+
     /// The API client (its HTTP counters).
     pub fn api(&self) -> &GithubApi {
         &self.api
@@ -128,28 +60,16 @@ struct AlertWire {
     repository: Option<RepoRef>,
 }
 
-/// Convert one alert; the error names the field at fault.
-fn convert(source: &str, a: AlertWire) -> Result<Converted, String> {
-    let number = a.number.ok_or("`number` is missing")?;
-    let repo = a
-        .repository
-        .and_then(|r| r.full_name)
-        .ok_or("`repository.full_name` is missing")?;
-    let opened_at = req_time("created_at", &a.created_at)?;
+/// Convert one alert; the error names the field at fault. `listed_in` is
+/// the repository whose own list the alert came from.
+fn convert(source: &str, listed_in: Option<&str>, a: AlertWire) -> Result<Converted, String> {
+    let head = AlertHead::parse(a.number, a.repository, listed_in, &a.created_at)?;
     let resolved_at = opt_time("resolved_at", &a.resolved_at)?;
     let bypassed_at = opt_time(
         "push_protection_bypassed_at",
         &a.push_protection_bypassed_at,
     )?;
-    let updated = match opt_time("updated_at", &a.updated_at)? {
-        Some(t) => t,
-        // `updated_at` is nullable: the latest of what is known.
-        None => [Some(opened_at), resolved_at, bypassed_at]
-            .into_iter()
-            .flatten()
-            .max()
-            .unwrap_or(opened_at),
-    };
+    let updated = head.updated(&a.updated_at, &[resolved_at, bypassed_at])?;
     let mut extra = serde_json::Map::new();
     let resolution = match a.resolution.as_deref() {
         None | Some("") => None,
@@ -196,11 +116,11 @@ fn convert(source: &str, a: AlertWire) -> Result<Converted, String> {
     }
     Ok(Converted::Item(Item {
         record: Record::SecretAlert(SecretAlert {
-            id: format!("{repo}#{number}"),
+            id: head.id(),
             source: source.to_string(),
-            repo,
+            repo: head.repo,
             secret_type: a.secret_type,
-            opened_at,
+            opened_at: head.opened_at,
             resolved_at,
             resolution,
             validity,
@@ -218,7 +138,7 @@ impl Connector for GithubSecretScanning {
     }
 
     fn kind(&self) -> &'static str {
-        "github_secret_scanning"
+        GithubKind::SecretScanning.as_str()
     }
 
     fn http_stats(&self) -> Option<crate::http::HttpStatsSnapshot> {
@@ -234,20 +154,7 @@ impl Connector for GithubSecretScanning {
         let name = self.settings.name.clone();
         let mut cur = GithubCursor::parse(&name, cursor.as_deref());
         let mut outcome = SyncOutcome::default();
-        if self.settings.repos.enabled {
-            repos::sync_repos(
-                &self.api,
-                &self.settings.repos,
-                &mut cur,
-                mode,
-                sink,
-                &mut outcome,
-            )
-            .await?;
-        }
-        if outcome.interrupted {
-            return Ok(outcome);
-        }
+        let coverage = self.settings.coverage();
         let per_page = self.api.per_page.to_string();
         let types = self.settings.secret_types.join(",");
         let mut query: Vec<(&str, &str)> = vec![
@@ -259,21 +166,63 @@ impl Connector for GithubSecretScanning {
         if !types.is_empty() {
             query.push(("secret_type", &types));
         }
-        let url = self.api.url(
-            &format!("/orgs/{}/secret-scanning/alerts", self.api.org),
-            &query,
-        );
-        sync_list(
-            &self.api,
-            &mut cur,
-            "secret_scanning_alerts",
-            url,
-            mode,
-            sink,
-            &mut outcome,
-            |a: AlertWire| convert(&name, a),
-        )
-        .await?;
+        let lists: Vec<(Option<&str>, List)> = match &self.api.target {
+            Target::Org(org) => vec![(
+                None,
+                List {
+                    key: "secret_scanning_alerts".into(),
+                    first_url: self
+                        .api
+                        .url(&format!("/orgs/{org}/secret-scanning/alerts"), &query),
+                    whole: false,
+                    missing_ok: false,
+                },
+            )],
+            Target::Repos(repos) => repos
+                .iter()
+                .map(|r| {
+                    (
+                        Some(r.as_str()),
+                        List {
+                            key: format!("secret_scanning_alerts:{r}"),
+                            first_url: self
+                                .api
+                                .url(&format!("/repos/{r}/secret-scanning/alerts"), &query),
+                            whole: false,
+                            missing_ok: true,
+                        },
+                    )
+                })
+                .collect(),
+        };
+        if coverage.enabled {
+            repos::sync_repos(
+                &self.api,
+                &self.settings,
+                &coverage,
+                &mut cur,
+                mode,
+                sink,
+                &mut outcome,
+            )
+            .await?;
+        }
+        for (listed_in, list) in lists {
+            if outcome.interrupted || sink.cancelled() {
+                outcome.interrupted = true;
+                break;
+            }
+            sync_list(
+                &self.api,
+                &mut cur,
+                list,
+                mode,
+                sink,
+                &mut outcome,
+                |a: AlertWire| convert(&name, listed_in, a),
+            )
+            .await?;
+        }
         Ok(outcome)
     }
 }
@@ -282,24 +231,41 @@ impl Connector for GithubSecretScanning {
 mod tests {
     use super::*;
 
+    fn alert(json: &str, listed_in: Option<&str>) -> Result<(SecretAlert, String), String> {
+        let a: AlertWire = serde_json::from_str(json).unwrap();
+        assert!(!format!("{a:?}").contains("SHOULD_NEVER"));
+        let Converted::Item(item) = convert("gh", listed_in, a)?;
+        let Record::SecretAlert(s) = item.record else {
+            panic!()
+        };
+        Ok((s, item.updated.to_rfc3339()))
+    }
+
     #[test]
     fn secret_is_never_read_and_fields_map() {
-        let a: AlertWire = serde_json::from_str(
+        let (s, updated) = alert(
             r#"{"number":7,"created_at":"2026-01-02T03:04:05Z","updated_at":null,"state":"resolved",
                 "resolution":"revoked","resolved_at":"2026-01-03T00:00:00Z","secret_type":"github_personal_access_token",
                 "secret":"ghp_SHOULD_NEVER_BE_SEEN","validity":"inactive","push_protection_bypassed":true,
                 "push_protection_bypassed_at":"2026-01-02T03:00:00Z","repository":{"full_name":"o/r"}}"#,
+            None,
         )
         .unwrap();
-        assert!(!format!("{a:?}").contains("SHOULD_NEVER"));
-        let Converted::Item(item) = convert("gh", a).unwrap();
-        let Record::SecretAlert(s) = &item.record else {
-            panic!()
-        };
         assert_eq!(s.id, "o/r#7");
         assert_eq!(s.resolution, Some(SecretResolution::Revoked));
         assert_eq!(s.validity, SecretValidity::Inactive);
         assert!(s.push_protection_bypassed);
-        assert_eq!(item.updated.to_rfc3339(), "2026-01-03T00:00:00+00:00");
+        assert_eq!(updated, "2026-01-03T00:00:00+00:00");
+    }
+
+    #[test]
+    fn a_repository_list_alert_takes_the_repository_of_its_list() {
+        let j = r#"{"number":3,"created_at":"2026-01-02T03:04:05Z","state":"open"}"#;
+        assert_eq!(
+            alert(j, None).unwrap_err(),
+            "`repository.full_name` is missing"
+        );
+        let (s, _) = alert(j, Some("acme/api")).unwrap();
+        assert_eq!((s.id.as_str(), s.repo.as_str()), ("acme/api#3", "acme/api"));
     }
 }

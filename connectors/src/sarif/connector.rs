@@ -13,8 +13,9 @@
 use super::{
     finding_id, to_finding, FindingContext, Occurrences, ReadError, SarifFile, SuppressionPolicy,
 };
+use crate::config_serde as env_serde;
 use crate::connector::{Connector, Page, PageSink, SyncMode, SyncOutcome};
-use crate::github::env_serde;
+use crate::files::{list_files, BadFiles, Stamp};
 use crate::record::{
     Domain, Environment, Extra, Finding, Record, Severity, Status, Time, Validity,
 };
@@ -99,15 +100,6 @@ pub struct SarifConnector {
     patterns: Vec<(glob::Pattern, String)>,
 }
 
-/// Size and modification time: a file is read again when either changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Stamp {
-    /// Length in bytes.
-    pub len: u64,
-    /// Modification time, milliseconds since the epoch.
-    pub modified_ms: i64,
-}
-
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct SarifCursor {
     #[serde(default)]
@@ -116,6 +108,9 @@ struct SarifCursor {
     /// [`scan_key`]).
     #[serde(default)]
     scans: BTreeMap<String, ScanState>,
+    /// Files that could not be read: counted again every pass until changed.
+    #[serde(default, skip_serializing_if = "BadFiles::is_empty")]
+    bad: BadFiles,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -162,15 +157,16 @@ impl ScanBuilder {
 }
 
 /// What became of one file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Imported {
     /// Read whole; its scan states are in the cursor.
     Read,
     /// Left out: older than the last scan of its category, or no asset.
     Skipped,
-    /// Not a readable SARIF log: skipped, and its findings' identities are
-    /// unknown.
-    Unreadable,
+    /// Not a readable SARIF log, or a result in it is malformed: skipped
+    /// (pages of it committed before the fault stay), and its findings'
+    /// identities are unknown. The reason names the file, line and column.
+    Unreadable(String),
     /// The sink asked to stop between two pages of it.
     Interrupted,
 }
@@ -196,66 +192,6 @@ fn micros(t: Time) -> i64 {
 
 fn from_micros(us: i64) -> Time {
     chrono::DateTime::from_timestamp_micros(us).unwrap_or_default()
-}
-
-/// Files under `paths` (folders recursively, globs expanded), with stamps.
-pub fn list_files(paths: &[String], extensions: &[&str]) -> Vec<(PathBuf, Stamp)> {
-    fn wanted(p: &Path, extensions: &[&str]) -> bool {
-        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        extensions.iter().any(|e| name.ends_with(e))
-    }
-    fn walk(dir: &Path, extensions: &[&str], out: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            tracing::warn!(path = %dir.display(), "cannot list folder");
-            return;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(&p, extensions, out);
-            } else if wanted(&p, extensions) {
-                out.push(p);
-            }
-        }
-    }
-    let mut found = Vec::new();
-    for spec in paths {
-        let p = Path::new(spec);
-        if p.is_dir() {
-            walk(p, extensions, &mut found);
-        } else if p.is_file() {
-            found.push(p.to_path_buf());
-        } else if spec.contains(['*', '?', '[']) {
-            match glob::glob(spec) {
-                Ok(it) => found.extend(it.flatten().filter(|p| p.is_file())),
-                Err(e) => tracing::warn!(pattern = %spec, error = %e, "bad glob pattern"),
-            }
-        } else {
-            tracing::warn!(path = %spec, "no such file or folder");
-        }
-    }
-    let mut out: Vec<(PathBuf, Stamp)> = found
-        .into_iter()
-        .filter_map(|p| {
-            let m = std::fs::metadata(&p).ok()?;
-            let modified_ms = m
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map(|d| d.as_millis() as i64)
-                .unwrap_or(0);
-            Some((
-                p,
-                Stamp {
-                    len: m.len(),
-                    modified_ms,
-                },
-            ))
-        })
-        .collect();
-    out.sort_by(|a, b| (a.1.modified_ms, &a.0).cmp(&(b.1.modified_ms, &b.0)));
-    out.dedup_by(|a, b| a.0 == b.0);
-    out
 }
 
 /// The identity of "the same scan": asset, tool and the run's category
@@ -358,7 +294,7 @@ impl SarifConnector {
             Ok(f) => f,
             Err(e) => {
                 tracing::warn!(connector = %name, error = %e, "SARIF file skipped");
-                return Ok(Imported::Unreadable);
+                return Ok(Imported::Unreadable(e.to_string()));
             }
         };
         let relative = relative_path(&self.settings.paths, path);
@@ -442,9 +378,13 @@ impl SarifConnector {
                 return Ok(Imported::Interrupted);
             }
             Err(ReadError::Sarif(e)) => {
-                // Pages already committed stay (they are true); the file is
-                // not marked read, so it is tried again.
-                return Err(Error::Sarif(e));
+                // A result the reader cannot take (a wrong type, bytes that
+                // are not UTF-8): the file is reported and skipped until it
+                // changes. Pages of it committed before stay (they are
+                // true); its scan state is not replaced, so nothing is
+                // resolved on the word of a file read in part.
+                tracing::warn!(connector = %name, error = %e, "SARIF file skipped");
+                return Ok(Imported::Unreadable(e.to_string()));
             }
         }
         // Replace the last scan of each key first, then resolve what the
@@ -478,6 +418,7 @@ impl SarifConnector {
             }
         }
         cur.files.insert(path.display().to_string(), stamp);
+        cur.bad.set(&path.display().to_string(), 0, Vec::new());
         self.commit(sink, outcome, page, Some(cur))?;
         Ok(Imported::Read)
     }
@@ -517,7 +458,9 @@ impl SarifConnector {
             resolved_at: Some(at),
             validity: Validity::Unverified,
             duplicate_of: None,
-            fingerprint: Some(fingerprint.to_string()),
+            // Unknown here (the scan state keeps no locations): the store
+            // keeps the fingerprint it holds (see `keeps_first_opened`).
+            fingerprint: None,
             url: None,
             refs: Vec::new(),
             extra: Extra(extra),
@@ -533,6 +476,10 @@ impl Connector for SarifConnector {
 
     fn kind(&self) -> &'static str {
         "sarif"
+    }
+
+    fn keeps_first_opened(&self) -> bool {
+        true
     }
 
     async fn sync(
@@ -558,12 +505,15 @@ impl Connector for SarifConnector {
             tracing::warn!(connector = %name, dropped = before - cur.scans.len(), "scan states without a category dropped; run `sync --full` once so findings missing from later scans are resolved");
         }
         let mut outcome = SyncOutcome::default();
-        // Blocking file reads, done inline: a sync pass runs as its own task
-        // and the sink it commits to is blocking too.
-        {
-            for (path, stamp) in list_files(&self.settings.paths, &[".sarif", ".sarif.json"]) {
+        // File reads and the sink's writes block: off the runtime's workers.
+        crate::connector::blocking(|| -> Result<(), Error> {
+            let files = list_files(&self.settings.paths, &[".sarif", ".sarif.json"]);
+            cur.bad
+                .retain(&files.iter().map(|(p, _)| p.display().to_string()).collect());
+            for (path, stamp) in files {
                 let key = path.display().to_string();
                 if cur.files.get(&key) == Some(&stamp) {
+                    cur.bad.report(&key, &mut outcome);
                     continue;
                 }
                 if sink.cancelled() {
@@ -580,19 +530,27 @@ impl Connector for SarifConnector {
                         Imported::Skipped
                     }
                 };
-                if imported == Imported::Interrupted {
-                    break;
-                }
-                if imported == Imported::Unreadable {
-                    outcome.unreadable += 1;
-                }
-                if matches!(imported, Imported::Skipped | Imported::Unreadable) {
-                    outcome.skipped += 1;
-                    cur.files.insert(key, stamp);
-                    self.commit(sink, &mut outcome, Vec::new(), Some(&cur))?;
+                match imported {
+                    Imported::Interrupted => break,
+                    Imported::Read => {}
+                    // Marked read with its stamp: a bad file is read again
+                    // when it changes, not on every pass (but counted).
+                    Imported::Unreadable(why) => {
+                        outcome.unreadable_item(why.clone());
+                        cur.bad.set(&key, 1, vec![why]);
+                        cur.files.insert(key, stamp);
+                        self.commit(sink, &mut outcome, Vec::new(), Some(&cur))?;
+                    }
+                    Imported::Skipped => {
+                        outcome.skipped += 1;
+                        cur.bad.set(&key, 0, Vec::new());
+                        cur.files.insert(key, stamp);
+                        self.commit(sink, &mut outcome, Vec::new(), Some(&cur))?;
+                    }
                 }
             }
-        }
+            Ok(())
+        })?;
         Ok(outcome)
     }
 }

@@ -11,12 +11,23 @@
 //! put the secret there) and result messages (the title comes from the rule).
 //!
 //! The mapping rules, in the order they apply:
-//! - severity: a `kind` other than `fail` → info; else `security-severity`
-//!   of the result's, then the rule's, `properties` (string or number; from
-//!   9.0 critical, from 7.0 high, from 4.0 medium, above 0 low, 0 info);
-//!   else the level: the result's `level`, else the rule's
-//!   `defaultConfiguration.level`, else `warning` (error → high, warning →
-//!   medium, note → low, none → info);
+//! - severity: a `kind` other than `fail` → info; else the first of these
+//!   properties that holds a usable value (see [`severity`]):
+//!   1. `security-severity` of the result's, then the rule's, `properties`
+//!      (the standard one: a score as number or string, from 9.0 critical,
+//!      from 7.0 high, from 4.0 medium, above 0 low, 0 info; or a label,
+//!      as Semgrep writes `"CRITICAL"`);
+//!   2. tools' own documented properties, when no standard one is there:
+//!      `issue_severity` of the result, then the rule (Bandit, ShiftLeft
+//!      scan); the rule's `cvssv3_baseSeverity`, else `cvssv3_baseScore`,
+//!      else `cvssv2_severity`, else `cvssv2_score` (Dependency-Check); a
+//!      rule tag that is a severity label in capitals (Trivy, gosec); the
+//!      rule's `priority` 1 to 5 when the tool is PMD;
+//!   3. the level: the result's `level`, else the rule's
+//!      `defaultConfiguration.level`, else `warning` (error → high, warning
+//!      → medium, note → low, none → info).
+//!
+//!   The finding's `extra.severity_from` names the property used;
 //! - the rule: `rule.toolComponent.index` (or `.name`) into
 //!   `tool.extensions[]` with `rule.index`; else `ruleIndex` or `rule.index`
 //!   into `tool.driver.rules`; else `ruleId` / `rule.id` looked up by id;
@@ -25,10 +36,14 @@
 //! - fingerprint: the first usable `fingerprints` entry by key (not empty,
 //!   not Semgrep OSS's placeholder "requires login"); else all
 //!   `partialFingerprints` with the rule id; else rule, URI, region and
-//!   message; hashed to 32 hex digits.
+//!   message; hashed to 32 hex digits. This identity is part of the
+//!   finding id; the record's `fingerprint` is the location fingerprint
+//!   (tool, rule, path, start line) when the result has a path, the
+//!   identity otherwise.
 
 pub mod connector;
 
+use crate::fingerprint::{location_fingerprint, stable_hash};
 use crate::record::{Domain, Environment, Extra, Finding, Severity, Status, Time, Validity};
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
@@ -95,7 +110,10 @@ pub struct RuleMeta {
     /// `defaultConfiguration.level`.
     pub level: Option<String>,
     /// `properties["security-severity"]`, parsed.
-    pub security_severity: Option<f64>,
+    pub security_severity: Option<Severity>,
+    /// The severity the rule's tool-specific properties state (step 2 of
+    /// the module docs), and the property's name.
+    pub tool_severity: Option<(Severity, &'static str)>,
 }
 
 /// A tool component (the driver or an extension) and its rules.
@@ -215,6 +233,9 @@ pub struct SarifResult {
     pub title: Option<String>,
     /// Per the rules of the module docs.
     pub severity: Severity,
+    /// The property the severity came from (`security-severity`,
+    /// `issue_severity`, `tags`, `level`, ...).
+    pub severity_from: &'static str,
     /// Open, remediated (`absent`), risk accepted or closed (suppressed).
     pub status: Status,
     /// `false_positive` for suppressions read that way, else unverified.
@@ -223,8 +244,13 @@ pub struct SarifResult {
     pub resolved_at: Option<Time>,
     /// `provenance.firstDetectionTimeUtc`, if given.
     pub first_detected: Option<Time>,
-    /// 32 hex digits.
+    /// The result's identity in its tool: 32 hex digits (see the module
+    /// docs); part of the finding id.
     pub fingerprint: String,
+    /// The cross-source fingerprint by tool, rule, path and start line
+    /// ([`crate::fingerprint::location_fingerprint`]), which the same
+    /// result read from a code scanning alert also has.
+    pub location_fingerprint: Option<String>,
     /// The first location's URI.
     pub uri: Option<String>,
     /// The first location's start line.
@@ -281,10 +307,21 @@ struct DefaultConfigWire {
     level: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// `properties` of a rule or result: the standard `security-severity` and
+/// the tools' own severity properties (see the module docs).
+#[derive(Deserialize, Default)]
 struct PropsWire {
     #[serde(rename = "security-severity")]
     security_severity: Option<Value>,
+    issue_severity: Option<Value>,
+    #[serde(rename = "cvssv3_baseSeverity")]
+    cvssv3_base_severity: Option<Value>,
+    #[serde(rename = "cvssv3_baseScore")]
+    cvssv3_base_score: Option<Value>,
+    cvssv2_severity: Option<Value>,
+    cvssv2_score: Option<Value>,
+    tags: Option<Vec<Value>>,
+    priority: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -388,6 +425,88 @@ fn score(v: &Value) -> Option<f64> {
     .filter(|f| f.is_finite())
 }
 
+/// Severity from a severity label, as tools write it in properties
+/// (`CRITICAL`, `High`, `moderate`, `informational`, ...); `None` for
+/// anything else (`UNKNOWN` included).
+pub fn severity_from_label(label: &str) -> Option<Severity> {
+    match label.trim().to_ascii_lowercase().as_str() {
+        "critical" => Some(Severity::Critical),
+        "high" => Some(Severity::High),
+        "medium" | "moderate" => Some(Severity::Medium),
+        "low" => Some(Severity::Low),
+        "info" | "informational" | "information" | "none" | "negligible" => Some(Severity::Info),
+        _ => None,
+    }
+}
+
+/// A `security-severity` value: a score (number or numeric string) or a
+/// label.
+fn standard_severity(v: &Value) -> Option<Severity> {
+    match v {
+        Value::String(s) if s.trim().parse::<f64>().is_err() => severity_from_label(s),
+        other => score(other).map(severity_from_score),
+    }
+}
+
+/// A label property (`issue_severity`, `cvssv2_severity`, ...).
+fn label_severity(v: &Value) -> Option<Severity> {
+    v.as_str().and_then(severity_from_label)
+}
+
+/// A CVSS v2 score: v2 has no critical band (7.0 and up is high).
+fn cvss2_severity(v: &Value) -> Option<Severity> {
+    score(v).map(|s| match severity_from_score(s) {
+        Severity::Critical => Severity::High,
+        other => other,
+    })
+}
+
+/// PMD's rule priority: 1 high, 2 and 3 medium, 4 and 5 low.
+fn pmd_priority(v: &Value) -> Option<Severity> {
+    match score(v)? as i64 {
+        1 => Some(Severity::High),
+        2 | 3 => Some(Severity::Medium),
+        4 | 5 => Some(Severity::Low),
+        _ => None,
+    }
+}
+
+/// The severity a rule's tool-specific properties state (step 2 of the
+/// module docs), after the result's own `issue_severity`.
+fn rule_tool_severity(p: &PropsWire, tool: Option<&str>) -> Option<(Severity, &'static str)> {
+    if let Some(s) = p.issue_severity.as_ref().and_then(label_severity) {
+        return Some((s, "issue_severity"));
+    }
+    if let Some(s) = p.cvssv3_base_severity.as_ref().and_then(label_severity) {
+        return Some((s, "cvssv3_baseSeverity"));
+    }
+    if let Some(s) = p.cvssv3_base_score.as_ref().and_then(score) {
+        return Some((severity_from_score(s), "cvssv3_baseScore"));
+    }
+    if let Some(s) = p.cvssv2_severity.as_ref().and_then(label_severity) {
+        return Some((s, "cvssv2_severity"));
+    }
+    if let Some(s) = p.cvssv2_score.as_ref().and_then(cvss2_severity) {
+        return Some((s, "cvssv2_score"));
+    }
+    // Only a tag in capitals: lower-case tags name other things
+    // (`security`, a precision).
+    if let Some(s) = p.tags.iter().flatten().find_map(|t| {
+        let t = t.as_str()?;
+        (t.chars().all(|c| c.is_ascii_uppercase()) && t != "NONE")
+            .then(|| severity_from_label(t))
+            .flatten()
+    }) {
+        return Some((s, "tags"));
+    }
+    if tool.is_some_and(|t| t.eq_ignore_ascii_case("pmd")) {
+        if let Some(s) = p.priority.as_ref().and_then(pmd_priority) {
+            return Some((s, "priority"));
+        }
+    }
+    None
+}
+
 /// Severity from a `security-severity` score.
 pub fn severity_from_score(score: f64) -> Severity {
     if score >= 9.0 {
@@ -418,29 +537,50 @@ fn parse_opt_time(v: Option<&str>) -> Option<Time> {
     v.and_then(|t| crate::ndjson::parse_time(t).ok())
 }
 
-/// A 128-bit FNV-1a hash as 32 hex digits: stable across builds and
-/// platforms, unlike `std`'s hasher.
-pub fn stable_hash(parts: &[&str]) -> String {
-    let mut h: u128 = 0x6c62272e07bb014262b821756295c58d;
-    const P: u128 = 0x0000000001000000000000000000013B;
-    for (i, part) in parts.iter().enumerate() {
-        if i > 0 {
-            h ^= 0x1f;
-            h = h.wrapping_mul(P);
-        }
-        for b in part.bytes() {
-            h ^= u128::from(b);
-            h = h.wrapping_mul(P);
-        }
-    }
-    format!("{h:032x}")
-}
-
 fn value_text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }
+}
+
+/// The severity of a result and the property it came from, in the order
+/// of the module docs.
+fn severity(meta: &RunMeta, rule: Option<&RuleMeta>, r: &ResultWire) -> (Severity, &'static str) {
+    if r.kind.as_deref().is_some_and(|k| k != "fail") {
+        return (Severity::Info, "kind");
+    }
+    let props = r.properties.as_ref();
+    if let Some(s) = props
+        .and_then(|p| p.security_severity.as_ref())
+        .and_then(standard_severity)
+        .or_else(|| rule.and_then(|x| x.security_severity))
+    {
+        return (s, "security-severity");
+    }
+    if let Some(s) = props
+        .and_then(|p| p.issue_severity.as_ref())
+        .and_then(label_severity)
+    {
+        return (s, "issue_severity");
+    }
+    if let Some(found) = rule.and_then(|x| x.tool_severity) {
+        return found;
+    }
+    let level = r
+        .level
+        .as_deref()
+        .or_else(|| rule.and_then(|x| x.level.as_deref()))
+        .unwrap_or("warning");
+    let s = severity_from_level(level).unwrap_or_else(|| {
+        tracing::warn!(
+            tool = meta.tool(),
+            level,
+            "unknown SARIF level; counted as warning"
+        );
+        Severity::Medium
+    });
+    (s, "level")
 }
 
 fn convert(
@@ -457,27 +597,7 @@ fn convert(
         .or_else(|| r.rule.as_ref().and_then(|x| x.id.clone()))
         .or_else(|| rule.and_then(|x| x.id.clone()));
     let scan_time = meta.time.unwrap_or(fallback);
-    let severity = if r.kind.as_deref().is_some_and(|k| k != "fail") {
-        Severity::Info
-    } else if let Some(s) = r
-        .properties
-        .as_ref()
-        .and_then(|p| p.security_severity.as_ref())
-        .and_then(score)
-        .or_else(|| rule.and_then(|x| x.security_severity))
-    {
-        severity_from_score(s)
-    } else {
-        let level = r
-            .level
-            .as_deref()
-            .or_else(|| rule.and_then(|x| x.level.as_deref()))
-            .unwrap_or("warning");
-        severity_from_level(level).unwrap_or_else(|| {
-            tracing::warn!(level, "unknown SARIF level; counted as warning");
-            Severity::Medium
-        })
-    };
+    let (severity, severity_from) = severity(meta, rule, &r);
     let (status, validity, resolved_at) = if r.baseline_state.as_deref() == Some("absent") {
         (Status::Remediated, Validity::Unverified, Some(scan_time))
     } else {
@@ -569,14 +689,19 @@ fn convert(
             &msg,
         ])
     };
+    let location_fingerprint = uri
+        .as_deref()
+        .and_then(|u| location_fingerprint(meta.tool(), rid, u, line));
     SarifResult {
         run,
         tool: meta.tool().to_string(),
+        location_fingerprint,
         title: rule
             .and_then(|x| x.title.clone())
             .or_else(|| rule_id.clone()),
         rule_id,
         severity,
+        severity_from,
         status,
         validity,
         resolved_at,
@@ -601,22 +726,24 @@ pub fn category_of(id: &str) -> Option<String> {
     (!c.is_empty()).then(|| c.to_string())
 }
 
-fn component(c: ComponentWire) -> ComponentMeta {
+/// A tool component's metadata; `tool` is the driver's name (tools'
+/// own severity properties are read by tool).
+fn component(c: ComponentWire, tool: Option<&str>) -> ComponentMeta {
     ComponentMeta {
         name: c.name,
         rules: c
             .rules
             .unwrap_or_default()
             .into_iter()
-            .map(|r| RuleMeta {
-                title: r.short_description.and_then(|d| d.text).or(r.name),
-                id: r.id,
-                level: r.default_configuration.and_then(|d| d.level),
-                security_severity: r
-                    .properties
-                    .and_then(|p| p.security_severity)
-                    .as_ref()
-                    .and_then(score),
+            .map(|r| {
+                let props = r.properties.unwrap_or_default();
+                RuleMeta {
+                    title: r.short_description.and_then(|d| d.text).or(r.name),
+                    id: r.id,
+                    level: r.default_configuration.and_then(|d| d.level),
+                    security_severity: props.security_severity.as_ref().and_then(standard_severity),
+                    tool_severity: rule_tool_severity(&props, tool),
+                }
             })
             .collect(),
     }
@@ -665,13 +792,17 @@ impl SarifFile {
                             .or_else(|| parse_opt_time(i.start_time_utc.as_deref()))
                     })
                     .max();
+                let tool_name = tool.driver.as_ref().and_then(|d| d.name.clone());
                 let mut meta = RunMeta {
-                    driver: tool.driver.map(component).unwrap_or_default(),
+                    driver: tool
+                        .driver
+                        .map(|d| component(d, tool_name.as_deref()))
+                        .unwrap_or_default(),
                     extensions: tool
                         .extensions
                         .unwrap_or_default()
                         .into_iter()
-                        .map(component)
+                        .map(|c| component(c, tool_name.as_deref()))
                         .collect(),
                     artifacts: run
                         .artifacts
@@ -730,7 +861,7 @@ impl SarifFile {
         res.map_err(|e| {
             ReadError::Sarif(SarifError {
                 path: self.path.display().to_string(),
-                message: format!("not a SARIF log: {e}"),
+                message: format!("a result cannot be read: {e}"),
             })
         })?;
         Ok(count)
@@ -801,6 +932,10 @@ pub fn to_finding(ctx: &FindingContext, r: &SarifResult, id: String, opened_at: 
     if let Some(rule) = &r.rule_id {
         extra.insert("rule".into(), Value::String(rule.clone()));
     }
+    extra.insert(
+        "severity_from".into(),
+        Value::String(r.severity_from.to_string()),
+    );
     if let Some(uri) = &r.uri {
         let loc = match r.line {
             Some(l) => format!("{uri}:{l}"),
@@ -821,7 +956,13 @@ pub fn to_finding(ctx: &FindingContext, r: &SarifResult, id: String, opened_at: 
         resolved_at: r.resolved_at,
         validity: r.validity,
         duplicate_of: None,
-        fingerprint: Some(r.fingerprint.clone()),
+        // The location fingerprint when there is one: the same result seen
+        // by code scanning has it too, so the two link.
+        fingerprint: Some(
+            r.location_fingerprint
+                .clone()
+                .unwrap_or_else(|| r.fingerprint.clone()),
+        ),
         url: None,
         refs: Vec::new(),
         extra: Extra(extra),
@@ -1043,5 +1184,162 @@ mod tests {
         assert_eq!(stable_hash(&["a", "b"]), stable_hash(&["a", "b"]));
         assert_ne!(stable_hash(&["ab", ""]), stable_hash(&["a", "b"]));
         assert_eq!(stable_hash(&[""]).len(), 32);
+    }
+
+    /// Write `runs` as a SARIF file and read its results' (rule, severity,
+    /// property) triples.
+    fn severities(name: &str, runs: Value) -> Vec<(String, Severity, &'static str)> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(name);
+        std::fs::write(
+            &p,
+            serde_json::json!({"version": "2.1.0", "runs": runs}).to_string(),
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        read_results(&p, &SuppressionPolicy::default(), chrono::Utc::now(), |r| {
+            out.push((r.rule_id.unwrap_or_default(), r.severity, r.severity_from));
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        out
+    }
+
+    fn rule(id: &str, props: Value) -> Value {
+        serde_json::json!({"id": id, "properties": props})
+    }
+
+    fn result(id: &str, extra: Value) -> Value {
+        let mut r = serde_json::json!({"ruleId": id, "message": {"text": id},
+            "locations": [{"physicalLocation": {"artifactLocation": {"uri": "a.go"}, "region": {"startLine": 3}}}]});
+        if let (Some(o), Value::Object(e)) = (r.as_object_mut(), extra) {
+            o.extend(e);
+        }
+        r
+    }
+
+    #[test]
+    fn text_security_severity_and_tool_properties_are_read_in_the_documented_order() {
+        use serde_json::json;
+        let run = |tool: &str, rules: Vec<Value>, results: Vec<Value>| json!({"tool": {"driver": {"name": tool, "rules": rules}}, "results": results});
+        let got = severities(
+            "mixed.sarif",
+            json!([
+                // Semgrep: labels in `security-severity`.
+                run(
+                    "Semgrep OSS",
+                    vec![
+                        rule("s1", json!({"security-severity": "CRITICAL"})),
+                        rule("s2", json!({"security-severity": "Medium"})),
+                        rule("s3", json!({"security-severity": "8.1"}))
+                    ],
+                    vec![
+                        result("s1", json!({})),
+                        result("s2", json!({})),
+                        result("s3", json!({}))
+                    ]
+                ),
+                // Trivy and gosec: a severity tag in capitals; the standard
+                // property wins when both are there.
+                run(
+                    "Trivy",
+                    vec![
+                        rule("t1", json!({"tags": ["vulnerability", "security", "HIGH"]})),
+                        rule(
+                            "t2",
+                            json!({"tags": ["security", "CRITICAL"], "security-severity": "5.3"})
+                        ),
+                        rule("t3", json!({"tags": ["security", "low"]}))
+                    ],
+                    vec![
+                        result("t1", json!({})),
+                        result("t2", json!({})),
+                        result("t3", json!({"level": "error"}))
+                    ]
+                ),
+                // Dependency-Check: v3 label, v3 score, v2 label, v2 score.
+                run(
+                    "dependency-check",
+                    vec![
+                        rule(
+                            "d1",
+                            json!({"cvssv3_baseSeverity": "CRITICAL", "cvssv2_severity": "HIGH"})
+                        ),
+                        rule("d2", json!({"cvssv3_baseScore": 7.5})),
+                        rule(
+                            "d3",
+                            json!({"cvssv2_severity": "MEDIUM", "cvssv2_score": 9.3})
+                        ),
+                        rule("d4", json!({"cvssv2_score": 9.3}))
+                    ],
+                    vec![
+                        result("d1", json!({"level": "warning"})),
+                        result("d2", json!({"level": "warning"})),
+                        result("d3", json!({"level": "warning"})),
+                        result("d4", json!({"level": "warning"}))
+                    ]
+                ),
+                // PMD: rule priority (only for PMD).
+                run(
+                    "PMD",
+                    vec![
+                        rule("p1", json!({"priority": 1})),
+                        rule("p3", json!({"priority": 3})),
+                        rule("p5", json!({"priority": 5}))
+                    ],
+                    vec![
+                        result("p1", json!({})),
+                        result("p3", json!({})),
+                        result("p5", json!({}))
+                    ]
+                ),
+                run(
+                    "other",
+                    vec![rule("o1", json!({"priority": 1}))],
+                    vec![result("o1", json!({"level": "note"}))]
+                ),
+                // Bandit / ShiftLeft: the result's `issue_severity`.
+                run(
+                    "Bandit",
+                    vec![rule("b1", json!({}))],
+                    vec![result(
+                        "b1",
+                        json!({"level": "error", "properties": {"issue_severity": "LOW"}})
+                    )]
+                ),
+                // A label nobody knows falls through to the level.
+                run(
+                    "x",
+                    vec![rule(
+                        "u1",
+                        json!({"security-severity": "UNKNOWN", "tags": ["UNKNOWN"]})
+                    )],
+                    vec![result("u1", json!({"level": "note"}))]
+                ),
+            ]),
+        );
+        use Severity::*;
+        let want: Vec<(String, Severity, &str)> = [
+            ("s1", Critical, "security-severity"),
+            ("s2", Medium, "security-severity"),
+            ("s3", High, "security-severity"),
+            ("t1", High, "tags"),
+            ("t2", Medium, "security-severity"),
+            ("t3", High, "level"),
+            ("d1", Critical, "cvssv3_baseSeverity"),
+            ("d2", High, "cvssv3_baseScore"),
+            ("d3", Medium, "cvssv2_severity"),
+            ("d4", High, "cvssv2_score"),
+            ("p1", High, "priority"),
+            ("p3", Medium, "priority"),
+            ("p5", Low, "priority"),
+            ("o1", Low, "level"),
+            ("b1", Low, "issue_severity"),
+            ("u1", Low, "level"),
+        ]
+        .into_iter()
+        .map(|(a, b, c)| (a.to_string(), b, c))
+        .collect();
+        assert_eq!(got, want);
     }
 }

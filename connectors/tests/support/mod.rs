@@ -4,11 +4,14 @@
 
 #![allow(dead_code)]
 
+pub mod fake_jira;
+pub mod fake_pagerduty;
+
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
-use secmetrics_connectors::{Committed, Page, PageSink, Record, SinkError};
+use secmetrics_connectors::{Committed, Page, PageSink, Record, SinkError, SourceHistory};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -28,6 +31,8 @@ pub struct MemorySink {
     pub times: BTreeMap<(String, String), u32>,
     /// Ask the connector to stop once this many pages are committed.
     pub cancel_after: Option<usize>,
+    /// Source-stamped history handed over with pages, in order.
+    pub history: Vec<SourceHistory>,
 }
 
 impl PageSink for MemorySink {
@@ -51,6 +56,15 @@ impl PageSink for MemorySink {
 
     fn cancelled(&self) -> bool {
         self.cancel_after.is_some_and(|n| self.pages.len() >= n)
+    }
+
+    fn commit_with_history(
+        &mut self,
+        page: Page,
+        history: Vec<SourceHistory>,
+    ) -> Result<Committed, SinkError> {
+        self.history.extend(history);
+        self.commit(page)
     }
 }
 
@@ -122,6 +136,11 @@ pub struct GithubState {
     pub page_headers: Vec<(String, String)>,
     /// Serve a `Link` to another host instead of the next page.
     pub foreign_link: bool,
+    /// Single objects by list name (`repo:owner/name` for
+    /// `GET /repos/{owner}/{name}`), with ETags like pages.
+    pub objects: HashMap<String, Value>,
+    /// Lists that answer `404` with this message (a feature that is off).
+    pub missing: HashMap<String, String>,
 }
 
 /// A fake GitHub on 127.0.0.1.
@@ -157,6 +176,22 @@ impl FakeGithub {
             .insert((list.into(), page), answers.into());
     }
 
+    pub fn set_object(&self, name: &str, value: Value) {
+        self.state
+            .lock()
+            .unwrap()
+            .objects
+            .insert(name.into(), value);
+    }
+
+    pub fn set_missing(&self, list: &str, message: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .missing
+            .insert(list.into(), message.into());
+    }
+
     pub fn seen(&self) -> Vec<Seen> {
         self.state.lock().unwrap().seen.clone()
     }
@@ -166,12 +201,18 @@ impl FakeGithub {
     }
 }
 
-fn list_of(path: &str) -> Option<&'static str> {
+/// The list (or object) a path names: `secret`, `code`, `repos` for the
+/// org lists; `secret:o/r`, `code:o/r` for a repository's lists;
+/// `repo:o/r` for a repository's own object.
+fn list_of(path: &str) -> Option<String> {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     match parts.as_slice() {
-        ["orgs", _, "secret-scanning", "alerts"] => Some("secret"),
-        ["orgs", _, "code-scanning", "alerts"] => Some("code"),
-        ["orgs", _, "repos"] => Some("repos"),
+        ["orgs", _, "secret-scanning", "alerts"] => Some("secret".into()),
+        ["orgs", _, "code-scanning", "alerts"] => Some("code".into()),
+        ["orgs", _, "repos"] => Some("repos".into()),
+        ["repos", o, r, "secret-scanning", "alerts"] => Some(format!("secret:{o}/{r}")),
+        ["repos", o, r, "code-scanning", "alerts"] => Some(format!("code:{o}/{r}")),
+        ["repos", o, r] => Some(format!("repo:{o}/{r}")),
         _ => None,
     }
 }
@@ -237,7 +278,8 @@ fn respond(state: &Mutex<GithubState>, base: &str, req: &Request) -> (Response, 
             0,
         );
     };
-    seen.list = list.to_string();
+    seen.list = list.clone();
+    let list = list.as_str();
     if let Some(answer) = st
         .script
         .get_mut(&(list.to_string(), page))
@@ -253,6 +295,36 @@ fn respond(state: &Mutex<GithubState>, base: &str, req: &Request) -> (Response, 
         return (
             json_response(answer.status, &hs, answer.body.clone()),
             answer.delay_ms,
+        );
+    }
+    if let Some(message) = st.missing.get(list).cloned() {
+        seen.status = 404;
+        st.seen.push(seen);
+        let body = serde_json::json!({"message": message, "documentation_url": "https://docs.github.com/rest", "status": "404"});
+        return (json_response(404, &[], body.to_string()), 0);
+    }
+    if list.starts_with("repo:") {
+        let Some(object) = st.objects.get(list).cloned() else {
+            seen.status = 404;
+            st.seen.push(seen);
+            return (
+                json_response(404, &[], r#"{"message":"Not Found","status":"404"}"#.into()),
+                0,
+            );
+        };
+        let body = serde_json::to_vec(&object).unwrap();
+        let etag = etag_of(&body);
+        if seen.if_none_match.as_deref() == Some(etag.as_str()) {
+            seen.status = 304;
+            st.seen.push(seen);
+            let mut r = Response::new(Body::empty());
+            *r.status_mut() = StatusCode::NOT_MODIFIED;
+            return (r, 0);
+        }
+        st.seen.push(seen);
+        return (
+            json_response(200, &[("etag", &etag)], String::from_utf8(body).unwrap()),
+            0,
         );
     }
     let items = st.lists.get(list).cloned().unwrap_or_default();

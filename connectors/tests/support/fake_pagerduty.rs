@@ -1,0 +1,293 @@
+//! A PagerDuty REST API played on loopback: `GET /incidents` filtered by
+//! creation time within `since`/`until` (at most six months apart), sorted
+//! by `created_at`, paged by `limit` (≤ 100) and `offset` with `more`, and
+//! refusing `offset + limit` over 10,000 as PagerDuty does; per-incident log
+//! entries and notes; scripted answers per path.
+
+#![allow(dead_code)]
+
+use super::Scripted;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::Response;
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// One request seen.
+#[derive(Clone, Debug)]
+pub struct PdSeen {
+    pub at: Instant,
+    pub path: String,
+    pub params: Vec<(String, String)>,
+    pub status: u16,
+    pub authorization: Option<String>,
+    pub accept: Option<String>,
+}
+
+impl PdSeen {
+    pub fn param(&self, k: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(x, _)| x == k)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn time(&self, k: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(self.param(k).unwrap())
+            .unwrap()
+            .to_utc()
+    }
+}
+
+/// The fake's state.
+#[derive(Default)]
+pub struct PdState {
+    pub incidents: Vec<Value>,
+    pub log_entries: HashMap<String, Vec<Value>>,
+    pub notes: HashMap<String, Vec<Value>>,
+    /// Raw `/incidents` pages served in order instead (fixtures).
+    pub raw_pages: VecDeque<Value>,
+    pub script: HashMap<String, VecDeque<Scripted>>,
+    pub seen: Vec<PdSeen>,
+}
+
+/// A fake PagerDuty on 127.0.0.1.
+#[derive(Clone)]
+pub struct FakePagerduty {
+    pub state: Arc<Mutex<PdState>>,
+    pub base: String,
+}
+
+impl FakePagerduty {
+    pub async fn start() -> FakePagerduty {
+        let state = Arc::new(Mutex::new(PdState::default()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(state.clone());
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        FakePagerduty { state, base }
+    }
+
+    pub fn with<R>(&self, f: impl FnOnce(&mut PdState) -> R) -> R {
+        f(&mut self.state.lock().unwrap())
+    }
+
+    pub fn seen(&self) -> Vec<PdSeen> {
+        self.with(|s| s.seen.clone())
+    }
+
+    pub fn list_requests(&self) -> Vec<PdSeen> {
+        self.seen()
+            .into_iter()
+            .filter(|s| s.path == "/incidents")
+            .collect()
+    }
+}
+
+/// An incident in the list shape.
+pub fn incident(id: &str, created: &str, status: &str, fields: Value) -> Value {
+    let mut v = json!({
+        "id": id, "type": "incident", "summary": format!("[#1] {id}"),
+        "self": format!("https://api.pagerduty.com/incidents/{id}"),
+        "html_url": format!("https://acme.pagerduty.com/incidents/{id}"),
+        "incident_number": 1, "title": "Suspicious login", "created_at": created,
+        "updated_at": created, "status": status, "incident_key": "k",
+        "service": {"id": "PSVC9", "type": "service_reference", "summary": "Checkout"},
+        "assignments": [], "last_status_change_at": created, "resolved_at": null,
+        "acknowledgements": [], "priority": null, "urgency": "high",
+        "teams": [], "escalation_policy": {"id": "PEP1", "type": "escalation_policy_reference"}
+    });
+    for (k, x) in fields.as_object().unwrap() {
+        v[k] = x.clone();
+    }
+    v
+}
+
+/// A log entry.
+pub fn log_entry(kind: &str, at: &str, agent: &str) -> Value {
+    json!({"id": format!("Q{at}"), "type": kind, "summary": kind, "created_at": at,
+           "agent": {"id": "PXPGF42", "type": agent, "summary": "Earline Greenholt"},
+           "channel": {"type": "web_trigger"}})
+}
+
+fn t(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s).ok().map(|t| t.to_utc())
+}
+
+async fn handle(State(state): State<Arc<Mutex<PdState>>>, req: Request) -> Response {
+    let (r, delay) = respond(&state, &req);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    r
+}
+
+fn decode(s: &str) -> String {
+    let mut out = Vec::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap_or(b'?'));
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn error(status: u16, message: &str, errors: &[&str]) -> (u16, Value) {
+    (
+        status,
+        json!({"error": {"message": message, "code": 2001, "errors": errors}}),
+    )
+}
+
+fn respond(state: &Mutex<PdState>, req: &Request) -> (Response, u64) {
+    let path = req.uri().path().to_string();
+    let params: Vec<(String, String)> = req
+        .uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|s| !s.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (decode(k), decode(v))
+        })
+        .collect();
+    let param = |k: &str| params.iter().find(|(x, _)| x == k).map(|(_, v)| v.clone());
+    let header = |k: &str| {
+        req.headers()
+            .get(k)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from)
+    };
+    let mut st = state.lock().unwrap();
+    let mut seen = PdSeen {
+        at: Instant::now(),
+        path: path.clone(),
+        params: params.clone(),
+        status: 200,
+        authorization: header("authorization"),
+        accept: header("accept"),
+    };
+    if let Some(a) = st.script.get_mut(&path).and_then(|q| q.pop_front()) {
+        seen.status = a.status;
+        st.seen.push(seen);
+        let hs: Vec<(&str, &str)> = a
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        return (json_response(a.status, &hs, a.body.clone()), a.delay_ms);
+    }
+    let limit: usize = param("limit").and_then(|s| s.parse().ok()).unwrap_or(25);
+    let offset: usize = param("offset").and_then(|s| s.parse().ok()).unwrap_or(0);
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (status, body) = match parts.as_slice() {
+        ["incidents"] => {
+            if let Some(p) = st.raw_pages.pop_front() {
+                (200, p)
+            } else if limit > 100 {
+                error(
+                    400,
+                    "Invalid Input Provided",
+                    &["Limit must be at most 100"],
+                )
+            } else if offset + limit > 10_000 {
+                error(
+                    400,
+                    "Invalid Input Provided",
+                    &["Offset must be less than 10000"],
+                )
+            } else {
+                let since = param("since").and_then(|s| t(&s));
+                let until = param("until").and_then(|s| t(&s));
+                match (since, until) {
+                    (Some(a), Some(b)) if b - a > chrono::Duration::days(184) => error(
+                        400,
+                        "Invalid Input Provided",
+                        &["The date range must be at most 6 months"],
+                    ),
+                    _ => {
+                        let mut list: Vec<&Value> = st
+                            .incidents
+                            .iter()
+                            .filter(|i| {
+                                let c = i["created_at"].as_str().and_then(t);
+                                match c {
+                                    None => true,
+                                    Some(c) => {
+                                        since.map_or(true, |s| c >= s)
+                                            && until.map_or(true, |u| c < u)
+                                    }
+                                }
+                            })
+                            .collect();
+                        list.sort_by(|a, b| {
+                            a["created_at"]
+                                .as_str()
+                                .cmp(&b["created_at"].as_str())
+                                .then(a["id"].as_str().cmp(&b["id"].as_str()))
+                        });
+                        let page: Vec<Value> = list
+                            .iter()
+                            .skip(offset)
+                            .take(limit)
+                            .map(|v| (*v).clone())
+                            .collect();
+                        let more = offset + page.len() < list.len();
+                        (
+                            200,
+                            json!({"incidents": page, "limit": limit, "offset": offset, "more": more, "total": null}),
+                        )
+                    }
+                }
+            }
+        }
+        ["incidents", id, "log_entries"] => {
+            let all = st.log_entries.get(*id).cloned().unwrap_or_default();
+            let page: Vec<Value> = all.iter().skip(offset).take(limit).cloned().collect();
+            let more = offset + page.len() < all.len();
+            (
+                200,
+                json!({"log_entries": page, "limit": limit, "offset": offset, "more": more, "total": null}),
+            )
+        }
+        ["incidents", id, "notes"] => (
+            200,
+            json!({"notes": st.notes.get(*id).cloned().unwrap_or_default()}),
+        ),
+        _ => error(404, "Not Found", &[]),
+    };
+    seen.status = status;
+    st.seen.push(seen);
+    (json_response(status, &[], body.to_string()), 0)
+}
+
+fn json_response(status: u16, headers: &[(&str, &str)], body: String) -> Response {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap();
+    r.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    for (k, v) in headers {
+        r.headers_mut().insert(
+            axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            HeaderValue::from_str(v).unwrap(),
+        );
+    }
+    r
+}
