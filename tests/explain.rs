@@ -368,6 +368,19 @@ fn explain_of_the_linked_golden_estate_gives_exact_values() {
     );
     assert_eq!(kpi(&e, "mttr")["detail"], "inconsistent times: resolved on 2026-10-19 before it was opened on 2026-12-01; counted in inconsistent_findings");
 
+    // On an out-of-scope asset: nowhere, and it says so for every figure.
+    let e = explain("finding/codeql/F-653");
+    let why: std::collections::BTreeSet<&str> = e["kpis"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["detail"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        why.into_iter().collect::<Vec<_>>(),
+        ["asset `app-009` is out of scope (in_scope: false): its records are left out of every KPI"]
+    );
+
     let text = ok(&run(
         &store,
         &["explain", "finding/jira/F-222", "--period", "2026-10"],
