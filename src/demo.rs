@@ -276,6 +276,7 @@ pub fn generate_into(size: usize, now: Time, seed: u64, mut sink: impl FnMut(Rec
             duplicate_of,
             fingerprint: None,
             url: None,
+            refs: Vec::new(),
             extra: Extra::default(),
         }));
     }
@@ -386,6 +387,68 @@ pub fn estate(size: usize, now: Time, seed: u64) -> Estate {
     estate.findings.reserve_exact(n.findings);
     generate_into(size, now, seed, |r| estate.push(r));
     estate
+}
+
+/// Link the findings of a generated estate the way real sources do, for
+/// the reconciliation benchmark: every scanner finding gets a `url`; about
+/// one in ten is a second tool's report of the previous finding (same asset
+/// and fingerprint); and one ticket (source `jira`, with `refs`) is added
+/// for about every twenty findings, naming one or two scanner urls.
+pub fn link(estate: &mut Estate, seed: u64) {
+    let mut rng = Rng::new(seed ^ 0x5EC_4EC0);
+    let n = estate.findings.len();
+    for i in 0..n {
+        let url = format!(
+            "https://{}.example/{}",
+            estate.findings[i].source, estate.findings[i].id
+        );
+        estate.findings[i].url = Some(url);
+        if i > 0 && rng.chance(0.1) {
+            let fp = format!("fp-{}", i - 1);
+            let asset = estate.findings[i - 1].asset.clone();
+            estate.findings[i - 1].fingerprint = Some(fp.clone());
+            estate.findings[i].fingerprint = Some(fp);
+            estate.findings[i].asset = asset;
+        }
+    }
+    let tickets = n / 20;
+    estate.findings.reserve(tickets);
+    for k in 0..tickets {
+        let target = rng.below(n);
+        let mut refs = vec![estate.findings[target].url.clone().unwrap_or_default()];
+        if rng.chance(0.2) {
+            let other = rng.below(n);
+            refs.push(estate.findings[other].url.clone().unwrap_or_default());
+        }
+        let t = &estate.findings[target];
+        let ticket = Finding {
+            id: format!("SEC-{k}"),
+            source: "jira".into(),
+            asset: t.asset.clone(),
+            title: None,
+            severity: t.severity,
+            environment: t.environment,
+            domain: t.domain,
+            opened_at: t.opened_at + TimeDelta::hours(rng.below(72) as i64),
+            status: if rng.chance(0.5) {
+                t.status
+            } else {
+                Status::Open
+            },
+            resolved_at: t.resolved_at,
+            validity: if rng.chance(0.1) {
+                Validity::FalsePositive
+            } else {
+                Validity::Unverified
+            },
+            duplicate_of: None,
+            fingerprint: None,
+            url: Some(format!("https://jira.example/browse/SEC-{k}")),
+            refs,
+            extra: Extra::default(),
+        };
+        estate.findings.push(ticket);
+    }
 }
 
 #[cfg(test)]

@@ -21,6 +21,22 @@ pub struct SeverityChange {
     pub observed_at: Time,
 }
 
+/// A reconciled group with a member fixed in one source and a member still
+/// open in another (kpi-spec, Reconciliation rule 6), named in `warnings`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FixedAndOpen {
+    /// Source of the canonical member.
+    pub source: String,
+    /// Id of the canonical member.
+    pub id: String,
+    /// Asset of the canonical member (scope applies to it).
+    pub asset: String,
+    /// (source, id) of the members remediated or mitigated.
+    pub fixed: Vec<(String, String)>,
+    /// (source, id) of the members still open.
+    pub open: Vec<(String, String)>,
+}
+
 /// All current (not gone) records, by kind.
 #[derive(Debug, Clone, Default)]
 pub struct Estate {
@@ -45,6 +61,9 @@ pub struct Estate {
     /// Severity changes of findings from record history (all of them; the
     /// KPI engine picks the lowerings in its period).
     pub severity_changes: Vec<SeverityChange>,
+    /// Reconciled groups fixed in one source and still open in another
+    /// (filled by `reconcile`; empty before).
+    pub fixed_and_open: Vec<FixedAndOpen>,
 }
 
 impl Estate {

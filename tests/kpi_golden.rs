@@ -1,8 +1,10 @@
-//! Golden estates: the pack for 2026-10 must contain every field of the
-//! independent implementation's `.expected.json` with equal values.
+//! Golden estates: the pack for 2026-10 (records reconciled, then the KPI
+//! engine) must contain every field of the independent implementation's
+//! `.expected.json` with equal values.
 
 use crate::common as util;
 use secmetrics::kpi::{self, KpiConfig, Period};
+use secmetrics::reconcile::ReconcileConfig;
 use serde_json::Value;
 
 /// Relative tolerance for floats, as the golden README states.
@@ -49,10 +51,17 @@ pub fn compare(path: &str, expected: &Value, actual: Option<&Value>, out: &mut V
 }
 
 fn check_golden(name: &str) {
-    let estate = util::estate(&format!("golden/{name}.ndjson"));
-    let expected: Value =
-        serde_json::from_str(&util::read(&format!("golden/{name}.expected.json")))
-            .expect("expected file is JSON");
+    check_golden_with(
+        name,
+        &format!("{name}.expected.json"),
+        &ReconcileConfig::default(),
+    );
+}
+
+fn check_golden_with(name: &str, expected: &str, cfg: &ReconcileConfig) {
+    let estate = util::reconciled_estate(&format!("golden/{name}.ndjson"), cfg);
+    let expected: Value = serde_json::from_str(&util::read(&format!("golden/{expected}")))
+        .expect("expected file is JSON");
     let period = Period::parse_month("2026-10").expect("period");
     let generated_at = "2026-11-02T06:00:00Z".parse().expect("time");
     let pack = kpi::compute(&estate, &period, &KpiConfig::default(), generated_at);
@@ -75,6 +84,22 @@ fn small_golden_estate_matches_expected_pack() {
 #[test]
 fn medium_golden_estate_matches_expected_pack() {
     check_golden("estate-medium");
+}
+
+#[test]
+fn linked_golden_estate_matches_expected_pack_without_precedence() {
+    check_golden("estate-linked");
+}
+
+#[test]
+fn linked_golden_estate_matches_expected_pack_with_codeql_first() {
+    check_golden_with(
+        "estate-linked",
+        "estate-linked.precedence-codeql.expected.json",
+        &ReconcileConfig {
+            precedence: vec!["codeql".into()],
+        },
+    );
 }
 
 #[test]

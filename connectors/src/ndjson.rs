@@ -121,6 +121,7 @@ pub fn parse_object(map: Map<String, Value>, default_source: &str) -> Result<Rec
             duplicate_of: f.opt_str("duplicate_of")?,
             fingerprint: f.opt_str("fingerprint")?,
             url: f.opt_str("url")?,
+            refs: f.opt_str_list("refs")?,
             id,
             source,
             extra: f.extra()?,
@@ -558,6 +559,32 @@ mod tests {
         assert_eq!(e.field.as_deref(), Some("severity"));
         assert!(e.message.contains("\"urgent\""));
         assert!(e.message.contains("critical, high, medium, low, info"));
+    }
+
+    #[test]
+    fn finding_refs_are_read_written_and_checked() {
+        let line = r#"{"kind":"finding","id":"T-1","asset":"a","severity":"high","opened_at":"2026-01-01T00:00:00Z","status":"open","refs":["https://scanner/1","https://scanner/2"]}"#;
+        let r = parse_line(line, "jira").unwrap();
+        let Record::Finding(f) = &r else {
+            panic!("not a finding")
+        };
+        assert_eq!(f.refs, vec!["https://scanner/1", "https://scanner/2"]);
+        assert!(f.extra.is_empty(), "refs is a field, not extra");
+        let json = r.to_json();
+        assert_eq!(json["refs"][1], "https://scanner/2");
+        assert_eq!(
+            parse_object(json.as_object().unwrap().clone(), "x").unwrap(),
+            r
+        );
+        let e = parse_line(&line.replace("\"https://scanner/1\"", "7"), "jira").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("refs[0]"));
+        // No refs: none written back.
+        let r = parse_line(
+            &line.replace(r#","refs":["https://scanner/1","https://scanner/2"]"#, ""),
+            "jira",
+        )
+        .unwrap();
+        assert!(r.to_json().get("refs").is_none());
     }
 
     #[test]

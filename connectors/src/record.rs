@@ -406,6 +406,9 @@ pub struct Finding {
     pub fingerprint: Option<String>,
     /// Link back to the source.
     pub url: Option<String>,
+    /// `url`s of other findings that are the same weakness (e.g. the
+    /// scanner alert a ticket tracks); links for reconciliation.
+    pub refs: Vec<String>,
     /// Unknown fields.
     pub extra: Extra,
 }
@@ -724,6 +727,7 @@ impl Record {
                 "opened_at": t(&f.opened_at), "status": f.status.as_str(),
                 "resolved_at": ot(&f.resolved_at), "validity": f.validity.as_str(),
                 "duplicate_of": f.duplicate_of, "fingerprint": f.fingerprint, "url": f.url,
+                "refs": (!f.refs.is_empty()).then_some(&f.refs),
             }),
             Record::Review(r) => json!({
                 "asset": r.asset, "type": r.review_type.as_str(), "completed_at": t(&r.completed_at),

@@ -357,12 +357,12 @@ async fn findings_map_every_field_and_their_history_comes_from_the_changelog() {
             duplicate_of: None,
             fingerprint: Some("fp-abc".into()),
             url: url("SEC-1"),
+            refs: vec![
+                "https://github.com/acme/pay/security/code-scanning/12".into(),
+                "https://github.com/acme/pay/security/secret-scanning/3".into(),
+            ],
             extra: extra(json!({
                 "jira_status": "Done", "jira_resolution": "Done", "resolved_at_from": "resolutiondate",
-                "refs": [
-                    "https://github.com/acme/pay/security/code-scanning/12",
-                    "https://github.com/acme/pay/security/secret-scanning/3"
-                ]
             })),
         }
     );
@@ -384,6 +384,7 @@ async fn findings_map_every_field_and_their_history_comes_from_the_changelog() {
             duplicate_of: None,
             fingerprint: None,
             url: url("SEC-2"),
+            refs: Vec::new(),
             extra: extra(json!({
                 "jira_status": "Closed", "jira_resolution": "Won't Do", "resolved_at_from": "changelog"
             })),
@@ -407,6 +408,7 @@ async fn findings_map_every_field_and_their_history_comes_from_the_changelog() {
             duplicate_of: Some("SEC-1".into()),
             fingerprint: None,
             url: url("SEC-3"),
+            refs: Vec::new(),
             extra: extra(json!({
                 "jira_status": "Closed", "jira_resolution": "Duplicate", "resolved_at_from": "updated"
             })),
@@ -429,9 +431,9 @@ async fn findings_map_every_field_and_their_history_comes_from_the_changelog() {
             duplicate_of: None,
             fingerprint: None,
             url: url("SEC-4"),
+            refs: vec!["https://github.com/acme/web/security/secret-scanning/4".into()],
             extra: extra(json!({
                 "jira_status": "To Do",
-                "refs": ["https://github.com/acme/web/security/secret-scanning/4"]
             })),
         }
     );

@@ -27,3 +27,28 @@ pub async fn connect(socket: &Path) -> Option<reqwest::Client> {
 pub fn url(path: &str) -> String {
     format!("http://secmetrics{path}")
 }
+
+/// One path segment with everything but unreserved characters
+/// percent-encoded (record ids may hold `/`, `#`, `?` or spaces).
+pub fn segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The admin API path of a record under `prefix`:
+/// `prefix/KIND/SOURCE/ID`, each part encoded.
+pub fn record_path(prefix: &str, identity: &secmetrics_connectors::Identity) -> String {
+    format!(
+        "{prefix}/{}/{}/{}",
+        segment(identity.kind.as_str()),
+        segment(&identity.source),
+        segment(&identity.id)
+    )
+}

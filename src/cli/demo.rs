@@ -28,7 +28,8 @@ pub struct DemoArgs {
 const BATCH: usize = 5_000;
 
 /// Run `demo`.
-pub fn run(cfg: &crate::kpi::KpiConfig, args: DemoArgs) -> anyhow::Result<i32> {
+pub fn run(config: &crate::config::Config, args: DemoArgs) -> anyhow::Result<i32> {
+    let cfg = &config.kpi;
     let now = chrono::Utc::now();
     let dir = match args.out {
         Some(d) => d,
@@ -62,7 +63,7 @@ pub fn run(cfg: &crate::kpi::KpiConfig, args: DemoArgs) -> anyhow::Result<i32> {
         store.upsert_batch(&batch, now)?;
     }
 
-    let estate = store.load_estate()?;
+    let estate = crate::reconcile::load(&store, &config.reconcile)?.estate;
     let period = Period::last_complete(crate::kpi::Unit::Month, now, cfg.timezone.0);
     let pack = kpi::with_history(&estate, &period, cfg, now, 6);
     let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();

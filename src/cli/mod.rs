@@ -5,8 +5,10 @@ mod admin_client;
 mod check;
 mod demo;
 mod digest;
+mod explain;
 mod export;
 mod import;
+mod overrides;
 pub mod report;
 mod resync;
 mod run;
@@ -59,6 +61,12 @@ pub enum Command {
     Resync(resync::ResyncArgs),
     /// Render a digest now and send it (or print it with `--dry-run`).
     Digest(digest::DigestArgs),
+    /// Set, list or remove a manual override of a finding's validity and
+    /// severity (applied before reconciliation; no sync undoes it).
+    Override(overrides::OverrideArgs),
+    /// Why a record counts where it counts: stored record, history,
+    /// overrides, reconciliation group and the KPIs of a period.
+    Explain(explain::ExplainArgs),
 }
 
 /// What every command gets: the loaded configuration and where the store is.
@@ -106,11 +114,13 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Export(args) => export::run(&ctx, args),
         Command::Status(args) => status::run(&ctx, args),
         Command::Report(args) => report::run(&ctx, args),
-        Command::Demo(args) => demo::run(&ctx.config.kpi, args),
+        Command::Demo(args) => demo::run(&ctx.config, args),
         Command::Sync(args) => sync::run(&ctx, args),
         Command::Run => run::run(ctx),
         Command::Resync(args) => resync::run(&ctx, args),
         Command::Digest(args) => digest::run(&ctx, args),
+        Command::Override(args) => overrides::run(&ctx, args),
+        Command::Explain(args) => explain::run(&ctx, args),
         Command::Check => unreachable!("handled above"),
     }
 }

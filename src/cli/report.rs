@@ -132,7 +132,9 @@ pub fn run(ctx: &Context, args: ReportArgs) -> anyhow::Result<i32> {
     }
 
     let started = std::time::Instant::now();
-    let estate = store.load_estate().context("cannot load the records")?;
+    let estate = crate::reconcile::load(&store, &ctx.config.reconcile)
+        .context("cannot load the records")?
+        .estate;
     let loaded = started.elapsed();
     let cfg = &ctx.config.kpi;
     let trend = args

@@ -29,6 +29,10 @@ pub struct Config {
     /// business sentence, coverage windows and SLA days.
     #[serde(default)]
     pub kpi: crate::kpi::KpiConfig,
+    /// Reconciliation of linked findings: which source's record is a
+    /// group's canonical member.
+    #[serde(default)]
+    pub reconcile: crate::reconcile::ReconcileConfig,
     /// The daemon: time zone, sync schedules, shutdown, retries.
     #[serde(default)]
     pub daemon: DaemonConfig,
@@ -589,6 +593,7 @@ mod tests {
         assert_eq!(cfg.admin.push_max_bytes, 16 * 1024 * 1024);
         // The example shows the KPI defaults, not other values.
         assert_eq!(cfg.kpi, crate::kpi::KpiConfig::default());
+        assert_eq!(cfg.reconcile, crate::reconcile::ReconcileConfig::default());
     }
 
     #[test]

@@ -121,6 +121,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/digests/{name}", post(digest_now))
         .route("/api/v1/digests/{name}/preview", get(digest_preview))
         .route("/api/v1/records", post(push_records))
+        .merge(super::decisions::routes())
         .with_state(shared)
 }
 
@@ -203,7 +204,7 @@ async fn pack_for(s: Arc<Shared>, period: Option<String>) -> Result<Arc<kpi::Kpi
     let period = Period::parse(&text, s.config.kpi.timezone.0)
         .map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))?;
     tokio::task::spawn_blocking(move || -> anyhow::Result<Arc<kpi::KpiPack>> {
-        let estate = s.store.load_estate()?;
+        let estate = crate::reconcile::load(&s.store, &s.config.reconcile)?.estate;
         Ok(Arc::new(kpi::with_history(
             &estate,
             &period,

@@ -3,6 +3,7 @@
 //! signal as an argument (as mini-redis does), which keeps it testable.
 
 pub mod admin;
+pub mod decisions;
 pub mod metrics;
 pub mod notify;
 pub mod resync;
@@ -127,7 +128,7 @@ enum Job {
 impl Shared {
     /// Recompute the cached pack (last complete month) from the store.
     pub fn refresh_pack(&self, now: Time) -> anyhow::Result<Arc<KpiPack>> {
-        let estate = self.store.load_estate()?;
+        let estate = crate::reconcile::load(&self.store, &self.config.reconcile)?.estate;
         let period = Period::last_complete(kpi::Unit::Month, now, self.config.kpi.timezone.0);
         let pack = Arc::new(kpi::with_history(
             &estate,

@@ -80,7 +80,9 @@ pub fn compute_pack(
     period: &Period,
     now: Time,
 ) -> anyhow::Result<KpiPack> {
-    let estate = store.load_estate().context("loading the estate")?;
+    let estate = crate::reconcile::load(store, &config.reconcile)
+        .context("loading the estate")?
+        .estate;
     Ok(kpi::with_history(
         &estate,
         period,
@@ -164,7 +166,9 @@ pub fn queue_digest(
         store.commit_digest(&[], &[], fire)?;
         return Ok(missing);
     }
-    let estate = store.load_estate().context("loading the estate")?;
+    let estate = crate::reconcile::load(store, &config.reconcile)
+        .context("loading the estate")?
+        .estate;
     if holds_no_records(&estate) {
         return Err(Hold::NoData.into());
     }

@@ -7,7 +7,7 @@ use super::stats::{ratio, summarize};
 use super::{age_days, seconds_between, AgeBuckets, KpiConfig, Period, Segments};
 use crate::estate::Estate;
 use chrono::TimeDelta;
-use secmetrics_connectors::{Domain, Environment, Severity, Status, Validity};
+use secmetrics_connectors::{Domain, Environment, Finding, Severity, Status, Time, Validity};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -119,6 +119,35 @@ pub struct FindingKpis {
     pub aging: FindingsAging,
     /// `sla_attainment`.
     pub sla: SlaAttainment,
+    /// Positions in `Estate::findings` of the findings left out of `mttr`
+    /// and `sla_attainment` for inconsistent times (resolved before opened).
+    pub inconsistent: Vec<usize>,
+}
+
+/// True when the finding was resolved within `period`.
+#[inline]
+pub fn resolved_in(f: &Finding, period: &Period) -> bool {
+    f.resolved_at.is_some_and(|r| period.contains(r))
+}
+
+/// True when the finding is open as of `t` (spec, Conventions): opened
+/// before, not resolved before, and not a risk acceptance.
+#[inline]
+pub fn open_as_of(f: &Finding, t: Time) -> bool {
+    f.opened_at < t && f.resolved_at.map_or(true, |r| r >= t) && f.status != Status::RiskAccepted
+}
+
+/// True when the finding counts as fixed for remediation time.
+#[inline]
+pub fn is_fix(f: &Finding) -> bool {
+    matches!(f.status, Status::Remediated | Status::Mitigated)
+}
+
+/// Inconsistent times (spec, Conventions): resolved before it was opened,
+/// so it has no remediation time.
+#[inline]
+pub fn has_inconsistent_times(f: &Finding) -> bool {
+    f.resolved_at.is_some_and(|r| r < f.opened_at)
 }
 
 const MTTR_SEVERITIES: [Severity; 3] = [Severity::Critical, Severity::High, Severity::Medium];
@@ -186,12 +215,11 @@ pub fn compute(
     let mut sla_closed = [0u64; 5];
     let mut sla_within = [0u64; 5];
     let mut open_breached = [0u64; 5];
+    let mut inconsistent = Vec::new();
 
-    for f in &estate.findings {
-        let resolved_in_p = f.resolved_at.is_some_and(|r| period.contains(r));
-        let open_at_end = f.opened_at < end
-            && f.resolved_at.map_or(true, |r| r >= end)
-            && f.status != Status::RiskAccepted;
+    for (position, f) in estate.findings.iter().enumerate() {
+        let resolved_in_p = resolved_in(f, period);
+        let open_at_end = open_as_of(f, end);
         if !resolved_in_p && !open_at_end {
             continue;
         }
@@ -207,7 +235,11 @@ pub fn compute(
         if resolved_in_p {
             if excluded {
                 mttr_excluded[validity_slot(f.validity)] += 1;
-            } else if matches!(f.status, Status::Remediated | Status::Mitigated) {
+            } else if has_inconsistent_times(f) {
+                if is_fix(f) {
+                    inconsistent.push(position);
+                }
+            } else if is_fix(f) {
                 // resolved_in_p guarantees the time is there.
                 if let Some(resolved) = f.resolved_at {
                     let secs = seconds_between(f.opened_at, resolved);
@@ -334,5 +366,10 @@ pub fn compute(
                 .collect(),
         ),
     };
-    FindingKpis { mttr, aging, sla }
+    FindingKpis {
+        mttr,
+        aging,
+        sla,
+        inconsistent,
+    }
 }

@@ -432,6 +432,10 @@ pub struct KpiPack {
     pub warnings: Vec<String>,
     /// Findings whose severity was lowered during the period.
     pub severity_downgrades: SeverityDowngrades,
+    /// Findings resolved in the period, remediated or mitigated, whose
+    /// `resolved_at` is before their `opened_at` (as reconciled): left out of
+    /// `mttr` and `sla_attainment`, named in `warnings`.
+    pub inconsistent_findings: u64,
     /// Headlines of the last periods, oldest first, ending with this one
     /// (empty unless asked for with [`with_history`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -666,7 +670,14 @@ pub fn compute(estate: &Estate, period: &Period, cfg: &KpiConfig, generated_at: 
     }
 
     let severity_downgrades = warnings::severity_downgrades(estate, period);
-    let warnings = warnings::collect(estate, &scope, period, cfg, &severity_downgrades);
+    let warnings = warnings::collect(
+        estate,
+        &scope,
+        period,
+        cfg,
+        &severity_downgrades,
+        &findings.inconsistent,
+    );
     KpiPack {
         period: *period,
         previous_period,
@@ -675,6 +686,7 @@ pub fn compute(estate: &Estate, period: &Period, cfg: &KpiConfig, generated_at: 
         kpis,
         warnings,
         severity_downgrades,
+        inconsistent_findings: findings.inconsistent.len() as u64,
         history: Vec::new(),
     }
 }

@@ -563,3 +563,122 @@ fn info_findings_count_towards_sla_only_when_configured() {
     assert_eq!(sla.within_sla, 1);
     assert_eq!(sla.by_severity.get("info").map(|c| c.closed), Some(1));
 }
+
+#[test]
+fn a_finding_resolved_before_it_was_opened_has_no_remediation_time() {
+    let bad = finding(
+        "F-bad",
+        "critical",
+        "2026-10-20T00:00:00Z",
+        "remediated",
+        Some("2026-10-05T00:00:00Z"),
+        "valid",
+    );
+    let good = finding(
+        "F-good",
+        "critical",
+        "2026-10-01T00:00:00Z",
+        "remediated",
+        Some("2026-10-11T00:00:00Z"),
+        "valid",
+    );
+    // Inconsistent but closed without a fix: in no remediation figure anyway.
+    let closed = finding(
+        "F-closed",
+        "high",
+        "2026-10-20T00:00:00Z",
+        "closed",
+        Some("2026-10-05T00:00:00Z"),
+        "valid",
+    );
+    // Inconsistent and excluded: counted in mttr.excluded, like any invalid.
+    let invalid = finding(
+        "F-invalid",
+        "high",
+        "2026-10-20T00:00:00Z",
+        "remediated",
+        Some("2026-10-05T00:00:00Z"),
+        "invalid",
+    );
+    // Inconsistent, resolved before the period: not this pack's concern.
+    let old = finding(
+        "F-old",
+        "medium",
+        "2026-09-20T00:00:00Z",
+        "remediated",
+        Some("2026-09-05T00:00:00Z"),
+        "valid",
+    );
+    let v = json(&[ASSET, &bad, &good, &closed, &invalid, &old]);
+    let k = &v["kpis"];
+    assert_eq!(v["inconsistent_findings"], 1);
+    let cell = &k["mttr"]["by_severity"]["critical"]["production"];
+    assert_eq!(cell["count"], 1);
+    assert_eq!(cell["mean_days"], 10.0);
+    assert_eq!(k["mttr"]["excluded"]["invalid"], 1);
+    assert_eq!(k["sla_attainment"]["closed"], 1);
+    assert_eq!(k["sla_attainment"]["within_sla"], 1);
+    assert_eq!(k["sla_attainment"]["by_severity"]["critical"]["closed"], 1);
+    let named: Vec<&str> = v["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w.as_str())
+        .filter(|w| w.contains("before it was opened"))
+        .collect();
+    assert_eq!(
+        named,
+        ["Finding `F-bad` (import) was resolved on 2026-10-05 before it was opened on 2026-10-20; left out of mttr and sla_attainment."]
+    );
+}
+
+#[test]
+fn severity_lowered_while_the_sla_ran_is_named_and_after_it_is_not() {
+    let mut e = estate(&[
+        ASSET,
+        &finding("F-1", "low", "2026-10-01T00:00:00Z", "open", None, "valid"),
+        &finding("F-2", "low", "2026-06-01T00:00:00Z", "open", None, "valid"),
+    ]);
+    let change = |id: &str, at: &str| crate::estate::SeverityChange {
+        id: id.to_string(),
+        source: "import".to_string(),
+        from: secmetrics_connectors::Severity::Critical,
+        to: secmetrics_connectors::Severity::Low,
+        observed_at: at.parse().expect("time"),
+    };
+    // F-1: 10 days after opening, inside critical's 15 days. F-2: months
+    // after its critical SLA ran out (a plain downgrade only).
+    e.severity_changes = vec![
+        change("F-1", "2026-10-11T00:00:00Z"),
+        change("F-2", "2026-10-11T00:00:00Z"),
+    ];
+    let at = "2026-11-02T00:00:00Z".parse().expect("time");
+    let p = compute(&e, &october(), &KpiConfig::default(), at);
+    let within: Vec<&String> = p.warnings.iter().filter(|w| w.contains("SLA of")).collect();
+    assert_eq!(
+        within,
+        ["Finding `F-1` (import) had its severity lowered from critical to low on 2026-10-11, 10 days after it was opened, within the 15-day SLA of critical findings."]
+    );
+    assert_eq!(p.severity_downgrades.count, 2);
+}
+
+#[test]
+fn a_group_fixed_in_one_source_and_open_in_another_is_named_unless_out_of_scope() {
+    let ticket = r#"{"kind":"finding","id":"T-1","source":"jira","asset":"a","severity":"high","opened_at":"2026-09-01T00:00:00Z","status":"open","refs":["https://s/1"]}"#;
+    let alert = r#"{"kind":"finding","id":"1","source":"sast","asset":"a","severity":"high","opened_at":"2026-08-01T00:00:00Z","status":"remediated","resolved_at":"2026-09-10T00:00:00Z","url":"https://s/1"}"#;
+    let mut e = estate(&[ASSET, ticket, alert]);
+    crate::reconcile::reconcile(&mut e, &Default::default());
+    let at = "2026-11-02T00:00:00Z".parse().expect("time");
+    let p = compute(&e, &october(), &KpiConfig::default(), at);
+    assert!(
+        p.warnings.iter().any(|w| w
+            == "Finding `T-1` (jira) and its linked findings disagree: fixed in `1` (sast), still open in `T-1` (jira)."),
+        "{:?}",
+        p.warnings
+    );
+    let out = r#"{"kind":"asset","id":"a","tier":1,"in_scope":false}"#;
+    let mut e = estate(&[out, ticket, alert]);
+    crate::reconcile::reconcile(&mut e, &Default::default());
+    let p = compute(&e, &october(), &KpiConfig::default(), at);
+    assert!(!p.warnings.iter().any(|w| w.contains("disagree")));
+}

@@ -8,6 +8,10 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 /// The encoding version written in front of every value.
 pub const FORMAT_VERSION: u8 = 1;
 
+/// The encoding version of values in the `records` tree: 2 since findings
+/// carry `refs`. Version 1 records are still read (see [`decode_record`]).
+pub const RECORD_FORMAT_VERSION: u8 = 2;
+
 /// A record as stored, with bookkeeping times (microseconds since the epoch).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredRecord {
@@ -88,6 +92,52 @@ pub fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T
     }
 }
 
+/// Encode a stored record with the records' version byte.
+pub fn encode_record(value: &StoredRecord) -> Vec<u8> {
+    encode_record_ref(&StoredRecordRef {
+        record: &value.record,
+        first_seen_us: value.first_seen_us,
+        last_changed_us: value.last_changed_us,
+        gone_at_us: value.gone_at_us,
+    })
+}
+
+/// Encode a stored record given by reference (the same bytes as
+/// [`encode_record`], without a copy of the record).
+pub fn encode_record_ref(value: &StoredRecordRef<'_>) -> Vec<u8> {
+    let mut out = vec![RECORD_FORMAT_VERSION];
+    // Serializing plain data into a Vec cannot fail.
+    out.extend(postcard::to_stdvec(value).expect("postcard encoding of a stored record"));
+    out
+}
+
+/// Decode a stored record of the current version, or of version 1 (written
+/// before findings had `refs`: read with empty `refs`, rewritten in the
+/// current version the next time the record changes).
+pub fn decode_record(bytes: &[u8]) -> Result<StoredRecord, StoreError> {
+    const TREE: &str = "records";
+    let corrupt = |e: postcard::Error| StoreError::Corrupt {
+        tree: TREE,
+        message: e.to_string(),
+    };
+    match bytes.split_first() {
+        Some((&RECORD_FORMAT_VERSION, body)) => postcard::from_bytes(body).map_err(corrupt),
+        Some((&1, body)) => postcard::from_bytes::<super::legacy::StoredRecordV1>(body)
+            .map(Into::into)
+            .map_err(corrupt),
+        Some((v, _)) => Err(StoreError::Corrupt {
+            tree: TREE,
+            message: format!(
+                "unknown format version {v} (this build reads 1 and {RECORD_FORMAT_VERSION})"
+            ),
+        }),
+        None => Err(StoreError::Corrupt {
+            tree: TREE,
+            message: "empty value".into(),
+        }),
+    }
+}
+
 /// Encode opaque bytes with the version byte.
 pub fn encode_bytes(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len() + 1);
@@ -130,10 +180,7 @@ mod tests {
             last_changed_us: 2,
             gone_at_us: Some(3),
         };
-        assert_eq!(encode(&owned), encode(&by_ref));
-        assert_eq!(
-            decode::<StoredRecord>("records", &encode(&by_ref)).unwrap(),
-            owned
-        );
+        assert_eq!(encode_record(&owned), encode_record_ref(&by_ref));
+        assert_eq!(decode_record(&encode_record_ref(&by_ref)).unwrap(), owned);
     }
 }

@@ -5,8 +5,11 @@
 
 pub mod codec;
 mod keys;
+mod legacy;
+mod overrides;
 
 pub use codec::{HistoryEntry, StoredRecord};
+pub use overrides::{Override, OverrideChange};
 
 use crate::estate::{Estate, SeverityChange};
 use secmetrics_connectors::{Identity, Kind, Record, Severity, SourceHistory, Time, Tracked};
@@ -306,7 +309,7 @@ impl Store {
                 Some(&(j, first_seen)) => Some((&records[j], first_seen, false)),
                 None => match self.records.get(&key)? {
                     Some(bytes) => {
-                        stored_prev = codec::decode::<StoredRecord>("records", &bytes)?;
+                        stored_prev = codec::decode_record(&bytes)?;
                         Some((
                             &stored_prev.record,
                             stored_prev.first_seen_us,
@@ -351,7 +354,7 @@ impl Store {
                     now_us
                 }
             };
-            let value = codec::encode(&codec::StoredRecordRef {
+            let value = codec::encode_record_ref(&codec::StoredRecordRef {
                 record,
                 first_seen_us,
                 last_changed_us: now_us,
@@ -406,7 +409,7 @@ impl Store {
         let key = keys::record_key(identity.kind, &identity.source, &identity.id);
         self.records
             .get(key)?
-            .map(|b| codec::decode("records", &b))
+            .map(|b| codec::decode_record(&b))
             .transpose()
     }
 
@@ -441,12 +444,12 @@ impl Store {
         for &kind in Kind::ALL {
             for item in self.records.scan_prefix(keys::record_key(kind, source, "")) {
                 let (key, value) = item?;
-                let mut stored: StoredRecord = codec::decode("records", &value)?;
+                let mut stored = codec::decode_record(&value)?;
                 if stored.gone_at_us.is_some() || seen.contains(&stored.record.identity()) {
                     continue;
                 }
                 stored.gone_at_us = Some(at.timestamp_micros());
-                batch.insert(key, codec::encode(&stored));
+                batch.insert(key, codec::encode_record(&stored));
                 marked += 1;
             }
         }
@@ -477,14 +480,14 @@ impl Store {
         self.records
             .scan_prefix(keys::record_key(kind, source, ""))
             .values()
-            .map(|v| codec::decode("records", &v?))
+            .map(|v| codec::decode_record(&v?))
     }
 
     /// Every current (not gone) record and the severity history, for KPIs.
     pub fn load_estate(&self) -> Result<Estate> {
         let mut estate = Estate::default();
         for value in self.records.iter().values() {
-            let stored: StoredRecord = codec::decode("records", &value?)?;
+            let stored = codec::decode_record(&value?)?;
             if stored.gone_at_us.is_none() {
                 estate.push(stored.record);
             }
@@ -523,7 +526,7 @@ impl Store {
             let Some((kind, source, _)) = keys::parse_record_key(&key) else {
                 continue;
             };
-            let stored: StoredRecord = codec::decode("records", &value)?;
+            let stored = codec::decode_record(&value)?;
             if stored.gone_at_us.is_some() {
                 *status.gone.entry((kind, source)).or_default() += 1;
                 continue;

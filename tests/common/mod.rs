@@ -78,3 +78,13 @@ pub fn estate(rel: &str) -> secmetrics::estate::Estate {
         });
     secmetrics::estate::Estate::from_records(records)
 }
+
+/// [`estate`], reconciled as every pack path does.
+pub fn reconciled_estate(
+    rel: &str,
+    cfg: &secmetrics::reconcile::ReconcileConfig,
+) -> secmetrics::estate::Estate {
+    let mut e = estate(rel);
+    secmetrics::reconcile::reconcile(&mut e, cfg);
+    e
+}

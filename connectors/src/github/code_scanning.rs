@@ -237,6 +237,7 @@ fn convert(s: &GithubSettings, listed_in: Option<&str>, a: AlertWire) -> Result<
             duplicate_of: None,
             fingerprint,
             url: a.html_url,
+            refs: Vec::new(),
             extra: Extra(extra),
         }),
         updated,

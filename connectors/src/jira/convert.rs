@@ -586,9 +586,6 @@ fn finding(
         Some(s) => issue.values(s, ctx).into_iter().next(),
     };
     let refs = refs_of(m, ctx, issue);
-    if !refs.is_empty() {
-        extra.insert("refs".into(), json!(refs));
-    }
     let record = Finding {
         id: issue.key.to_string(),
         source: ctx.source.to_string(),
@@ -607,6 +604,7 @@ fn finding(
         duplicate_of,
         fingerprint,
         url: Some(url),
+        refs,
         extra: Extra(extra),
     };
     let identity = Identity {

@@ -462,6 +462,7 @@ impl SarifConnector {
             // keeps the fingerprint it holds (see `keeps_first_opened`).
             fingerprint: None,
             url: None,
+            refs: Vec::new(),
             extra: Extra(extra),
         }
     }

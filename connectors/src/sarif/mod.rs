@@ -964,6 +964,7 @@ pub fn to_finding(ctx: &FindingContext, r: &SarifResult, id: String, opened_at: 
                 .unwrap_or_else(|| r.fingerprint.clone()),
         ),
         url: None,
+        refs: Vec::new(),
         extra: Extra(extra),
     }
 }
