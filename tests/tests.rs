@@ -10,6 +10,7 @@ mod export;
 mod import;
 mod jira_history;
 mod kpi_golden;
+mod linked_sources;
 mod reconcile;
 mod report_render;
 mod sync;

@@ -1,4 +1,7 @@
-//! Shared helpers: run the built binary, locate test data.
+//! Shared helpers: run the built binary, locate test data, play external
+//! APIs on loopback.
+
+pub mod loopback;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
