@@ -149,6 +149,7 @@ fn the_same_codeql_result_through_code_scanning_and_sarif_counts_once() {
     );
     let s = setup(&gh, None);
     let pack = sync_and_report(&s);
+    assert_eq!(gh.seen().len(), 1, "{:?}", gh.seen());
     let aging = &pack["kpis"]["findings_aging"];
     // Two records, one weakness: one open finding, the other a duplicate.
     assert_eq!(aging["total"], json!({"0_30": 0, "31_90": 1, "over_90": 0}));
