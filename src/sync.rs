@@ -17,8 +17,8 @@
 use crate::store::{CursorState, Store, StoreError};
 pub use secmetrics_connectors::connector::blocking;
 use secmetrics_connectors::{
-    with_cancel, Cancel, Committed, Connector, Identity, Kind, Page, PageSink, Record, SinkError,
-    SourceHistory, SyncMode, SyncOutcome,
+    with_cancel, Cancel, Committed, Connector, Identity, Page, PageSink, SinkError, SourceHistory,
+    SyncMode, SyncOutcome,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -72,44 +72,29 @@ impl<'a> StoreSink<'a> {
     }
 
     fn write(
-        &mut self,
-        page: &mut Page,
+        &self,
+        page: &Page,
         history: &[SourceHistory],
     ) -> Result<crate::store::BatchOutcome, StoreError> {
-        if self.keep_first_opened {
-            for r in &mut page.records {
-                if let Record::Finding(f) = r {
-                    let identity = Identity {
-                        kind: Kind::Finding,
-                        source: f.source.clone(),
-                        id: f.id.clone(),
-                    };
-                    if let Some(Record::Finding(old)) = self.store.get(&identity)?.map(|s| s.record)
-                    {
-                        f.opened_at = f.opened_at.min(old.opened_at);
-                        if f.fingerprint.is_none() {
-                            f.fingerprint = old.fingerprint;
-                        }
-                    }
-                }
-            }
-        }
         self.store.commit_page_with_history(
             &self.connector,
             &page.records,
             history,
             page.cursor.as_deref(),
             chrono::Utc::now(),
+            crate::store::WriteOptions {
+                keep_first_opened: self.keep_first_opened,
+            },
         )
     }
 
     fn commit_page(
         &mut self,
-        mut page: Page,
+        page: Page,
         history: &[SourceHistory],
     ) -> Result<Committed, SinkError> {
         let outcome =
-            blocking(|| self.write(&mut page, history)).map_err(|e| SinkError(e.to_string()))?;
+            blocking(|| self.write(&page, history)).map_err(|e| SinkError(e.to_string()))?;
         if let Some(seen) = &mut self.seen {
             seen.extend(page.records.iter().map(|r| r.identity()));
         }

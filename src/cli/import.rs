@@ -4,7 +4,7 @@
 //! line.
 
 use super::Context;
-use crate::store::{BatchOutcome, Store};
+use crate::store::{BatchOutcome, Store, WriteOptions};
 use secmetrics_connectors::{ndjson, Kind, Record};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -71,6 +71,7 @@ pub fn run(ctx: &Context, args: ImportArgs) -> anyhow::Result<i32> {
         max_line_bytes: args
             .max_line_bytes
             .unwrap_or(ctx.config.ndjson.max_line_bytes),
+        opts: WriteOptions::default(),
     };
     let mut failed_files = 0u64;
     if args.format == ImportFormat::Sarif {
@@ -125,6 +126,7 @@ struct Importer<'a> {
     tally: BTreeMap<Kind, Tally>,
     unparsed_rejected: u64,
     max_line_bytes: usize,
+    opts: WriteOptions,
 }
 
 impl Importer<'_> {
@@ -190,32 +192,17 @@ impl Importer<'_> {
             .and_then(|m| m.modified())
             .map(chrono::DateTime::<chrono::Utc>::from)
             .unwrap_or_else(|_| chrono::Utc::now());
-        let store = self.store;
-        let result = import_file(
-            file,
-            &ctx,
-            &SuppressionPolicy::default(),
-            modified,
-            |mut f| {
-                // A finding seen before keeps its earliest detection time.
-                let identity = secmetrics_connectors::Identity {
-                    kind: Kind::Finding,
-                    source: f.source.clone(),
-                    id: f.id.clone(),
-                };
-                if let Some(stored) = store.get(&identity)? {
-                    if let Record::Finding(old) = stored.record {
-                        f.opened_at = f.opened_at.min(old.opened_at);
-                    }
-                }
-                self.tally.entry(Kind::Finding).or_default().loaded += 1;
-                self.batch.push(Record::Finding(f));
-                if self.batch.len() >= self.batch_size {
-                    self.flush()?;
-                }
-                Ok::<(), anyhow::Error>(())
-            },
-        );
+        // A finding seen before keeps its earliest detection time: the store
+        // compares with the stored version as it writes (no second read).
+        self.opts.keep_first_opened = true;
+        let result = import_file(file, &ctx, &SuppressionPolicy::default(), modified, |f| {
+            self.tally.entry(Kind::Finding).or_default().loaded += 1;
+            self.batch.push(Record::Finding(f));
+            if self.batch.len() >= self.batch_size {
+                self.flush()?;
+            }
+            Ok::<(), anyhow::Error>(())
+        });
         // Written before the next file is read, so its findings see these.
         self.flush()?;
         match result {
@@ -229,7 +216,9 @@ impl Importer<'_> {
         if self.batch.is_empty() {
             return Ok(());
         }
-        let outcome: BatchOutcome = self.store.upsert_batch(&self.batch, chrono::Utc::now())?;
+        let outcome: BatchOutcome =
+            self.store
+                .upsert_batch_with(&self.batch, chrono::Utc::now(), self.opts)?;
         for (kind, c) in outcome.by_kind {
             let t = self.tally.entry(kind).or_default();
             t.new += c.new;

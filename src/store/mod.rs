@@ -116,6 +116,23 @@ pub struct StoreStatus {
     pub size_on_disk: u64,
 }
 
+/// How a write treats what is already stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// Findings keep the stored `opened_at` when it is earlier, and the
+    /// stored fingerprint when the new version has none: for sources whose
+    /// opening time is only the oldest scan still at hand (SARIF files).
+    pub keep_first_opened: bool,
+}
+
+/// Where the version planned for an identity is: a record of the batch, or
+/// a copy that took fields from the stored version.
+#[derive(Debug, Clone, Copy)]
+enum Planned {
+    Input(usize),
+    Merged(usize),
+}
+
 /// What a batch will write, planned before its transaction.
 struct Plan {
     records: Vec<(Vec<u8>, Vec<u8>)>,
@@ -184,6 +201,16 @@ impl Store {
         self.commit(records, observed_at, None)
     }
 
+    /// [`Store::upsert_batch`] with [`WriteOptions`].
+    pub fn upsert_batch_with(
+        &self,
+        records: &[Record],
+        observed_at: Time,
+        opts: WriteOptions,
+    ) -> Result<BatchOutcome> {
+        self.commit_with(records, &[], observed_at, None, opts)
+    }
+
     /// Upsert a connector's page and advance its cursor in the same atomic,
     /// durable write.
     pub fn commit_page(
@@ -208,8 +235,15 @@ impl Store {
         history: &[SourceHistory],
         cursor: Option<&str>,
         observed_at: Time,
+        opts: WriteOptions,
     ) -> Result<BatchOutcome> {
-        self.commit_with(records, history, observed_at, Some((connector, cursor)))
+        self.commit_with(
+            records,
+            history,
+            observed_at,
+            Some((connector, cursor)),
+            opts,
+        )
     }
 
     fn commit(
@@ -218,7 +252,7 @@ impl Store {
         observed_at: Time,
         cursor: Option<(&str, Option<&str>)>,
     ) -> Result<BatchOutcome> {
-        self.commit_with(records, &[], observed_at, cursor)
+        self.commit_with(records, &[], observed_at, cursor, WriteOptions::default())
     }
 
     fn commit_with(
@@ -227,11 +261,27 @@ impl Store {
         history: &[SourceHistory],
         observed_at: Time,
         cursor: Option<(&str, Option<&str>)>,
+        opts: WriteOptions,
     ) -> Result<BatchOutcome> {
         // One writer at a time: previous versions are read outside the
         // transaction, which is sound only while nobody else writes records.
         let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let plan = self.plan(records, history, observed_at)?;
+        let plan = self.plan(records, history, observed_at, opts)?;
+        if cursor.is_none() && plan.history.is_empty() {
+            // Records only (an import of new or unchanged records): one
+            // atomic batch of one tree, without a transaction's overhead.
+            let mut batch = sled::Batch::default();
+            for (k, v) in plan.records {
+                batch.insert(k, v);
+            }
+            self.records.apply_batch(batch)?;
+            self.meta.insert(
+                META_LAST_IMPORT,
+                &observed_at.timestamp_micros().to_be_bytes()[..],
+            )?;
+            self.db.flush()?;
+            return Ok(plan.outcome);
+        }
         (&self.records, &self.history, &self.cursors, &self.meta)
             .transaction(|(rec_t, hist_t, cur_t, meta_t)| {
                 for (k, v) in &plan.records {
@@ -275,6 +325,7 @@ impl Store {
         records: &[Record],
         history: &[SourceHistory],
         observed_at: Time,
+        opts: WriteOptions,
     ) -> Result<Plan> {
         let now_us = observed_at.timestamp_micros();
         let stamped: std::collections::HashMap<Vec<u8>, &SourceHistory> = history
@@ -292,9 +343,12 @@ impl Store {
             history: Vec::new(),
             outcome: BatchOutcome::default(),
         };
-        // Identities planned in this batch: (index in `records`, first seen).
-        let mut in_batch: std::collections::HashMap<Vec<u8>, (usize, i64)> =
+        // Identities planned in this batch: (where the version planned is,
+        // first seen).
+        let mut in_batch: std::collections::HashMap<Vec<u8>, (Planned, i64)> =
             std::collections::HashMap::new();
+        // Versions that took a field from the stored one (keep_first_opened).
+        let mut merged: Vec<Record> = Vec::new();
         let mut planned_history: std::collections::HashSet<Vec<u8>> = Default::default();
         let mut seq = 0u32;
         for (i, record) in records.iter().enumerate() {
@@ -304,30 +358,63 @@ impl Store {
                 plan.outcome.history_entries +=
                     self.plan_source_history(&key, h, &mut planned_history, &mut plan.history)?;
             }
-            let stored_prev;
-            let previous: Option<(&Record, i64, bool)> = match in_batch.get(&key) {
-                Some(&(j, first_seen)) => Some((&records[j], first_seen, false)),
-                None => match self.records.get(&key)? {
-                    Some(bytes) => {
-                        stored_prev = codec::decode_record(&bytes)?;
-                        Some((
-                            &stored_prev.record,
-                            stored_prev.first_seen_us,
-                            stored_prev.gone_at_us.is_some(),
-                        ))
+            // A repeat within the batch compares with its planned version; a
+            // merged one is copied (rare: the same identity twice in a batch).
+            let previous: Option<(std::borrow::Cow<'_, Record>, i64, bool)> =
+                match in_batch.get(&key) {
+                    Some(&(Planned::Input(j), first_seen)) => {
+                        Some((std::borrow::Cow::Borrowed(&records[j]), first_seen, false))
                     }
-                    None => None,
-                },
+                    Some(&(Planned::Merged(j), first_seen)) => Some((
+                        std::borrow::Cow::Owned(merged[j].clone()),
+                        first_seen,
+                        false,
+                    )),
+                    None => match self.records.get(&key)? {
+                        Some(bytes) => {
+                            let stored = codec::decode_record(&bytes)?;
+                            Some((
+                                std::borrow::Cow::Owned(stored.record),
+                                stored.first_seen_us,
+                                stored.gone_at_us.is_some(),
+                            ))
+                        }
+                        None => None,
+                    },
+                };
+            // The stored opening (and fingerprint) win over the page's.
+            let mut source = Planned::Input(i);
+            if opts.keep_first_opened {
+                if let (Record::Finding(f), Some((prev, _, _))) = (record, &previous) {
+                    let Record::Finding(old) = prev.as_ref() else {
+                        unreachable!("an identity's kind is part of its key")
+                    };
+                    let earlier = old.opened_at < f.opened_at;
+                    let fingerprint = f.fingerprint.is_none() && old.fingerprint.is_some();
+                    if earlier || fingerprint {
+                        let mut f = f.clone();
+                        f.opened_at = f.opened_at.min(old.opened_at);
+                        if fingerprint {
+                            f.fingerprint = old.fingerprint.clone();
+                        }
+                        merged.push(Record::Finding(f));
+                        source = Planned::Merged(merged.len() - 1);
+                    }
+                }
+            }
+            let record: &Record = match source {
+                Planned::Input(j) => &records[j],
+                Planned::Merged(j) => &merged[j],
             };
             let counts = plan.outcome.by_kind.entry(record.kind()).or_default();
             let first_seen_us = match previous {
-                Some((prev, _, false)) if prev == record => {
+                Some((prev, _, false)) if prev.as_ref() == record => {
                     counts.unchanged += 1;
                     continue;
                 }
                 Some((prev, first_seen, _)) => {
                     counts.replaced += 1;
-                    for (field, old, new) in tracked_changes(prev, record) {
+                    for (field, old, new) in tracked_changes(&prev, record) {
                         if source_history
                             .is_some_and(|h| h.fields.iter().any(|f| f.as_str() == field))
                         {
@@ -360,7 +447,7 @@ impl Store {
                 last_changed_us: now_us,
                 gone_at_us: None,
             });
-            in_batch.insert(key.clone(), (i, first_seen_us));
+            in_batch.insert(key.clone(), (source, first_seen_us));
             plan.records.push((key, value));
         }
         Ok(plan)

@@ -755,7 +755,15 @@ pub struct SarifFile {
     path: std::path::PathBuf,
     /// One entry per run.
     pub runs: Vec<RunMeta>,
+    /// The file's bytes, when it was small enough to be read whole: both
+    /// passes then parse from memory, about twice as fast as from a reader.
+    data: Option<Vec<u8>>,
 }
+
+/// Files up to this size are read whole into memory (parsing a slice is
+/// about twice as fast as parsing a reader); larger ones stream from disk,
+/// so memory stays bounded whatever a scanner writes.
+pub const IN_MEMORY_MAX_BYTES: u64 = 256 * 1024 * 1024;
 
 fn open(path: &Path) -> Result<BufReader<std::fs::File>, SarifError> {
     std::fs::File::open(path)
@@ -769,11 +777,27 @@ fn open(path: &Path) -> Result<BufReader<std::fs::File>, SarifError> {
 impl SarifFile {
     /// Read the run metadata of `path` (results are skipped).
     pub fn open(path: &Path) -> Result<SarifFile, SarifError> {
-        let reader = open(path)?;
-        let log: LogMetaWire = serde_json::from_reader(reader).map_err(|e| SarifError {
+        let io = |e: std::io::Error| SarifError {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        };
+        let not_sarif = |e: serde_json::Error| SarifError {
             path: path.display().to_string(),
             message: format!("not a SARIF log: {e}"),
-        })?;
+        };
+        let size = std::fs::metadata(path).map_err(io)?.len();
+        let (log, data): (LogMetaWire, _) = if size <= IN_MEMORY_MAX_BYTES {
+            let data = std::fs::read(path).map_err(io)?;
+            (
+                serde_json::from_slice(&data).map_err(not_sarif)?,
+                Some(data),
+            )
+        } else {
+            (
+                serde_json::from_reader(open(path)?).map_err(not_sarif)?,
+                None,
+            )
+        };
         let runs = log
             .runs
             .unwrap_or_default()
@@ -824,6 +848,7 @@ impl SarifFile {
         Ok(SarifFile {
             path: path.to_path_buf(),
             runs,
+            data,
         })
     }
 
@@ -837,7 +862,6 @@ impl SarifFile {
         fallback_time: Time,
         mut on_result: impl FnMut(SarifResult) -> Result<(), E>,
     ) -> Result<u64, ReadError<E>> {
-        let reader = open(&self.path).map_err(ReadError::Sarif)?;
         let mut stopped: Option<E> = None;
         let mut count = 0u64;
         let mut cb = |run: usize, r: ResultWire| -> bool {
@@ -853,8 +877,16 @@ impl SarifFile {
                 }
             }
         };
-        let mut de = serde_json::Deserializer::from_reader(reader);
-        let res = LogSeed { on: &mut cb }.deserialize(&mut de);
+        let res = match &self.data {
+            Some(data) => {
+                LogSeed { on: &mut cb }.deserialize(&mut serde_json::Deserializer::from_slice(data))
+            }
+            None => {
+                let reader = open(&self.path).map_err(ReadError::Sarif)?;
+                LogSeed { on: &mut cb }
+                    .deserialize(&mut serde_json::Deserializer::from_reader(reader))
+            }
+        };
         if let Some(e) = stopped {
             return Err(ReadError::Stopped(e));
         }
