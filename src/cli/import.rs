@@ -4,7 +4,7 @@
 //! line.
 
 use super::Context;
-use crate::store::{BatchOutcome, Store, WriteOptions};
+use crate::store::{Counts, WriteOptions};
 use secmetrics_connectors::{ndjson, Kind, Record};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -47,6 +47,12 @@ pub enum ImportFormat {
     Sarif,
 }
 
+/// The writer thread stopped (the store refused a batch): its error is
+/// the one reported.
+#[derive(Debug, thiserror::Error)]
+#[error("the store writer stopped")]
+struct WriterStopped;
+
 /// Per-kind tallies of one import.
 #[derive(Debug, Default, Clone, Copy)]
 struct Tally {
@@ -58,78 +64,118 @@ struct Tally {
 }
 
 /// Import the files; exit code 1 when any line or file was rejected.
+///
+/// Two threads: this one reads and parses, a writer commits the batches in
+/// order (each one atomic and flushed) while the next is parsed. A batch
+/// is written only after every batch before it, so what a crash leaves is
+/// always whole batches, in order.
 pub fn run(ctx: &Context, args: ImportArgs) -> anyhow::Result<i32> {
     let store = ctx.open_store()?;
-    let mut importer = Importer {
-        store: &store,
-        batch: Vec::with_capacity(args.batch_size as usize),
-        batch_size: args.batch_size as usize,
-        progress: args.progress,
-        committed: 0,
-        tally: BTreeMap::new(),
-        unparsed_rejected: 0,
-        max_line_bytes: args
-            .max_line_bytes
-            .unwrap_or(ctx.config.ndjson.max_line_bytes),
-        opts: WriteOptions::default(),
+    let opts = WriteOptions {
+        // A SARIF finding seen before keeps its earliest detection time: the
+        // store compares with the stored version as it writes.
+        keep_first_opened: args.format == ImportFormat::Sarif,
     };
-    let mut failed_files = 0u64;
-    if args.format == ImportFormat::Sarif {
-        for file in &args.files {
-            if let Err(e) = importer.read_sarif(file, &args) {
-                eprintln!("{}: {e:#}", file.display());
-                failed_files += 1;
+    let max_line_bytes = args
+        .max_line_bytes
+        .unwrap_or(ctx.config.ndjson.max_line_bytes);
+    std::thread::scope(|scope| {
+        // Room for one batch waiting while one is written and one is parsed.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Record>>(1);
+        let store = &store;
+        let progress = args.progress;
+        let writer = scope.spawn(move || -> anyhow::Result<BTreeMap<Kind, Counts>> {
+            let mut totals: BTreeMap<Kind, Counts> = BTreeMap::new();
+            let mut committed = 0u64;
+            for batch in rx {
+                let outcome = store.upsert_batch_with(&batch, chrono::Utc::now(), opts)?;
+                for (kind, c) in outcome.by_kind {
+                    let t = totals.entry(kind).or_default();
+                    t.new += c.new;
+                    t.replaced += c.replaced;
+                    t.unchanged += c.unchanged;
+                }
+                committed += batch.len() as u64;
+                if progress {
+                    eprintln!("committed {committed} records");
+                }
             }
+            Ok(totals)
+        });
+        let mut importer = Importer {
+            batch: Vec::with_capacity(args.batch_size as usize),
+            batch_size: args.batch_size as usize,
+            writer: Some(tx),
+            tally: BTreeMap::new(),
+            unparsed_rejected: 0,
+            max_line_bytes,
+            failed_files: 0,
+        };
+        let failed_files = importer.read_all(&args);
+        // The last batch, then the writer's end: its totals, or the store
+        // error that stopped it (which also stopped the reading).
+        let flushed = importer.flush();
+        importer.writer = None;
+        let totals = writer
+            .join()
+            .map_err(|_| anyhow::anyhow!("the store writer panicked"))??;
+        flushed?;
+        for (kind, c) in totals {
+            let t = importer.tally.entry(kind).or_default();
+            t.new += c.new;
+            t.replaced += c.replaced;
+            t.unchanged += c.unchanged;
         }
-        importer.flush()?;
-        let rejected = importer.print_summary(failed_files);
-        return Ok(if rejected > 0 || failed_files > 0 {
+        let rejected = importer.print_summary(failed_files?);
+        Ok(if rejected > 0 || importer.failed_files > 0 {
             1
         } else {
             0
-        });
-    }
-    for file in &args.files {
-        let origin = file.display().to_string();
-        let reader: Box<dyn BufRead> = if origin == "-" {
-            Box::new(BufReader::new(std::io::stdin().lock()))
-        } else {
-            match std::fs::File::open(file) {
-                Ok(f) => Box::new(BufReader::with_capacity(1 << 16, f)),
-                Err(e) => {
-                    eprintln!("{origin}: cannot open: {e}");
-                    failed_files += 1;
-                    continue;
-                }
-            }
-        };
-        if let Err(e) = importer.read(reader, &origin, &args.source) {
-            eprintln!("{origin}: {e:#}");
-            failed_files += 1;
-        }
-    }
-    importer.flush()?;
-    let rejected = importer.print_summary(failed_files);
-    Ok(if rejected > 0 || failed_files > 0 {
-        1
-    } else {
-        0
+        })
     })
 }
 
-struct Importer<'a> {
-    store: &'a Store,
+struct Importer {
     batch: Vec<Record>,
     batch_size: usize,
-    progress: bool,
-    committed: u64,
+    /// Sends full batches to the writer thread; `None` once closed.
+    writer: Option<std::sync::mpsc::SyncSender<Vec<Record>>>,
     tally: BTreeMap<Kind, Tally>,
     unparsed_rejected: u64,
     max_line_bytes: usize,
-    opts: WriteOptions,
+    failed_files: u64,
 }
 
-impl Importer<'_> {
+impl Importer {
+    /// Read every file of the command; returns how many failed whole, or
+    /// the store error that stopped the import.
+    fn read_all(&mut self, args: &ImportArgs) -> anyhow::Result<u64> {
+        for file in &args.files {
+            let result = if args.format == ImportFormat::Sarif {
+                self.read_sarif(file, args)
+            } else {
+                let origin = file.display().to_string();
+                let reader: anyhow::Result<Box<dyn BufRead>> = if origin == "-" {
+                    Ok(Box::new(BufReader::new(std::io::stdin().lock())))
+                } else {
+                    std::fs::File::open(file)
+                        .map(|f| Box::new(BufReader::with_capacity(1 << 16, f)) as Box<dyn BufRead>)
+                        .map_err(|e| anyhow::anyhow!("cannot open: {e}"))
+                };
+                reader.and_then(|r| self.read(r, &origin, &args.source))
+            };
+            if let Err(e) = result {
+                if e.downcast_ref::<WriterStopped>().is_some() {
+                    // The writer's own error is reported by the caller.
+                    return Ok(self.failed_files);
+                }
+                eprintln!("{}: {e:#}", file.display());
+                self.failed_files += 1;
+            }
+        }
+        Ok(self.failed_files)
+    }
+
     fn read(&mut self, reader: Box<dyn BufRead>, origin: &str, source: &str) -> anyhow::Result<()> {
         let opts = ndjson::StreamOptions {
             origin,
@@ -192,9 +238,6 @@ impl Importer<'_> {
             .and_then(|m| m.modified())
             .map(chrono::DateTime::<chrono::Utc>::from)
             .unwrap_or_else(|_| chrono::Utc::now());
-        // A finding seen before keeps its earliest detection time: the store
-        // compares with the stored version as it writes (no second read).
-        self.opts.keep_first_opened = true;
         let result = import_file(file, &ctx, &SuppressionPolicy::default(), modified, |f| {
             self.tally.entry(Kind::Finding).or_default().loaded += 1;
             self.batch.push(Record::Finding(f));
@@ -203,7 +246,8 @@ impl Importer<'_> {
             }
             Ok::<(), anyhow::Error>(())
         });
-        // Written before the next file is read, so its findings see these.
+        // The file's last batch; the writer commits batches in order, so
+        // the next file's findings are compared with these.
         self.flush()?;
         match result {
             Ok(_) => Ok(()),
@@ -212,25 +256,17 @@ impl Importer<'_> {
         }
     }
 
+    /// Hand the batch to the writer thread (waiting while one batch is
+    /// already queued).
     fn flush(&mut self) -> anyhow::Result<()> {
         if self.batch.is_empty() {
             return Ok(());
         }
-        let outcome: BatchOutcome =
-            self.store
-                .upsert_batch_with(&self.batch, chrono::Utc::now(), self.opts)?;
-        for (kind, c) in outcome.by_kind {
-            let t = self.tally.entry(kind).or_default();
-            t.new += c.new;
-            t.replaced += c.replaced;
-            t.unchanged += c.unchanged;
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(self.batch_size));
+        match &self.writer {
+            Some(w) => w.send(batch).map_err(|_| anyhow::Error::new(WriterStopped)),
+            None => Err(anyhow::Error::new(WriterStopped)),
         }
-        self.committed += self.batch.len() as u64;
-        self.batch.clear();
-        if self.progress {
-            eprintln!("committed {} records", self.committed);
-        }
-        Ok(())
     }
 
     /// Print the per-kind table and the files that could not be read at

@@ -133,6 +133,25 @@ enum Planned {
     Merged(usize),
 }
 
+/// Hashes of the keys written under a fresh prefix (see `Store::fresh`).
+#[derive(Debug, Default)]
+struct FreshKeys(std::collections::HashSet<u64>);
+
+/// A fresh prefix stops being tracked past this many keys (about 40 MB).
+const FRESH_KEYS_MAX: usize = 2_000_000;
+
+/// A 64-bit hash of a record key: a collision only costs a read.
+fn key_hash(key: &[u8]) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = FRESH_HASHER.build_hasher();
+    h.write(key);
+    h.finish()
+}
+
+/// One fixed hasher for the process (hashes never leave it).
+static FRESH_HASHER: std::sync::LazyLock<std::collections::hash_map::RandomState> =
+    std::sync::LazyLock::new(std::collections::hash_map::RandomState::new);
+
 /// What a batch will write, planned before its transaction.
 struct Plan {
     records: Vec<(Vec<u8>, Vec<u8>)>,
@@ -145,6 +164,13 @@ pub struct Store {
     /// Held by every write of records: the write path reads previous
     /// versions before its transaction (see `commit_with`).
     writer: std::sync::Mutex<()>,
+    /// Record-key prefixes (kind, source) that held no record when this
+    /// process first wrote under them, with the hashes of the keys it wrote
+    /// since: a key under such a prefix whose hash is absent was never
+    /// stored, so the write path need not read its previous version (an
+    /// import into a new source costs no reads). `None`: the prefix held
+    /// records, or its set grew past [`FRESH_KEYS_MAX`].
+    fresh: std::sync::Mutex<std::collections::HashMap<Vec<u8>, Option<FreshKeys>>>,
     db: sled::Db,
     path: PathBuf,
     records: sled::Tree,
@@ -178,6 +204,7 @@ impl Store {
             })?;
         Ok(Store {
             writer: std::sync::Mutex::new(()),
+            fresh: Default::default(),
             records: db.open_tree("records")?,
             history: db.open_tree("history")?,
             cursors: db.open_tree("cursors")?,
@@ -370,6 +397,7 @@ impl Store {
                         first_seen,
                         false,
                     )),
+                    None if self.never_stored(&key, record)? => None,
                     None => match self.records.get(&key)? {
                         Some(bytes) => {
                             let stored = codec::decode_record(&bytes)?;
@@ -447,10 +475,44 @@ impl Store {
                 last_changed_us: now_us,
                 gone_at_us: None,
             });
+            self.note_written(&key, record);
             in_batch.insert(key.clone(), (source, first_seen_us));
             plan.records.push((key, value));
         }
         Ok(plan)
+    }
+
+    /// True when `key` is known never to have been stored (see
+    /// [`Store::fresh`]); false when it may have been.
+    fn never_stored(&self, key: &[u8], record: &Record) -> Result<bool> {
+        let prefix = keys::record_key(record.kind(), record.source(), "");
+        let mut fresh = self.fresh.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = match fresh.get(&prefix) {
+            Some(e) => e,
+            None => {
+                let empty = self.records.scan_prefix(&prefix).keys().next().is_none();
+                fresh
+                    .entry(prefix.clone())
+                    .or_insert(empty.then(FreshKeys::default))
+            }
+        };
+        Ok(entry
+            .as_ref()
+            .is_some_and(|keys| !keys.0.contains(&key_hash(key))))
+    }
+
+    /// Remember a key written under a fresh prefix.
+    fn note_written(&self, key: &[u8], record: &Record) {
+        let prefix = keys::record_key(record.kind(), record.source(), "");
+        let mut fresh = self.fresh.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(slot) = fresh.get_mut(&prefix) {
+            if let Some(keys) = slot {
+                keys.0.insert(key_hash(key));
+                if keys.0.len() > FRESH_KEYS_MAX {
+                    *slot = None;
+                }
+            }
+        }
     }
 
     /// The history entries a source stamped itself that are not stored yet
