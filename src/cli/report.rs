@@ -79,21 +79,6 @@ pub fn period_of(args: &ReportArgs, now: Time, zone: chrono_tz::Tz) -> anyhow::R
     })
 }
 
-/// The store key of a period's snapshot: its label (`2026-10`,
-/// `2026-W48`, `2026-11-30`), the two RFC 3339 bounds for a range.
-pub fn snapshot_key(period: &Period) -> String {
-    match period.kind {
-        kpi::PeriodKind::Month { .. }
-        | kpi::PeriodKind::Week { .. }
-        | kpi::PeriodKind::Day { .. } => period.label(),
-        kpi::PeriodKind::Range => format!(
-            "{}..{}",
-            kpi::period::rfc3339(&period.start),
-            kpi::period::rfc3339(&period.end)
-        ),
-    }
-}
-
 fn write_out(out: Option<&Path>, text: &str) -> anyhow::Result<()> {
     match out {
         Some(path) => {
@@ -114,7 +99,7 @@ fn write_out(out: Option<&Path>, text: &str) -> anyhow::Result<()> {
 pub fn run(ctx: &Context, args: ReportArgs) -> anyhow::Result<i32> {
     let now = chrono::Utc::now();
     let period = period_of(&args, now, ctx.config.kpi.timezone.0)?;
-    let key = snapshot_key(&period);
+    let key = report::snapshot_key(&period);
     let store = ctx.open_store()?;
 
     if args.as_sent {

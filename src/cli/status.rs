@@ -1,7 +1,7 @@
 //! `secmetrics status`: what the store holds, per kind and source.
 
 use super::Context;
-use crate::deliver::outbox::{EntrySummary, Outbox};
+use crate::deliver::outbox::{self, EntrySummary, Outbox};
 use crate::sync::{LastPass, PassState};
 use secmetrics_connectors::Kind;
 use std::collections::BTreeMap;
@@ -73,6 +73,7 @@ pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<i32> {
     }
     let store = ctx.open_store()?;
     let status = store.status()?;
+    let summaries = Outbox::open(&store)?.summaries()?;
     let passes: BTreeMap<String, LastPass> = LastPass::load_all(&store)?.into_iter().collect();
     // Connectors with a cursor or a last pass (one interrupted before its
     // first page has no cursor yet).
@@ -94,9 +95,9 @@ pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<i32> {
             "gone": status.gone.values().sum::<u64>(),
             "history_entries": status.history_entries,
             "repos_secret_scanning_unknown": status.repos_unknown_scanning,
-            "outbox_depth": Outbox::new(store.outbox()).depth()?,
-            "outbox": Outbox::new(store.outbox()).counts()?,
-            "outbox_undelivered": Outbox::new(store.outbox()).undelivered()?,
+            "outbox_depth": outbox::depth_of(&summaries),
+            "outbox": outbox::counts_of(&summaries),
+            "outbox_undelivered": outbox::undelivered_of(&summaries),
             "connectors": names.iter().map(|name| {
                 let c = status.cursors.get(*name).cloned().unwrap_or_default();
                 ((*name).clone(), serde_json::json!({
@@ -145,10 +146,9 @@ pub fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<i32> {
         );
     }
     println!("history entries {}", status.history_entries);
-    let outbox = Outbox::new(store.outbox());
     print_outbox(
-        &serde_json::to_value(outbox.counts()?)?,
-        &outbox.undelivered()?,
+        &serde_json::to_value(outbox::counts_of(&summaries))?,
+        &outbox::undelivered_of(&summaries),
     );
     if !names.is_empty() {
         println!(

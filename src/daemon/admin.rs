@@ -16,7 +16,6 @@ use chrono::Utc;
 use secmetrics_connectors::ndjson;
 use serde::Deserialize;
 use serde_json::json;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -130,13 +129,21 @@ async fn healthz() -> &'static str {
 
 async fn readyz(State(s): State<Arc<Shared>>) -> Response {
     let syncs = s.syncs.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let ob = crate::deliver::outbox::Outbox::new(s.store.outbox());
-    let (depth, states, undelivered) = match (ob.depth(), ob.counts(), ob.undelivered()) {
-        (Ok(d), Ok(c), Ok(u)) => (d, c, u),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
-            return error(StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}"))
-        }
+    // The outbox's summaries only (never a rendered body), read off the
+    // runtime's workers.
+    let shared = s.clone();
+    let summaries = tokio::task::spawn_blocking(move || {
+        crate::deliver::outbox::Outbox::open(&shared.store)?.summaries()
+    })
+    .await;
+    let summaries = match summaries {
+        Ok(Ok(x)) => x,
+        Ok(Err(e)) => return error(StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}")),
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}")),
     };
+    let depth = crate::deliver::outbox::depth_of(&summaries);
+    let states = crate::deliver::outbox::counts_of(&summaries);
+    let undelivered = crate::deliver::outbox::undelivered_of(&summaries);
     // Ready once the first KPI pack is computed from the store.
     let ready = s
         .current
@@ -249,8 +256,6 @@ pub struct ResyncRequest {
     pub full: bool,
 }
 
-static NEXT_JOB: AtomicU64 = AtomicU64::new(1);
-
 async fn resync(State(s): State<Arc<Shared>>, body: Option<Json<ResyncRequest>>) -> Response {
     let req = body.map(|Json(r)| r).unwrap_or_default();
     if let Some(name) = &req.connector {
@@ -261,8 +266,15 @@ async fn resync(State(s): State<Arc<Shared>>, body: Option<Json<ResyncRequest>>)
             );
         }
     }
-    let id = NEXT_JOB.fetch_add(1, Ordering::Relaxed);
-    s.jobs.lock().unwrap_or_else(|p| p.into_inner()).insert(
+    // Ids come from the store's id generator: unique across restarts, so
+    // an id a client holds never names another run's job.
+    let shared = s.clone();
+    let id = match tokio::task::spawn_blocking(move || shared.store.generate_id()).await {
+        Ok(Ok(id)) => id,
+        Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("store: {e}")),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    s.add_job(
         id,
         JobStatus {
             state: "running".into(),
@@ -274,12 +286,11 @@ async fn resync(State(s): State<Arc<Shared>>, body: Option<Json<ResyncRequest>>)
         },
     );
     let shared = s.clone();
-    let task = tokio::spawn(async move {
+    let name = req.connector.clone().unwrap_or_else(|| "all".into());
+    let task = super::spawn_job(&s, "resync", name, Some(id), async move {
         super::resync::run(&shared, req.connector.as_deref(), req.full, Some(id)).await;
     });
-    let mut tasks = s.tasks.lock().unwrap_or_else(|p| p.into_inner());
-    tasks.retain(|t| !t.is_finished());
-    tasks.push(task);
+    s.keep_task(task);
     (StatusCode::ACCEPTED, Json(json!({"id": id}))).into_response()
 }
 

@@ -16,11 +16,12 @@ use anyhow::Context as _;
 use chrono::Utc;
 use schedule::CronSchedule;
 use secmetrics_connectors::Time;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
 
 /// State shared by the scheduler, the delivery loop and the admin API.
 pub struct Shared {
@@ -52,10 +53,25 @@ pub struct Shared {
     pub stopping: watch::Receiver<bool>,
     /// Serializes syncs: one connector pass at a time writes the store.
     pub sync_lock: tokio::sync::Mutex<()>,
-    /// Resyncs started through the admin API; shutdown waits for them to
-    /// finish their page in flight.
-    pub tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Syncs running as their own tasks (the pass at start, scheduled
+    /// syncs, resyncs asked for through the admin API); shutdown waits for
+    /// them to finish their page in flight.
+    pub tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// The scheduler loop's sign of life: the watchdog is fed only while
+    /// it beats.
+    pub heartbeat: notify::Heartbeat,
+    /// Jobs that panicked since the daemon started, by (job kind, name):
+    /// caught, logged and counted; each runs again at its next fire.
+    pub job_panics: Mutex<BTreeMap<(String, String), u64>>,
+    /// Connectors whose scheduled sync is queued or running: a fire while
+    /// one still waits (for the sync lock) or runs is skipped, so slow
+    /// passes never pile up.
+    pub scheduled_syncs: Mutex<BTreeSet<String>>,
 }
+
+/// Finished resync jobs kept for `GET /api/v1/resync/ID` (running ones are
+/// always kept); older ones are forgotten.
+pub const KEEP_FINISHED_JOBS: usize = 100;
 
 /// Statistics of one connector's syncs.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -124,6 +140,54 @@ enum Job {
     Sync(String),
 }
 
+/// The text of a caught panic.
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(no message)".to_string()
+    }
+}
+
+/// Run `job` as a task of its own. A panic in it is caught, logged and
+/// counted (`secmetrics_job_panics_total{job=KIND,name=NAME}`); nothing
+/// else stops, and a scheduled job runs again at its next fire. With
+/// `resync`, that resync job's status turns `failed`.
+pub fn spawn_job<F>(
+    shared: &Arc<Shared>,
+    kind: &'static str,
+    name: String,
+    resync: Option<u64>,
+    job: F,
+) -> JoinHandle<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let inner = tokio::spawn(job);
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let Err(e) = inner.await else { return };
+        if !e.is_panic() {
+            return;
+        }
+        let message = panic_message(e.into_panic());
+        shared.count_panic(kind, &name, &message);
+        if let Some(id) = resync {
+            if let Some(j) = shared
+                .jobs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_mut(&id)
+            {
+                j.state = "failed".into();
+                j.messages.push(format!("the sync panicked: {message}"));
+            }
+        }
+    })
+}
+
 impl Shared {
     /// Recompute the cached pack (last complete month) from the store.
     pub fn refresh_pack(&self, now: Time) -> anyhow::Result<Arc<KpiPack>> {
@@ -151,6 +215,44 @@ impl Shared {
             return Ok(p);
         }
         self.refresh_pack(Utc::now())
+    }
+
+    /// Keep a new resync job's status under `id`, forgetting the oldest
+    /// finished jobs beyond [`KEEP_FINISHED_JOBS`].
+    pub fn add_job(&self, id: u64, status: JobStatus) {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        jobs.insert(id, status);
+        let finished: Vec<u64> = jobs
+            .iter()
+            .filter(|(_, j)| j.state != "running")
+            .map(|(id, _)| *id)
+            .collect();
+        if finished.len() > KEEP_FINISHED_JOBS {
+            // Ids grow with time: the smallest are the oldest.
+            for id in &finished[..finished.len() - KEEP_FINISHED_JOBS] {
+                jobs.remove(id);
+            }
+        }
+    }
+
+    /// Keep a task that must finish its page in flight before shutdown
+    /// ends, forgetting those already finished.
+    pub fn keep_task(&self, task: JoinHandle<()>) {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task);
+    }
+
+    /// Count a caught panic of a job.
+    fn count_panic(&self, kind: &str, name: &str, message: &str) {
+        tracing::error!(job = kind, name, panic = %message,
+            "job panicked; caught and counted, it runs again at its next fire");
+        *self
+            .job_panics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((kind.to_string(), name.to_string()))
+            .or_default() += 1;
     }
 
     /// Channels for delivery.
@@ -258,9 +360,21 @@ pub async fn run(
     for note in notes(&config) {
         tracing::warn!("{note}");
     }
-    // Connector outcomes survive restarts in the store's cursors.
+    // Connector outcomes survive restarts in the store's cursors. Every
+    // store read and write below runs off the runtime's workers.
+    let store = Arc::new(store);
+    let (cursors, passes) = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || {
+            Ok::<_, crate::store::StoreError>((
+                store.cursors()?,
+                crate::sync::LastPass::load_all(&store)?,
+            ))
+        })
+        .await??
+    };
     let mut syncs = BTreeMap::new();
-    for (name, c) in store.cursors()? {
+    for (name, c) in cursors {
         syncs.insert(
             name,
             SyncStats {
@@ -270,12 +384,13 @@ pub async fn run(
             },
         );
     }
-    for (name, pass) in crate::sync::LastPass::load_all(&store)? {
+    for (name, pass) in passes {
         syncs.entry(name).or_default().last_pass = Some(pass);
     }
     let (stop_tx, stop_rx) = watch::channel(false);
+    let watchdog_every = notify::watchdog_interval();
     let shared = Arc::new(Shared {
-        store: Arc::new(store),
+        store,
         config,
         secrets,
         current: RwLock::new(None),
@@ -288,28 +403,40 @@ pub async fn run(
         stopping: stop_rx.clone(),
         sync_lock: tokio::sync::Mutex::new(()),
         tasks: Mutex::new(Vec::new()),
+        heartbeat: notify::Heartbeat::new(watchdog_every),
+        job_panics: Mutex::new(BTreeMap::new()),
+        scheduled_syncs: Mutex::new(BTreeSet::new()),
     });
     // Computing the pack loads every record (seconds for a large store):
     // off the start path, so signals and the admin API answer at once, and
     // debounced, so a burst of pushes costs one recomputation.
     let refresher = tokio::spawn(pack_refresher(shared.clone(), stop_rx.clone()));
     shared.pack_stale.notify_one();
-    let pruned = crate::deliver::outbox::Outbox::new(shared.store.outbox()).prune_sent_before(
-        (Utc::now() - chrono::Duration::days(OUTBOX_KEEP_DAYS)).timestamp_micros(),
-    )?;
+    let (pruned, interrupted) = {
+        let s = shared.clone();
+        tokio::task::spawn_blocking(move || {
+            let outbox = crate::deliver::outbox::Outbox::open(&s.store)?;
+            let pruned = outbox.prune_sent_before(
+                (Utc::now() - chrono::Duration::days(OUTBOX_KEEP_DAYS)).timestamp_micros(),
+            )?;
+            Ok::<_, crate::store::StoreError>((pruned, outbox.recover_interrupted()?))
+        })
+        .await??
+    };
     if pruned > 0 {
         tracing::info!(
             pruned,
             "removed delivered outbox entries older than {OUTBOX_KEEP_DAYS} days"
         );
     }
-    for e in crate::deliver::outbox::Outbox::new(shared.store.outbox()).recover_interrupted()? {
+    for e in interrupted {
         tracing::warn!(digest = %e.digest, period = %e.period, channel = %e.channel,
             "the last run stopped while sending this digest; not re-sent (at most once): check the channel");
     }
     let admin = admin::serve(shared.clone(), stop_rx.clone())
         .await
         .context("starting the admin API")?;
+    shared.heartbeat.beat();
     let scheduler = tokio::spawn(scheduler(shared.clone(), stop_rx.clone()));
     let digests = tokio::spawn(digest_worker(shared.clone(), stop_rx.clone()));
     let delivery = tokio::spawn(delivery_loop(shared.clone(), stop_rx.clone()));
@@ -317,16 +444,15 @@ pub async fn run(
         // A pass at start: scheduled digests wait for one, so they never
         // report a store that has not been synced since it was last run.
         let s = shared.clone();
-        let first = tokio::spawn(async move {
+        let first = spawn_job(&shared, "sync", "start".into(), None, async move {
             resync::run(&s, None, false, None).await;
         });
-        shared
-            .tasks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(first);
+        shared.keep_task(first);
     }
-    let watchdog = tokio::spawn(notify::watchdog(stop_rx.clone()));
+    let watchdog = watchdog_every.map(|every| {
+        let (s, stop) = (shared.clone(), stop_rx.clone());
+        tokio::spawn(async move { notify::watchdog(every, &s.heartbeat, notify::ping, stop).await })
+    });
     notify::ready();
     tracing::info!(socket = %shared.config.admin.socket.display(), "secmetrics daemon ready");
 
@@ -354,9 +480,12 @@ pub async fn run(
             "work still running at the end of the grace period; stopping anyway"
         );
     }
-    watchdog.abort();
+    if let Some(w) = watchdog {
+        w.abort();
+    }
     refresher.abort();
-    shared.store.flush()?;
+    let s = shared.clone();
+    tokio::task::spawn_blocking(move || s.store.flush()).await??;
     let _ = std::fs::remove_file(&shared.config.admin.socket);
     tracing::info!("secmetrics daemon stopped");
     Ok(())
@@ -387,12 +516,33 @@ async fn scheduler(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     // (digest, period, channel) keeps it at most once. On the very first
     // start nothing was missed.
     let now = Utc::now();
+    let names: Vec<String> = jobs
+        .iter()
+        .filter_map(|(j, _)| match j {
+            Job::Digest(n) => Some(n.clone()),
+            Job::Sync(_) => None,
+        })
+        .collect();
+    let fired = {
+        let s = shared.clone();
+        tokio::task::spawn_blocking(move || {
+            names
+                .into_iter()
+                .map(|n| {
+                    let last = deliver::last_fire(&s.store, &n);
+                    (n, last)
+                })
+                .collect::<BTreeMap<_, _>>()
+        })
+        .await
+        .unwrap_or_default()
+    };
     for (job, s) in &jobs {
         if let Job::Digest(name) = job {
             let Some(missed) = s.last_at_or_before(now) else {
                 continue;
             };
-            match deliver::last_fire(&shared.store, name) {
+            match fired.get(name).copied().flatten() {
                 Some(done) if done >= missed => {}
                 Some(_) => {
                     tracing::info!(digest = %name, fire_time = %missed, "catching up a digest missed while the daemon was down");
@@ -415,20 +565,31 @@ async fn scheduler(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             }
         }
     }
+    // Each due job starts as a task of its own and the loop goes on: a
+    // sync waiting for the sync lock or running for an hour delays no
+    // digest. The loop beats the heartbeat at least every period, which
+    // is what feeds the watchdog.
+    let beat = shared.heartbeat.period();
     let mut last = now;
     loop {
+        shared.heartbeat.beat();
         let next = jobs
             .iter()
             .filter_map(|(j, s)| s.next_after(last).map(|t| (t, j.clone())))
             .min_by_key(|(t, _)| *t);
-        let Some((at, _)) = next else {
-            // Nothing scheduled: wait for shutdown.
-            let _ = stop.changed().await;
-            return;
+        let wait = next
+            .as_ref()
+            .map(|(at, _)| (*at - Utc::now()).to_std().unwrap_or(Duration::ZERO));
+        let Some((at, _)) = next.filter(|_| wait.is_some_and(|w| w <= beat)) else {
+            // Nothing due within a beat: beat, and look again.
+            tokio::select! {
+                _ = tokio::time::sleep(beat) => {}
+                _ = stop.changed() => return,
+            }
+            continue;
         };
-        let wait = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
         tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::time::sleep(wait.unwrap_or(Duration::ZERO)) => {}
             _ = stop.changed() => return,
         }
         let due: Vec<Job> = jobs
@@ -441,16 +602,54 @@ async fn scheduler(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             if *stop.borrow() {
                 return;
             }
-            run_job(&shared, &job, at).await;
+            start_job(&shared, &job, at);
         }
     }
 }
 
-async fn run_job(shared: &Arc<Shared>, job: &Job, at: Time) {
+/// Removes a connector from [`Shared::scheduled_syncs`] when its scheduled
+/// sync ends, however it ends (a panic included).
+struct ScheduledSync<'a> {
+    shared: &'a Shared,
+    name: &'a str,
+}
+
+impl Drop for ScheduledSync<'_> {
+    fn drop(&mut self) {
+        self.shared
+            .scheduled_syncs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(self.name);
+    }
+}
+
+/// Start a due job without waiting for it: a digest goes to the digest
+/// worker, a sync runs as a task of its own (skipped while the previous
+/// scheduled sync of that connector is still queued or running).
+fn start_job(shared: &Arc<Shared>, job: &Job, at: Time) {
     match job {
         Job::Digest(name) => fire_digest(shared, name, at),
         Job::Sync(name) => {
-            resync::run(shared, Some(name.as_str()), false, None).await;
+            let fresh = shared
+                .scheduled_syncs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(name.clone());
+            if !fresh {
+                tracing::info!(connector = %name, fire_time = %at,
+                    "scheduled sync skipped: the previous one is still waiting or running");
+                return;
+            }
+            let (s, n) = (shared.clone(), name.clone());
+            let task = spawn_job(shared, "sync", name.clone(), None, async move {
+                let _queued = ScheduledSync {
+                    shared: &s,
+                    name: &n,
+                };
+                resync::run(&s, Some(n.as_str()), false, None).await;
+            });
+            shared.keep_task(task);
         }
     }
 }
@@ -588,7 +787,18 @@ async fn digest_worker(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 deliver::queue_digest(&s.store, &s.config, &d, &period, Utc::now(), &options)
             })
             .await
-            .map_err(anyhow::Error::from)
+            .map_err(|e| {
+                // A panic while rendering is caught here: counted, and the
+                // fire stays due and is retried like a failed rendering.
+                let text = if e.is_panic() {
+                    let message = panic_message(e.into_panic());
+                    shared.count_panic("digest", &due.digest, &message);
+                    format!("panicked: {message}")
+                } else {
+                    e.to_string()
+                };
+                anyhow::anyhow!(text)
+            })
             .and_then(|r| r);
             match result {
                 Ok(queued) => {
@@ -676,7 +886,7 @@ async fn delivery_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         }
         let s = shared.clone();
         let due = tokio::task::spawn_blocking(move || {
-            let outbox = crate::deliver::outbox::Outbox::new(s.store.outbox());
+            let outbox = crate::deliver::outbox::Outbox::open(&s.store)?;
             let due = outbox.due(Utc::now().timestamp_micros())?;
             let next = outbox.next_due_us()?;
             Ok::<_, crate::store::StoreError>((due, next))
@@ -703,8 +913,14 @@ async fn delivery_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 continue;
             }
             let s = shared.clone();
-            let in_flight = in_flight.clone();
+            let guard = InFlight {
+                keys: in_flight.clone(),
+                key,
+            };
+            let label = format!("{}/{}/{}", entry.digest, entry.period, entry.channel);
             running.spawn(async move {
+                // Released however the delivery ends, a panic included.
+                let _guard = guard;
                 let result = match s.channels() {
                     Ok(channels) => deliver::deliver_one(&s.store, &channels, entry).await,
                     Err(e) => Err(e),
@@ -712,10 +928,7 @@ async fn delivery_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 if let Err(e) = result {
                     tracing::error!(error = %format!("{e:#}"), "outbox delivery failed");
                 }
-                in_flight
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&key);
+                label
             });
         }
         // Entries in flight are `sending`, not due: the earliest pending
@@ -731,11 +944,40 @@ async fn delivery_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         tokio::select! {
             _ = tokio::time::sleep(wait), if !busy || wait > Duration::ZERO => {}
             _ = shared.wake_delivery.notified() => {}
-            Some(_) = running.join_next(), if busy => {}
+            Some(done) = running.join_next(), if busy => delivery_ended(&shared, done),
             _ = stop.changed() => break,
         }
     }
-    while running.join_next().await.is_some() {}
+    while let Some(done) = running.join_next().await {
+        delivery_ended(&shared, done);
+    }
+}
+
+/// Keys of the outbox entries being delivered; each delivery removes its
+/// own when it ends.
+struct InFlight {
+    keys: Arc<Mutex<std::collections::HashSet<Vec<u8>>>>,
+    key: Vec<u8>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.key);
+    }
+}
+
+/// A delivery task ended: a panic is caught and counted. The entry was
+/// durably `sending`, so it becomes `unconfirmed` at the next start rather
+/// than being sent twice.
+fn delivery_ended(shared: &Shared, done: Result<String, tokio::task::JoinError>) {
+    if let Err(e) = done {
+        if e.is_panic() {
+            shared.count_panic("delivery", "outbox", &panic_message(e.into_panic()));
+        }
+    }
 }
 
 /// SIGTERM or SIGINT. The handlers are installed when this is called (not

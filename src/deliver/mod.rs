@@ -150,7 +150,7 @@ pub fn queue_digest(
     now: Time,
     options: &QueueOptions,
 ) -> anyhow::Result<Vec<ChannelKind>> {
-    let outbox = Outbox::new(store.outbox());
+    let outbox = Outbox::open(store)?;
     let label = period.label();
     let fire_key = fire_key(&digest.name);
     let fire = options.fired.map(|at| (fire_key.as_str(), at));
@@ -175,7 +175,7 @@ pub fn queue_digest(
     // The pack as sent, so `report --period P --as-sent` shows it unchanged;
     // a pack sent (or snapshotted) before is never replaced.
     let snapshots: Vec<(String, Vec<u8>)> = [
-        crate::cli::report::snapshot_key(period),
+        report::snapshot_key(period),
         format!("digest/{}/{label}", digest.name),
     ]
     .into_iter()
@@ -241,7 +241,7 @@ pub fn queue_digest(
             created_us: now.timestamp_micros(),
             sent_us: None,
         };
-        entries.push((entry.own_key(), crate::store::codec::encode(&entry)));
+        entries.push(entry.encoded());
     }
     let written = store.commit_digest(&snapshots, &entries, fire)?;
     Ok(missing
@@ -288,7 +288,7 @@ pub fn resend(
     force: bool,
     now: Time,
 ) -> anyhow::Result<Vec<Resent>> {
-    let outbox = Outbox::new(store.outbox());
+    let outbox = Outbox::open(store)?;
     let label = period.label();
     let mut out = Vec::new();
     let mut missing = false;
@@ -510,7 +510,7 @@ pub async fn attempt(store: &Arc<Store>, channels: &Channels<'_>, entry: &mut En
 async fn persist(store: &Arc<Store>, entry: &Entry) -> anyhow::Result<()> {
     let store = store.clone();
     let entry = entry.clone();
-    tokio::task::spawn_blocking(move || Outbox::new(store.outbox()).update(&entry))
+    tokio::task::spawn_blocking(move || Outbox::open(&store)?.update(&entry))
         .await
         .context("outbox write task")??;
     Ok(())
@@ -665,7 +665,7 @@ pub async fn deliver_due(
     channels: &Channels<'_>,
     now: Time,
 ) -> anyhow::Result<(u64, u64)> {
-    let due = Outbox::new(store.outbox()).due(now.timestamp_micros())?;
+    let due = Outbox::open(store)?.due(now.timestamp_micros())?;
     let mut sent = 0;
     let mut failed = 0;
     for entry in due {
@@ -715,7 +715,7 @@ mod tests {
         let e = queue_digest(&store, &config, &digest, &period, at, &fired(at)).unwrap_err();
         assert_eq!(e.downcast_ref::<Hold>(), Some(&Hold::NoData));
         assert_eq!(last_fire(&store, "monthly"), None);
-        assert!(Outbox::new(store.outbox()).all().unwrap().is_empty());
+        assert!(Outbox::open(&store).unwrap().all().unwrap().is_empty());
         assert!(store.snapshot("2026-10").unwrap().is_none());
 
         let text = include_str!("../../tests/data/golden/estate-small.ndjson");
@@ -733,7 +733,7 @@ mod tests {
             "{snapshot}"
         );
         assert!(store.snapshot("digest/monthly/2026-10").unwrap().is_some());
-        assert_eq!(Outbox::new(store.outbox()).all().unwrap().len(), 1);
+        assert_eq!(Outbox::open(&store).unwrap().all().unwrap().len(), 1);
 
         // A later fire for the same period queues nothing and moves the
         // fire forward; an earlier one never moves it back.
@@ -743,6 +743,6 @@ mod tests {
         assert_eq!(last_fire(&store, "monthly"), Some(later));
         queue_digest(&store, &config, &digest, &period, at, &fired(at)).unwrap();
         assert_eq!(last_fire(&store, "monthly"), Some(later));
-        assert_eq!(Outbox::new(store.outbox()).all().unwrap().len(), 1);
+        assert_eq!(Outbox::open(&store).unwrap().all().unwrap().len(), 1);
     }
 }

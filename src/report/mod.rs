@@ -358,3 +358,18 @@ pub fn lines(pack: &KpiPack) -> Vec<Line> {
         })
         .collect()
 }
+
+/// The store key of a period's snapshot: its label (`2026-10`,
+/// `2026-W48`, `2026-11-30`), the two RFC 3339 bounds for a range.
+pub fn snapshot_key(period: &crate::kpi::Period) -> String {
+    match period.kind {
+        crate::kpi::PeriodKind::Month { .. }
+        | crate::kpi::PeriodKind::Week { .. }
+        | crate::kpi::PeriodKind::Day { .. } => period.label(),
+        crate::kpi::PeriodKind::Range => format!(
+            "{}..{}",
+            crate::kpi::period::rfc3339(&period.start),
+            crate::kpi::period::rfc3339(&period.end)
+        ),
+    }
+}

@@ -122,6 +122,7 @@ pub struct Store {
     cursors: sled::Tree,
     snapshots: sled::Tree,
     outbox: sled::Tree,
+    outbox_index: sled::Tree,
     meta: sled::Tree,
 }
 
@@ -152,6 +153,7 @@ impl Store {
             cursors: db.open_tree("cursors")?,
             snapshots: db.open_tree("snapshots")?,
             outbox: db.open_tree("outbox")?,
+            outbox_index: db.open_tree("outbox_index")?,
             meta: db.open_tree("meta")?,
             path: path.to_path_buf(),
             db,
@@ -427,28 +429,30 @@ impl Store {
     }
 
     /// Queue a rendered digest in one atomic, durable write: each snapshot
-    /// (key, JSON) not kept yet, each outbox entry (key, encoded value) not
-    /// there yet, and the digest's fire time under `fire.0` (kept only if
-    /// later than the one there). A crash leaves all of it or none of it.
-    /// Returns, per entry, whether it was written.
+    /// (key, JSON) not kept yet, each outbox entry (key, encoded body,
+    /// encoded summary) not there yet, and the digest's fire time under
+    /// `fire.0` (kept only if later than the one there). A crash leaves all
+    /// of it or none of it. Returns, per entry, whether it was written.
+    /// The outbox's values are opaque here: `deliver::outbox` owns them.
     pub fn commit_digest(
         &self,
         snapshots: &[(String, Vec<u8>)],
-        entries: &[(Vec<u8>, Vec<u8>)],
+        entries: &[(Vec<u8>, Vec<u8>, Vec<u8>)],
         fire: Option<(&str, Time)>,
     ) -> Result<Vec<bool>> {
-        let written = (&self.snapshots, &self.outbox, &self.meta)
-            .transaction(|(snap_t, out_t, meta_t)| {
+        let written = (&self.snapshots, &self.outbox, &self.outbox_index, &self.meta)
+            .transaction(|(snap_t, out_t, index_t, meta_t)| {
                 for (key, json) in snapshots {
                     if snap_t.get(key.as_bytes())?.is_none() {
                         snap_t.insert(key.as_bytes(), codec::encode_bytes(json))?;
                     }
                 }
                 let mut written = Vec::with_capacity(entries.len());
-                for (key, value) in entries {
+                for (key, body, summary) in entries {
                     let fresh = out_t.get(key)?.is_none();
                     if fresh {
-                        out_t.insert(key.as_slice(), value.as_slice())?;
+                        out_t.insert(key.as_slice(), body.as_slice())?;
+                        index_t.insert(key.as_slice(), summary.as_slice())?;
                     }
                     written.push(fresh);
                 }
@@ -469,9 +473,16 @@ impl Store {
         Ok(written)
     }
 
-    /// The delivery outbox tree (filled by the daemon).
-    pub fn outbox(&self) -> &sled::Tree {
-        &self.outbox
+    /// The outbox's two trees: entry bodies and their small summaries, by
+    /// the same key. Only `deliver::outbox` reads and writes them.
+    pub(crate) fn outbox_trees(&self) -> (&sled::Tree, &sled::Tree) {
+        (&self.outbox, &self.outbox_index)
+    }
+
+    /// An id never handed out before by this store, across restarts (sled
+    /// persists its id generator).
+    pub fn generate_id(&self) -> Result<u64> {
+        Ok(self.db.generate_id()?)
     }
 
     /// A small fact kept by the daemon (e.g. a digest's last fire time),
