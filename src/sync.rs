@@ -37,9 +37,16 @@ pub struct StoreSink<'a> {
     progress: Option<Progress<'a>>,
     pages: u64,
     records: u64,
+    committed: Committed,
     /// Findings already stored keep the earlier `opened_at`.
     keep_first_opened: bool,
 }
+
+/// What [`StoreSink`] answers a page offered once the pass was stopped
+/// (Ctrl-C, SIGTERM, the time bound): the page committing when the signal
+/// came is finished, the next one is not written, whether or not the
+/// connector checks [`PageSink::cancelled`] between pages.
+pub const STOPPED: &str = "the pass was stopped; the page was not written";
 
 impl<'a> StoreSink<'a> {
     /// A sink writing `connector`'s pages into `store`; `track_seen` keeps
@@ -53,6 +60,7 @@ impl<'a> StoreSink<'a> {
             progress: None,
             pages: 0,
             records: 0,
+            committed: Committed::default(),
             keep_first_opened: false,
         }
     }
@@ -101,6 +109,9 @@ impl<'a> StoreSink<'a> {
 
 impl PageSink for StoreSink<'_> {
     fn commit(&mut self, mut page: Page) -> Result<Committed, SinkError> {
+        if self.cancel.is_cancelled() {
+            return Err(SinkError(STOPPED.into()));
+        }
         let outcome = blocking(|| self.write(&mut page)).map_err(|e| SinkError(e.to_string()))?;
         if let Some(seen) = &mut self.seen {
             seen.extend(page.records.iter().map(|r| r.identity()));
@@ -111,11 +122,13 @@ impl PageSink for StoreSink<'_> {
             p(self.pages, self.records);
         }
         let t = outcome.total();
-        Ok(Committed {
+        let committed = Committed {
             inserted: t.new,
             replaced: t.replaced,
             unchanged: t.unchanged,
-        })
+        };
+        self.committed += committed;
+        Ok(committed)
     }
 
     fn cancelled(&self) -> bool {
@@ -357,7 +370,7 @@ async fn pass<'a>(
     let mut sink = StoreSink::new(store, &name, mode == SyncMode::Full, pass_cancel.clone())
         .with_progress(progress)
         .keep_first_opened(connector.keeps_first_opened());
-    let result = with_cancel(pass_cancel, connector.sync(cursor, mode, &mut sink)).await;
+    let result = with_cancel(pass_cancel.clone(), connector.sync(cursor, mode, &mut sink)).await;
     watcher.abort();
     let timed_out = timed_out.load(std::sync::atomic::Ordering::Relaxed);
     let mut state: CursorState = blocking(|| store.cursor(&name))?.unwrap_or_default();
@@ -373,14 +386,27 @@ async fn pass<'a>(
             tracing::warn!(connector = %name, error = %e, "sync stopped");
             return Err(e);
         }
-        // Cancelled in a request of a connector that does not catch it:
-        // the same as stopping between pages.
+        // Cancelled in a request of a connector that does not catch it, or
+        // a page refused by the sink once stopped: the same as stopping
+        // between pages. What was committed stays (and is counted).
         Err(secmetrics_connectors::Error::Http(
             secmetrics_connectors::http::HttpError::Cancelled { .. },
         )) => SyncOutcome {
             interrupted: true,
+            pages: sink.pages,
+            committed: sink.committed,
             ..SyncOutcome::default()
         },
+        Err(secmetrics_connectors::Error::Sink(SinkError(m)))
+            if m == STOPPED && pass_cancel.is_cancelled() =>
+        {
+            SyncOutcome {
+                interrupted: true,
+                pages: sink.pages,
+                committed: sink.committed,
+                ..SyncOutcome::default()
+            }
+        }
         Ok(o) => o,
         Err(e) => {
             state.last_error = Some(e.to_string());

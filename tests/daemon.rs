@@ -12,23 +12,24 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Requests a fake HTTP service received: (path with query, body).
-type Seen = Arc<Mutex<Vec<(String, String)>>>;
+pub(crate) type Seen = Arc<Mutex<Vec<(String, String)>>>;
 
 /// A fake HTTP service on loopback; `answer(n, path)` gives the n-th
 /// request's (status, headers, body, delay).
-struct FakeHttp {
-    port: u16,
+pub(crate) struct FakeHttp {
+    pub(crate) port: u16,
     seen: Seen,
 }
 
-type Answer = Arc<dyn Fn(usize, &str) -> (u16, Vec<(String, String)>, String, u64) + Send + Sync>;
+pub(crate) type Answer =
+    Arc<dyn Fn(usize, &str) -> (u16, Vec<(String, String)>, String, u64) + Send + Sync>;
 
 impl FakeHttp {
-    fn start(answer: Answer) -> FakeHttp {
+    pub(crate) fn start(answer: Answer) -> FakeHttp {
         Self::start_on(TcpListener::bind("127.0.0.1:0").unwrap(), answer)
     }
 
-    fn start_on(listener: TcpListener, answer: Answer) -> FakeHttp {
+    pub(crate) fn start_on(listener: TcpListener, answer: Answer) -> FakeHttp {
         let port = listener.local_addr().unwrap().port();
         let seen: Seen = Arc::default();
         let seen2 = seen.clone();
@@ -80,11 +81,11 @@ impl FakeHttp {
         FakeHttp { port, seen }
     }
 
-    fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.seen.lock().unwrap().len()
     }
 
-    fn requests(&self) -> Vec<(String, String)> {
+    pub(crate) fn requests(&self) -> Vec<(String, String)> {
         self.seen.lock().unwrap().clone()
     }
 }
@@ -126,13 +127,13 @@ fn start_smtp() -> (u16, Arc<Mutex<Vec<String>>>) {
 }
 
 /// A daemon process with its directory.
-struct Daemon {
+pub(crate) struct Daemon {
     child: Child,
     dir: PathBuf,
 }
 
 impl Daemon {
-    fn start(dir: &Path, config: &Path) -> Daemon {
+    pub(crate) fn start(dir: &Path, config: &Path) -> Daemon {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -157,15 +158,15 @@ impl Daemon {
         d
     }
 
-    fn socket(&self) -> PathBuf {
+    pub(crate) fn socket(&self) -> PathBuf {
         self.dir.join("admin.sock")
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
     }
 
-    fn wait_until(&self, what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
+    pub(crate) fn wait_until(&self, what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
         let deadline = Instant::now() + Duration::from_secs(secs);
         while Instant::now() < deadline {
             if cond() {
@@ -180,7 +181,7 @@ impl Daemon {
     }
 
     /// SIGTERM; returns (exit code, seconds it took).
-    fn terminate(mut self) -> (Option<i32>, f64) {
+    pub(crate) fn terminate(mut self) -> (Option<i32>, f64) {
         let t = Instant::now();
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
@@ -198,7 +199,7 @@ impl Daemon {
         }
     }
 
-    fn kill9(mut self) {
+    pub(crate) fn kill9(mut self) {
         self.child.kill().unwrap(); // SIGKILL
         self.child.wait().unwrap();
     }
@@ -212,7 +213,7 @@ impl Drop for Daemon {
 }
 
 /// One HTTP/1.1 request over the admin socket: (status, body).
-fn admin(
+pub(crate) fn admin(
     socket: &Path,
     method: &str,
     path: &str,
@@ -251,13 +252,13 @@ fn admin(
     (status, body)
 }
 
-struct Setup {
-    dir: tempfile::TempDir,
-    config: PathBuf,
+pub(crate) struct Setup {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) config: PathBuf,
 }
 
 /// A configuration for a daemon in a fresh directory; `extra` is appended.
-fn setup(extra: &str) -> Setup {
+pub(crate) fn setup(extra: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display().to_string();
     std::fs::write(dir.path().join("push_token"), "push-secret-token\n").unwrap();
@@ -289,7 +290,7 @@ shutdown_grace_secs = 8
     Setup { dir, config }
 }
 
-fn import_small(s: &Setup) {
+pub(crate) fn import_small(s: &Setup) {
     let store = s.dir.path().join("store");
     let file = data("golden/estate-small.ndjson");
     let o = run(&store, &["import", file.to_str().unwrap()]);
@@ -307,7 +308,7 @@ fn last_complete_month() -> String {
     format!("{y:04}-{m:02}")
 }
 
-fn slack_ok() -> Answer {
+pub(crate) fn slack_ok() -> Answer {
     Arc::new(|_, _| (200, vec![], "ok".into(), 0))
 }
 
@@ -859,7 +860,7 @@ webhook_url = "http://127.0.0.1:{}/services/T/B/X"
 }
 
 /// The daemon's `/readyz` answer.
-fn readyz(d: &Daemon) -> serde_json::Value {
+pub(crate) fn readyz(d: &Daemon) -> serde_json::Value {
     let (_, body) = admin(&d.socket(), "GET", "/readyz", &[], "");
     serde_json::from_str(&body).unwrap_or(serde_json::Value::Null)
 }

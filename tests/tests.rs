@@ -5,6 +5,7 @@ mod cli_report;
 mod common;
 mod config_errors;
 mod daemon;
+mod daemon_jobs;
 mod import;
 mod kpi_golden;
 mod report_render;

@@ -189,6 +189,35 @@ where
 }
 
 impl Shared {
+    /// The state of a daemon starting on `store`, stopping when `stopping`
+    /// turns true; `watchdog` is how often systemd wants a ping, if it does.
+    pub fn new(
+        store: Arc<Store>,
+        config: Config,
+        secrets: Secrets,
+        stopping: watch::Receiver<bool>,
+        watchdog: Option<Duration>,
+    ) -> Shared {
+        Shared {
+            store,
+            config,
+            secrets,
+            current: RwLock::new(None),
+            syncs: Mutex::new(BTreeMap::new()),
+            jobs: Mutex::new(BTreeMap::new()),
+            wake_delivery: Notify::new(),
+            due_digests: Mutex::new(BTreeMap::new()),
+            wake_digests: Notify::new(),
+            pack_stale: Notify::new(),
+            stopping,
+            sync_lock: tokio::sync::Mutex::new(()),
+            tasks: Mutex::new(Vec::new()),
+            heartbeat: notify::Heartbeat::new(watchdog),
+            job_panics: Mutex::new(BTreeMap::new()),
+            scheduled_syncs: Mutex::new(BTreeSet::new()),
+        }
+    }
+
     /// Recompute the cached pack (last complete month) from the store.
     pub fn refresh_pack(&self, now: Time) -> anyhow::Result<Arc<KpiPack>> {
         let estate = self.store.load_estate()?;
@@ -389,24 +418,14 @@ pub async fn run(
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let watchdog_every = notify::watchdog_interval();
-    let shared = Arc::new(Shared {
+    let shared = Arc::new(Shared::new(
         store,
         config,
         secrets,
-        current: RwLock::new(None),
-        syncs: Mutex::new(syncs),
-        jobs: Mutex::new(BTreeMap::new()),
-        wake_delivery: Notify::new(),
-        due_digests: Mutex::new(BTreeMap::new()),
-        wake_digests: Notify::new(),
-        pack_stale: Notify::new(),
-        stopping: stop_rx.clone(),
-        sync_lock: tokio::sync::Mutex::new(()),
-        tasks: Mutex::new(Vec::new()),
-        heartbeat: notify::Heartbeat::new(watchdog_every),
-        job_panics: Mutex::new(BTreeMap::new()),
-        scheduled_syncs: Mutex::new(BTreeSet::new()),
-    });
+        stop_rx.clone(),
+        watchdog_every,
+    ));
+    *shared.syncs.lock().unwrap_or_else(|p| p.into_inner()) = syncs;
     // Computing the pack loads every record (seconds for a large store):
     // off the start path, so signals and the admin API answer at once, and
     // debounced, so a burst of pushes costs one recomputation.
@@ -437,7 +456,7 @@ pub async fn run(
         .await
         .context("starting the admin API")?;
     shared.heartbeat.beat();
-    let scheduler = tokio::spawn(scheduler(shared.clone(), stop_rx.clone()));
+    let scheduler = tokio::spawn(scheduler(shared.clone(), stop_rx.clone(), Hooks::daemon()));
     let digests = tokio::spawn(digest_worker(shared.clone(), stop_rx.clone()));
     let delivery = tokio::spawn(delivery_loop(shared.clone(), stop_rx.clone()));
     if !shared.config.connectors.is_empty() {
@@ -491,8 +510,35 @@ pub async fn run(
     Ok(())
 }
 
+/// A scheduled sync of one connector, run to its end.
+pub type SyncRunner = fn(Arc<Shared>, String) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// What the scheduler takes from outside: the time, and how a scheduled
+/// sync runs. The daemon uses the wall clock and [`resync::run`]; tests
+/// use a clock on tokio's paused time and a stand-in sync.
+pub struct Hooks {
+    /// The current time.
+    pub now: Box<dyn Fn() -> Time + Send + Sync>,
+    /// Runs one scheduled sync of the named connector.
+    pub run_sync: SyncRunner,
+}
+
+impl Hooks {
+    /// The wall clock and the real sync.
+    pub fn daemon() -> Hooks {
+        Hooks {
+            now: Box::new(Utc::now),
+            run_sync: |shared, name| {
+                Box::pin(async move {
+                    resync::run(&shared, Some(name.as_str()), false, None).await;
+                })
+            },
+        }
+    }
+}
+
 /// Fire due jobs; at start, catch up digests missed while the daemon was down.
-async fn scheduler(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+pub async fn scheduler(shared: Arc<Shared>, mut stop: watch::Receiver<bool>, hooks: Hooks) {
     let tz = shared.config.daemon.timezone.clone();
     let mut jobs: Vec<(Job, CronSchedule)> = Vec::new();
     for d in &shared.config.digests {
@@ -515,7 +561,7 @@ async fn scheduler(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     // is queued now, for the period of that missed fire; the outbox key
     // (digest, period, channel) keeps it at most once. On the very first
     // start nothing was missed.
-    let now = Utc::now();
+    let now = (hooks.now)();
     let names: Vec<String> = jobs
         .iter()
         .filter_map(|(j, _)| match j {
@@ -579,7 +625,7 @@ async fn scheduler(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             .min_by_key(|(t, _)| *t);
         let wait = next
             .as_ref()
-            .map(|(at, _)| (*at - Utc::now()).to_std().unwrap_or(Duration::ZERO));
+            .map(|(at, _)| (*at - (hooks.now)()).to_std().unwrap_or(Duration::ZERO));
         let Some((at, _)) = next.filter(|_| wait.is_some_and(|w| w <= beat)) else {
             // Nothing due within a beat: beat, and look again.
             tokio::select! {
@@ -602,7 +648,7 @@ async fn scheduler(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             if *stop.borrow() {
                 return;
             }
-            start_job(&shared, &job, at);
+            start_job(&shared, &job, at, hooks.run_sync);
         }
     }
 }
@@ -627,7 +673,7 @@ impl Drop for ScheduledSync<'_> {
 /// Start a due job without waiting for it: a digest goes to the digest
 /// worker, a sync runs as a task of its own (skipped while the previous
 /// scheduled sync of that connector is still queued or running).
-fn start_job(shared: &Arc<Shared>, job: &Job, at: Time) {
+fn start_job(shared: &Arc<Shared>, job: &Job, at: Time, run_sync: SyncRunner) {
     match job {
         Job::Digest(name) => fire_digest(shared, name, at),
         Job::Sync(name) => {
@@ -647,7 +693,7 @@ fn start_job(shared: &Arc<Shared>, job: &Job, at: Time) {
                     shared: &s,
                     name: &n,
                 };
-                resync::run(&s, Some(n.as_str()), false, None).await;
+                run_sync(s.clone(), n.clone()).await;
             });
             shared.keep_task(task);
         }
@@ -994,3 +1040,6 @@ pub fn termination() -> anyhow::Result<impl Future<Output = ()>> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -150,7 +150,11 @@ mod tests {
             })
         };
         tokio::time::sleep(Duration::from_millis(2_400)).await;
-        assert_eq!(pings.load(Ordering::Relaxed), 5, "at 0, 0.5, 1, 1.5 and 2 s");
+        assert_eq!(
+            pings.load(Ordering::Relaxed),
+            5,
+            "at 0, 0.5, 1, 1.5 and 2 s"
+        );
         // The loop dies: at most one more ping, then none.
         beating.abort();
         tokio::time::sleep(Duration::from_secs(10)).await;

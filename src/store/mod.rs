@@ -440,7 +440,12 @@ impl Store {
         entries: &[(Vec<u8>, Vec<u8>, Vec<u8>)],
         fire: Option<(&str, Time)>,
     ) -> Result<Vec<bool>> {
-        let written = (&self.snapshots, &self.outbox, &self.outbox_index, &self.meta)
+        let written = (
+            &self.snapshots,
+            &self.outbox,
+            &self.outbox_index,
+            &self.meta,
+        )
             .transaction(|(snap_t, out_t, index_t, meta_t)| {
                 for (key, json) in snapshots {
                     if snap_t.get(key.as_bytes())?.is_none() {
