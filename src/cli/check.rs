@@ -33,7 +33,8 @@ pub fn run(path: Option<&Path>) -> i32 {
             return 1;
         }
     }
-    let problems = crate::daemon::validate(&config);
+    let mut problems = crate::daemon::validate(&config);
+    problems.extend(crate::daemon::validate_secrets(&config, &secrets));
     if !problems.is_empty() {
         for p in &problems {
             eprintln!("configuration error: {p}");

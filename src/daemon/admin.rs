@@ -39,6 +39,22 @@ pub async fn serve(
             socket.display()
         );
     }
+    // The TCP listener first: a port in use fails the start before the
+    // socket exists, so nothing is left behind.
+    let tcp = match shared.config.admin.metrics_listen {
+        Some(addr) => {
+            anyhow::ensure!(
+                addr.ip().is_loopback(),
+                "`admin.metrics_listen` {addr} is not a loopback address; the metrics listener only binds loopback"
+            );
+            Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding admin.metrics_listen {addr}"))?,
+            )
+        }
+        None => None,
+    };
     let _ = std::fs::remove_file(&socket);
     let listener = bind_private(&socket)
         .with_context(|| format!("binding the admin socket {}", socket.display()))?;
@@ -53,14 +69,7 @@ pub async fn serve(
             tracing::error!(error = %e, "admin socket server failed");
         }
     }));
-    if let Some(addr) = shared.config.admin.metrics_listen {
-        anyhow::ensure!(
-            addr.ip().is_loopback(),
-            "admin.metrics_listen {addr} is not a loopback address; the metrics listener only binds loopback"
-        );
-        let tcp = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("binding admin.metrics_listen {addr}"))?;
+    if let Some(tcp) = tcp {
         let app = Router::new()
             .route("/metrics", get(metrics))
             .route("/healthz", get(healthz))

@@ -297,17 +297,77 @@ impl Shared {
     }
 }
 
-/// Validate what the daemon needs before it starts: schedules, digests,
-/// channels. Returns every problem in plain words.
+/// A schedule that parses and fires at least once after `now`.
+fn check_schedule(expr: &str, tz: &str, now: Time) -> Result<(), String> {
+    let s = CronSchedule::parse(expr, tz)?;
+    if s.next_after(now).is_none() {
+        return Err(format!(
+            "cron expression {expr:?} never fires (no time after now matches it)"
+        ));
+    }
+    Ok(())
+}
+
+/// An email address (`Name <addr>` or `addr`) that a message can carry.
+fn check_mailbox(key: &str, text: &str) -> Result<(), String> {
+    text.parse::<lettre::message::Mailbox>()
+        .map(|_| ())
+        .map_err(|e| format!("`{key}`: {text:?} is not an email address ({e})"))
+}
+
+/// An http(s) URL with a host. `secret`: never repeat the value.
+fn check_url(key: &str, text: &str, secret: bool) -> Result<(), String> {
+    let shown = if secret {
+        String::new()
+    } else {
+        format!(" {text:?}")
+    };
+    match reqwest::Url::parse(text) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
+        Ok(u) => Err(format!(
+            "`{key}`{shown} is not an http(s) URL (scheme `{}`)",
+            u.scheme()
+        )),
+        Err(e) => Err(format!("`{key}`{shown} is not a URL ({e})")),
+    }
+}
+
+/// Validate what the daemon needs before it starts: schedules (that parse
+/// and fire), digests, channels, addresses and URLs, the metrics
+/// listener. Returns every problem in plain words.
 pub fn validate(config: &Config) -> Vec<String> {
     let mut problems = Vec::new();
     let tz = &config.daemon.timezone;
-    if let Err(e) = CronSchedule::parse(&config.daemon.sync_schedule, tz) {
+    let now = Utc::now();
+    if let Err(e) = check_schedule(&config.daemon.sync_schedule, tz, now) {
         problems.push(format!("daemon.sync_schedule: {e}"));
     }
     for (name, expr) in &config.daemon.sync_schedules {
-        if let Err(e) = CronSchedule::parse(expr, tz) {
+        if config.connector(name).is_none() {
+            problems.push(format!(
+                "daemon.sync_schedules.{name}: there is no connector named {name:?}"
+            ));
+        }
+        if let Err(e) = check_schedule(expr, tz, now) {
             problems.push(format!("daemon.sync_schedules.{name}: {e}"));
+        }
+    }
+    if let Some(addr) = config.admin.metrics_listen {
+        if !addr.ip().is_loopback() {
+            problems.push(format!(
+                "`admin.metrics_listen` {addr} is not a loopback address; the metrics listener \
+                 only binds loopback (e.g. 127.0.0.1:9477), put a proxy in front for more"
+            ));
+        }
+    }
+    if let Some(url) = &config.daemon.report_url {
+        if let Err(e) = check_url("daemon.report_url", url, false) {
+            problems.push(e);
+        }
+    }
+    if let Some(slack) = &config.slack {
+        if let Err(e) = check_url("slack.api_base", &slack.api_base, false) {
+            problems.push(e);
         }
     }
     if let Some(e) = &config.email {
@@ -318,13 +378,21 @@ pub fn validate(config: &Config) -> Vec<String> {
                 "email: give both `username` and a password (`password_file`, `password_env` or `password`), or neither".into(),
             );
         }
+        if let Err(p) = check_mailbox("email.from", &e.from) {
+            problems.push(p);
+        }
+        for to in &e.to {
+            if let Err(p) = check_mailbox("email.to", to) {
+                problems.push(p);
+            }
+        }
     }
     let mut names = std::collections::BTreeSet::new();
     for d in &config.digests {
         if !names.insert(&d.name) {
             problems.push(format!("digests: the name `{}` is used twice", d.name));
         }
-        if let Err(e) = CronSchedule::parse(&d.schedule, tz) {
+        if let Err(e) = check_schedule(&d.schedule, tz, now) {
             problems.push(format!("digest `{}`: schedule: {e}", d.name));
         }
         if let Err(e) = deliver::digest_kpis(d) {
@@ -332,6 +400,19 @@ pub fn validate(config: &Config) -> Vec<String> {
         }
         if d.channels.is_empty() {
             problems.push(format!("digest `{}`: `channels` is empty", d.name));
+        }
+        for to in d.email_to.iter().flatten() {
+            if let Err(p) = check_mailbox(&format!("digests.{}.email_to", d.name), to) {
+                problems.push(p);
+            }
+        }
+        let sends_email = d.channels.contains(&crate::config::ChannelKind::Email);
+        let to = d.email_to.as_ref().or(config.email.as_ref().map(|e| &e.to));
+        if sends_email && config.email.is_some() && to.map_or(true, |t| t.is_empty()) {
+            problems.push(format!(
+                "digest `{}` sends email but has no recipients (`email.to` or its `email_to`)",
+                d.name
+            ));
         }
         for c in &d.channels {
             match c {
@@ -349,6 +430,37 @@ pub fn validate(config: &Config) -> Vec<String> {
                 }
                 _ => {}
             }
+        }
+    }
+    problems
+}
+
+/// Validate what only the resolved secrets show: the Slack webhook is a
+/// URL (named by its key, never repeated: it is a secret), and a `[slack]`
+/// section has a way to post.
+pub fn validate_secrets(config: &Config, secrets: &Secrets) -> Vec<String> {
+    use secrecy::ExposeSecret;
+    let mut problems = Vec::new();
+    if let Some(url) = &secrets.slack_webhook {
+        if let Err(e) = check_url("slack.webhook_url", url.expose_secret().trim(), true) {
+            problems.push(e);
+        }
+    }
+    if let Some(slack) = &config.slack {
+        if secrets.slack_webhook.is_none() && secrets.slack_bot_token.is_none() {
+            problems.push(
+                "[slack] has neither a webhook URL (`webhook_url_file`, `webhook_url_env`, \
+                 `webhook_url`) nor a bot token (`bot_token_file`, ...)"
+                    .into(),
+            );
+        }
+        let digest_channel = config.digests.iter().any(|d| {
+            d.slack_channel.is_some() && d.channels.contains(&crate::config::ChannelKind::Slack)
+        });
+        if secrets.slack_bot_token.is_some() && slack.channel.is_none() && !digest_channel {
+            problems.push(
+                "`slack.bot_token` needs `slack.channel` (or a digest's `slack_channel`)".into(),
+            );
         }
     }
     problems
@@ -382,7 +494,8 @@ pub async fn run(
     secrets: Secrets,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let problems = validate(&config);
+    let mut problems = validate(&config);
+    problems.extend(validate_secrets(&config, &secrets));
     if !problems.is_empty() {
         anyhow::bail!("invalid configuration:\n  {}", problems.join("\n  "));
     }
@@ -504,8 +617,9 @@ pub async fn run(
     }
     refresher.abort();
     let s = shared.clone();
-    tokio::task::spawn_blocking(move || s.store.flush()).await??;
+    let flushed = tokio::task::spawn_blocking(move || s.store.flush()).await;
     let _ = std::fs::remove_file(&shared.config.admin.socket);
+    flushed??;
     tracing::info!("secmetrics daemon stopped");
     Ok(())
 }
