@@ -15,5 +15,6 @@ pub mod estate;
 pub mod kpi;
 pub mod logging;
 pub mod report;
+pub mod status;
 pub mod store;
 pub mod sync;

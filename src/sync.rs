@@ -38,14 +38,17 @@ pub struct StoreSink<'a> {
     pages: u64,
     records: u64,
     committed: Committed,
+    /// The one page committed after the pass was stopped.
+    stopped_page_written: bool,
     /// Findings already stored keep the earlier `opened_at`.
     keep_first_opened: bool,
 }
 
 /// What [`StoreSink`] answers a page offered once the pass was stopped
-/// (Ctrl-C, SIGTERM, the time bound): the page committing when the signal
-/// came is finished, the next one is not written, whether or not the
-/// connector checks [`PageSink::cancelled`] between pages.
+/// (Ctrl-C, SIGTERM, the time bound) and the page in flight was written:
+/// the first page after the signal is finished, the next one is refused,
+/// whether or not the connector checks [`PageSink::cancelled`] between
+/// pages.
 pub const STOPPED: &str = "the pass was stopped; the page was not written";
 
 impl<'a> StoreSink<'a> {
@@ -61,6 +64,7 @@ impl<'a> StoreSink<'a> {
             pages: 0,
             records: 0,
             committed: Committed::default(),
+            stopped_page_written: false,
             keep_first_opened: false,
         }
     }
@@ -110,7 +114,12 @@ impl<'a> StoreSink<'a> {
 impl PageSink for StoreSink<'_> {
     fn commit(&mut self, mut page: Page) -> Result<Committed, SinkError> {
         if self.cancel.is_cancelled() {
-            return Err(SinkError(STOPPED.into()));
+            // The page in flight when the stop came is written (a connector
+            // that stops commits what it fetched); any page after it is not.
+            if self.stopped_page_written {
+                return Err(SinkError(STOPPED.into()));
+            }
+            self.stopped_page_written = true;
         }
         let outcome = blocking(|| self.write(&mut page)).map_err(|e| SinkError(e.to_string()))?;
         if let Some(seen) = &mut self.seen {
@@ -190,11 +199,57 @@ pub struct LastPass {
     /// Why it failed.
     #[serde(default)]
     pub error: Option<String>,
+    /// Pages committed.
+    #[serde(default)]
+    pub pages: u64,
+    /// Records new to the store.
+    #[serde(default)]
+    pub new: u64,
+    /// Records that replaced an earlier version.
+    #[serde(default)]
+    pub replaced: u64,
+    /// Records equal to the stored version.
+    #[serde(default)]
+    pub unchanged: u64,
+    /// Records marked gone (full passes).
+    #[serde(default)]
+    pub gone: u64,
 }
 
 const LAST_PASS_PREFIX: &str = "sync/last_pass/";
 
 impl LastPass {
+    /// How a pass ended, now: its state and counts, or its error.
+    pub fn of(result: &Result<SyncReport, SyncError>) -> LastPass {
+        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        match result {
+            Ok(r) => LastPass {
+                state: r.state,
+                at,
+                unreadable: r.outcome.unreadable,
+                problems: r.outcome.problems.clone(),
+                error: None,
+                pages: r.outcome.pages,
+                new: r.outcome.committed.inserted,
+                replaced: r.outcome.committed.replaced,
+                unchanged: r.outcome.committed.unchanged,
+                gone: r.gone,
+            },
+            Err(e) => LastPass {
+                state: PassState::Failed,
+                at,
+                unreadable: 0,
+                problems: Vec::new(),
+                error: Some(e.to_string()),
+                pages: 0,
+                new: 0,
+                replaced: 0,
+                unchanged: 0,
+                gone: 0,
+            },
+        }
+    }
+
     /// Keep `pass` as `connector`'s last pass.
     pub fn save(store: &Store, connector: &str, pass: &LastPass) -> Result<(), StoreError> {
         let json = serde_json::to_vec(pass).unwrap_or_default();
@@ -312,22 +367,7 @@ pub async fn sync_one_observed<'a>(
 ) -> Result<SyncReport, SyncError> {
     let name = connector.name().to_string();
     let result = pass(store, connector, mode, cancel, limits, progress).await;
-    let last = match &result {
-        Ok(r) => LastPass {
-            state: r.state,
-            at: chrono::Utc::now().to_rfc3339(),
-            unreadable: r.outcome.unreadable,
-            problems: r.outcome.problems.clone(),
-            error: None,
-        },
-        Err(e) => LastPass {
-            state: PassState::Failed,
-            at: chrono::Utc::now().to_rfc3339(),
-            unreadable: 0,
-            problems: Vec::new(),
-            error: Some(e.to_string()),
-        },
-    };
+    let last = LastPass::of(&result);
     blocking(|| LastPass::save(store, &name, &last))?;
     result
 }

@@ -3,9 +3,7 @@
 //! SMTP server (mailin-embedded) on loopback.
 
 use crate::common::*;
-use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -134,6 +132,11 @@ pub(crate) struct Daemon {
 
 impl Daemon {
     pub(crate) fn start(dir: &Path, config: &Path) -> Daemon {
+        Self::start_with_env(dir, config, &[])
+    }
+
+    /// [`Daemon::start`] with these environment variables set.
+    pub(crate) fn start_with_env(dir: &Path, config: &Path, env: &[(&str, &Path)]) -> Daemon {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -144,6 +147,7 @@ impl Daemon {
             .arg(config)
             .arg("run")
             .env("RUST_LOG", "info")
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -212,7 +216,8 @@ impl Drop for Daemon {
     }
 }
 
-/// One HTTP/1.1 request over the admin socket: (status, body).
+/// One request over the admin socket: (status, body), through the CLI's
+/// own admin client (status 0 when nothing answers).
 pub(crate) fn admin(
     socket: &Path,
     method: &str,
@@ -220,36 +225,7 @@ pub(crate) fn admin(
     headers: &[(&str, &str)],
     body: &str,
 ) -> (u16, String) {
-    let Ok(mut s) = UnixStream::connect(socket) else {
-        return (0, String::new());
-    };
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: secmetrics\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    // A server refusing an oversize body may answer and close before it has
-    // read it all: a failed write still leaves its answer to read.
-    if s.write_all(req.as_bytes()).is_ok() {
-        let _ = s.write_all(body.as_bytes());
-    }
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
+    secmetrics::cli::admin_client::request(socket, method, path, headers, body)
 }
 
 pub(crate) struct Setup {

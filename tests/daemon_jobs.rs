@@ -171,3 +171,111 @@ webhook_url = "http://127.0.0.1:{}/services/T/B/X"
     assert_eq!(code, Some(0));
     assert_eq!(slack.count(), 1);
 }
+
+#[test]
+fn with_store_path_unset_the_cli_asks_the_daemon_for_its_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    // As under systemd: the daemon learns its store from $STATE_DIRECTORY;
+    // a shell (another HOME, no STATE_DIRECTORY) does not.
+    let state = dir.path().join("state");
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let file = data("golden/estate-small.ndjson");
+    let o = run(&state, &["import", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let local = run(
+        &state,
+        &["report", "--period", "2026-10", "--format", "json"],
+    );
+    assert!(local.status.success(), "{}", stderr(&local));
+    let config = dir.path().join("secmetrics.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[admin]\nsocket = \"{d}/admin.sock\"\n[daemon]\nsync_schedule = \"0 0 0 1 1 *\"\n"
+        ),
+    )
+    .unwrap();
+    let daemon = Daemon::start_with_env(dir.path(), &config, &[("STATE_DIRECTORY", &state)]);
+    let cli = |args: &[&str]| {
+        bin()
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env("HOME", &home)
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("STATE_DIRECTORY")
+            .output()
+            .unwrap()
+    };
+    let o = cli(&["status", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let st: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(st["store"], state.display().to_string(), "{st}");
+    assert_eq!(st["records"]["finding"], 120, "{st}");
+    assert_eq!(st["records"]["asset"], 12, "{st}");
+    assert!(st["daemon"]["socket"].is_string(), "{st}");
+    let o = cli(&["status"]);
+    let text = stdout(&o);
+    assert!(text.starts_with("daemon       running ("), "{text}");
+    assert!(
+        text.contains(&format!("store        {} (", state.display())),
+        "{text}"
+    );
+    // The report is the daemon's, figure for figure the same.
+    let o = cli(&["report", "--period", "2026-10", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), stdout(&local));
+    let o = cli(&[
+        "report",
+        "--period",
+        "2026-10",
+        "--format",
+        "json",
+        "--as-sent",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("no snapshot kept for 2026-10"),
+        "{}",
+        stderr(&o)
+    );
+    let o = cli(&[
+        "report",
+        "--period",
+        "2026-10",
+        "--snapshot",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("kept the pack for 2026-10 as sent"),
+        "{}",
+        stderr(&o)
+    );
+    let o = cli(&[
+        "report",
+        "--period",
+        "2026-10",
+        "--format",
+        "json",
+        "--as-sent",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = cli(&["report", "--period", "2026-13"]);
+    assert_eq!(o.status.code(), Some(2));
+    // `check` names the store the daemon holds.
+    let o = cli(&["check"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains(&format!("store: {} (held by the daemon", state.display())),
+        "{}",
+        stdout(&o)
+    );
+    // No empty store was made in the shell user's home.
+    assert!(!home.join(".local").exists());
+    let (code, _) = daemon.terminate();
+    assert_eq!(code, Some(0));
+}

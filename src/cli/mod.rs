@@ -1,7 +1,7 @@
 //! The command line: global options, one module per command, and the
 //! context (configuration, store location) the commands share.
 
-mod admin_client;
+pub mod admin_client;
 mod check;
 mod demo;
 mod digest;
@@ -65,6 +65,10 @@ pub struct Context {
     pub config_path: Option<PathBuf>,
     /// The store directory.
     pub store_path: PathBuf,
+    /// The store was named (`--data-dir` or `store.path`), not defaulted:
+    /// a daemon answering on the socket is asked only when it holds that
+    /// one.
+    pub store_given: bool,
 }
 
 impl Context {
@@ -94,6 +98,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     crate::logging::init(&config.log);
     let ctx = Context {
         store_path: config.store_path(cli.data_dir.as_deref()),
+        store_given: cli.data_dir.is_some() || config.store.path.is_some(),
         config,
         config_path: cli.config,
     };

@@ -293,7 +293,8 @@ pub enum SmtpTls {
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     /// Store directory (created with mode 0700). Default: `$STATE_DIRECTORY`
-    /// under systemd, else `$XDG_DATA_HOME/secmetrics`, else
+    /// under systemd, else `/var/lib/secmetrics` when it exists (the
+    /// installed service's store), else `$XDG_DATA_HOME/secmetrics`, else
     /// `~/.local/share/secmetrics`. `--data-dir` overrides it.
     pub path: Option<PathBuf>,
 }
@@ -535,8 +536,23 @@ pub fn connector_token(c: &ConnectorSettings) -> Result<Option<SecretString>, Co
     )?)
 }
 
+/// The store directory of the shipped systemd unit (`StateDirectory=secmetrics`).
+pub const SYSTEMD_STATE_DIR: &str = "/var/lib/secmetrics";
+
 fn default_store_path() -> PathBuf {
-    if let Some(dir) = std::env::var_os("STATE_DIRECTORY") {
+    default_store_path_with(|k| std::env::var_os(k), Path::new(SYSTEMD_STATE_DIR))
+}
+
+/// The default store directory, reading the environment through `env`:
+/// `$STATE_DIRECTORY` (the daemon under systemd), else `service_dir` when
+/// it exists (the installed service's store, so `status` or `report` from
+/// a shell reads the store the daemon writes rather than creating an empty
+/// one), else `$XDG_DATA_HOME/secmetrics`, else `~/.local/share/secmetrics`.
+pub fn default_store_path_with(
+    env: impl Fn(&str) -> Option<std::ffi::OsString>,
+    service_dir: &Path,
+) -> PathBuf {
+    if let Some(dir) = env("STATE_DIRECTORY") {
         // systemd may pass several, colon-separated; the first is ours.
         let dir = dir
             .to_string_lossy()
@@ -548,10 +564,15 @@ fn default_store_path() -> PathBuf {
             return PathBuf::from(dir);
         }
     }
-    if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+    // `symlink_metadata`: with DynamicUser the path is a link into
+    // /var/lib/private, which only root may enter.
+    if std::fs::symlink_metadata(service_dir).is_ok() {
+        return service_dir.to_path_buf();
+    }
+    if let Some(d) = env("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
         return PathBuf::from(d).join("secmetrics");
     }
-    if let Some(h) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+    if let Some(h) = env("HOME").filter(|h| !h.is_empty()) {
         return PathBuf::from(h).join(".local/share/secmetrics");
     }
     PathBuf::from("secmetrics-data")
@@ -580,6 +601,33 @@ mod tests {
         let p = dir.path().join("c.toml");
         std::fs::write(&p, text).unwrap();
         Config::load(Some(&p))
+    }
+
+    #[test]
+    fn the_default_store_is_the_service_one_when_it_is_installed() {
+        let dir = tempfile::tempdir().unwrap();
+        let service = dir.path().join("var-lib-secmetrics");
+        let env = |state: Option<&str>| {
+            let state = state.map(std::ffi::OsString::from);
+            move |k: &str| match k {
+                "STATE_DIRECTORY" => state.clone(),
+                "HOME" => Some("/home/op".into()),
+                _ => None,
+            }
+        };
+        // Not installed: the user's own data directory.
+        assert_eq!(
+            default_store_path_with(env(None), &service),
+            PathBuf::from("/home/op/.local/share/secmetrics")
+        );
+        // Installed (the path may be a link into /var/lib/private).
+        std::os::unix::fs::symlink(dir.path().join("private"), &service).unwrap();
+        assert_eq!(default_store_path_with(env(None), &service), service);
+        // The daemon under systemd: what systemd says.
+        assert_eq!(
+            default_store_path_with(env(Some("/var/lib/x:/var/lib/y")), &service),
+            PathBuf::from("/var/lib/x")
+        );
     }
 
     #[test]

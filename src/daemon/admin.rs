@@ -122,8 +122,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/api/v1/status", get(status))
         .route("/api/v1/kpis", get(kpis))
         .route("/report", get(html_report))
+        .route("/api/v1/report", get(report_answer).post(report_answer))
         .route("/api/v1/resync", post(resync))
         .route("/api/v1/resync/{id}", get(resync_status))
         .route("/api/v1/digests/{name}", post(digest_now))
@@ -184,6 +186,33 @@ async fn readyz(State(s): State<Arc<Shared>>) -> Response {
         })),
     )
         .into_response()
+}
+
+/// The store's status document (as `secmetrics status --json` prints it)
+/// plus what only the running daemon knows: its connectors' passes since
+/// start and the digests it holds.
+async fn status(State(s): State<Arc<Shared>>) -> Response {
+    let shared = s.clone();
+    let doc = tokio::task::spawn_blocking(move || crate::status::collect(&shared.store)).await;
+    let mut doc = match doc {
+        Ok(Ok(d)) => d,
+        Ok(Err(e)) => return error(StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}")),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let syncs = s.syncs.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let held: Vec<super::DueDigest> = s
+        .due_digests
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .values()
+        .cloned()
+        .collect();
+    doc["daemon"] = json!({
+        "socket": s.config.admin.socket,
+        "connectors": syncs,
+        "digests_held": held,
+    });
+    Json(doc).into_response()
 }
 
 async fn metrics(State(s): State<Arc<Shared>>) -> Response {
@@ -252,6 +281,37 @@ async fn html_report(State(s): State<Arc<Shared>>, Query(q): Query<PeriodQuery>)
         )
             .into_response(),
         Err(r) => r,
+    }
+}
+
+/// A report as `secmetrics report` asks for it (the same code answers it
+/// there when no daemon runs); `snapshot` only with POST.
+async fn report_answer(
+    State(s): State<Arc<Shared>>,
+    method: axum::http::Method,
+    Query(q): Query<crate::report::request::ReportRequest>,
+) -> Response {
+    if q.snapshot && method != axum::http::Method::POST {
+        return error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "keeping a snapshot writes the store: use POST",
+        );
+    }
+    let result =
+        tokio::task::spawn_blocking(move || q.answer(&s.store, &s.config.kpi, Utc::now())).await;
+    match result {
+        Ok(Ok(answer)) => Json(answer).into_response(),
+        Ok(Err(e))
+            if e.downcast_ref::<crate::report::request::NotFound>()
+                .is_some() =>
+        {
+            error(StatusCode::NOT_FOUND, format!("{e:#}"))
+        }
+        Ok(Err(e)) if e.downcast_ref::<crate::store::StoreError>().is_some() => {
+            error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"))
+        }
+        Ok(Err(e)) => error(StatusCode::BAD_REQUEST, format!("{e:#}")),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 

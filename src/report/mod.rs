@@ -1,11 +1,13 @@
 //! Renderings of one [`KpiPack`]: JSON (the contract), an aligned terminal
 //! table, a Markdown wiki page and a self-contained HTML page with charts.
 //! Renderings only read the pack; they compute nothing the engine did not.
+//! [`request`] answers a report as asked for (period, format, as sent).
 
 pub mod charts;
 pub mod html;
 pub mod json;
 pub mod markdown;
+pub mod request;
 pub mod text;
 
 use crate::kpi::{Direction, Figure, KpiId, KpiPack, TargetStatus, Trend};

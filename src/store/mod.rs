@@ -25,6 +25,13 @@ pub enum StoreError {
          `secmetrics digest NAME`, or its admin API (GET /api/v1/kpis, GET /report)"
     )]
     Locked(PathBuf),
+    /// The store directory is on a read-only file system.
+    #[error(
+        "the store at {0} is on a read-only file system; under systemd \
+         (ProtectSystem=strict) a store outside /var/lib/secmetrics needs \
+         `ReadWritePaths={0}` in a drop-in (`systemctl edit secmetrics`)"
+    )]
+    ReadOnly(PathBuf),
     /// The store directory cannot be created or opened.
     #[error("cannot open the store at {path}: {source}")]
     Open {
@@ -131,20 +138,14 @@ const META_LAST_IMPORT: &[u8] = b"last_import";
 impl Store {
     /// Open (or create) the store in `path`, a directory private to the user.
     pub fn open(path: &Path) -> Result<Store> {
-        create_private_dir(path).map_err(|source| StoreError::Open {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        create_private_dir(path).map_err(|source| open_error(path, source))?;
         let db = sled::Config::new()
             .path(path.join("db"))
             .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(|e| match e {
                 sled::Error::Io(io) if is_lock_error(&io) => StoreError::Locked(path.to_path_buf()),
-                sled::Error::Io(io) => StoreError::Open {
-                    path: path.to_path_buf(),
-                    source: io,
-                },
+                sled::Error::Io(io) => open_error(path, io),
                 other => StoreError::Sled(other),
             })?;
         Ok(Store {
@@ -544,6 +545,20 @@ fn tx_error(e: TransactionError<StoreError>) -> StoreError {
     }
 }
 
+/// EROFS: the file system is mounted read-only.
+const EROFS: i32 = 30;
+
+fn open_error(path: &Path, source: std::io::Error) -> StoreError {
+    if source.raw_os_error() == Some(EROFS) {
+        StoreError::ReadOnly(path.to_path_buf())
+    } else {
+        StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
 fn is_lock_error(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("could not acquire lock")
 }
@@ -566,4 +581,25 @@ fn create_private_dir(path: &Path) -> std::io::Result<()> {
 /// Microseconds since the epoch as RFC 3339 text.
 pub fn time_text(us: i64) -> String {
     codec::time(us).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_only_file_system_is_named_with_the_systemd_fix() {
+        let e = open_error(
+            Path::new("/srv/secmetrics"),
+            std::io::Error::from_raw_os_error(EROFS),
+        );
+        assert_eq!(
+            e.to_string(),
+            "the store at /srv/secmetrics is on a read-only file system; under systemd \
+             (ProtectSystem=strict) a store outside /var/lib/secmetrics needs \
+             `ReadWritePaths=/srv/secmetrics` in a drop-in (`systemctl edit secmetrics`)"
+        );
+        let e = open_error(Path::new("/x"), std::io::Error::from_raw_os_error(13));
+        assert!(matches!(e, StoreError::Open { .. }), "{e}");
+    }
 }
