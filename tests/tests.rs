@@ -10,3 +10,4 @@ mod import;
 mod kpi_golden;
 mod report_render;
 mod sync;
+mod systemd_unit;
