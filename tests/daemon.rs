@@ -619,6 +619,11 @@ fn push_endpoint_checks_the_token_and_size_and_keeps_good_lines() {
     assert!(big.len() > 4096);
     let (code, _) = admin(&d.socket(), "POST", "/api/v1/records", &auth, &big);
     assert_eq!(code, 413);
+    // Any other request body is capped by admin.max_request_bytes (64 KiB).
+    let huge = format!("{{\"connector\":\"{}\"}}", "x".repeat(100_000));
+    let json = [("content-type", "application/json")];
+    let (code, body) = admin(&d.socket(), "POST", "/api/v1/resync", &json, &huge);
+    assert_eq!(code, 413, "{body}");
     let body = format!(
         "{good}\n{{\"kind\":\"release\",\"id\":\"r2\",\"asset\":\"app\",\"at\":\"2026-11-02T10:00:00\",\"gate\":\"passed\"}}\n{}\n",
         good.replace("r1", "r3")

@@ -38,7 +38,9 @@ fn the_unit_names_only_what_the_install_creates() {
     assert!(readme().contains("install -d -m 0700 /etc/secmetrics/credentials"));
     // The configuration's `[log] level` is not overridden.
     assert!(
-        settings("Environment").iter().all(|e| !e.contains("RUST_LOG")),
+        settings("Environment")
+            .iter()
+            .all(|e| !e.contains("RUST_LOG")),
         "{:?}",
         settings("Environment")
     );
@@ -72,5 +74,8 @@ fn the_sandbox_exposure_is_at_most_1_5() {
     };
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{out}{}", stderr(&o));
-    assert!(out.contains("Overall exposure level for secmetrics.service: 1."), "{out}");
+    assert!(
+        out.contains("Overall exposure level for secmetrics.service: 1."),
+        "{out}"
+    );
 }

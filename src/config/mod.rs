@@ -236,6 +236,17 @@ pub struct SlackConfig {
     /// a request sent without an answer in time is unconfirmed.
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
+    /// Largest answer read from Slack, in bytes (its answers are a few
+    /// hundred); a longer one is cut off there. Default 1 MiB.
+    #[serde(default = "default_slack_max_answer")]
+    pub max_answer_bytes: usize,
+}
+
+/// Default of `slack.max_answer_bytes`: 1 MiB.
+pub const DEFAULT_SLACK_MAX_ANSWER_BYTES: usize = 1024 * 1024;
+
+fn default_slack_max_answer() -> usize {
+    DEFAULT_SLACK_MAX_ANSWER_BYTES
 }
 
 fn default_slack_api() -> String {
@@ -359,6 +370,14 @@ pub struct AdminConfig {
     /// Largest accepted push body in bytes.
     #[serde(default = "default_push_max")]
     pub push_max_bytes: u64,
+    /// Largest accepted body of any other admin request (a resync request
+    /// is a few bytes), in bytes. Default 64 KiB.
+    #[serde(default = "default_request_max")]
+    pub max_request_bytes: usize,
+}
+
+fn default_request_max() -> usize {
+    64 * 1024
 }
 
 impl Default for AdminConfig {
@@ -370,6 +389,7 @@ impl Default for AdminConfig {
             push_token_file: None,
             push_token_env: None,
             push_max_bytes: default_push_max(),
+            max_request_bytes: default_request_max(),
         }
     }
 }

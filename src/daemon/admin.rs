@@ -131,6 +131,11 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/digests/{name}", post(digest_now))
         .route("/api/v1/digests/{name}/preview", get(digest_preview))
         .route("/api/v1/records", post(push_records))
+        // Bodies read by extractors (a resync request); the push reads its
+        // own, up to `admin.push_max_bytes`.
+        .layer(axum::extract::DefaultBodyLimit::max(
+            shared.config.admin.max_request_bytes,
+        ))
         .with_state(shared)
 }
 

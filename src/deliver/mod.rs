@@ -537,12 +537,27 @@ async fn attempt_slack(
         let body: serde_json::Value =
             serde_json::from_str(message).context("stored Slack message is not JSON")?;
         let target = channels.slack_target(channel.as_deref())?;
-        let ts = slack::post(&channels.http, &target, &body, thread_ts.as_deref())
-            .await
-            .map_err(|e| match e.retry_after() {
-                Some(d) => anyhow::Error::new(RetryAfter(d.as_secs_f64())).context(e.to_string()),
-                None => anyhow::Error::new(e),
-            })?;
+        let max_answer = channels
+            .config
+            .slack
+            .as_ref()
+            .map_or(DEFAULT_SLACK_MAX_ANSWER, |s| s.max_answer_bytes);
+        // A pause Slack asks for is kept within `daemon.retry_max_secs`.
+        let max_wait = channels.config.daemon.retry_max_secs as f64;
+        let ts = slack::post(
+            &channels.http,
+            &target,
+            &body,
+            thread_ts.as_deref(),
+            max_answer,
+        )
+        .await
+        .map_err(|e| match e.retry_after() {
+            Some(d) => {
+                anyhow::Error::new(RetryAfter(d.as_secs_f64().min(max_wait))).context(e.to_string())
+            }
+            None => anyhow::Error::new(e),
+        })?;
         let Payload::Slack {
             messages,
             delivered,
@@ -611,6 +626,9 @@ fn is_unconfirmed(e: &anyhow::Error) -> bool {
                 .is_some_and(email::EmailError::is_unconfirmed)
     })
 }
+
+/// Default of `slack.max_answer_bytes`.
+const DEFAULT_SLACK_MAX_ANSWER: usize = crate::config::DEFAULT_SLACK_MAX_ANSWER_BYTES;
 
 /// Slack asked for a pause of this many seconds.
 #[derive(Debug, thiserror::Error)]
@@ -684,6 +702,60 @@ mod tests {
 
     fn t(s: &str) -> Time {
         s.parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_huge_retry_after_from_slack_waits_at_most_retry_max_secs() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new().fallback(|| async {
+            (
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", "18446744073709551615")],
+                "slow down",
+            )
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let mut config = Config::default();
+        config.daemon.retry_max_secs = 120;
+        config.slack = Some(
+            serde_json::from_value(
+                serde_json::json!({ "webhook_url": format!("http://{addr}/x") }),
+            )
+            .unwrap(),
+        );
+        let secrets = config.secrets().unwrap();
+        let channels = Channels {
+            http: slack::client(std::time::Duration::from_secs(5)).unwrap(),
+            config: &config,
+            secrets: &secrets,
+        };
+        let mut entry = Entry {
+            digest: "monthly".into(),
+            period: "2026-10".into(),
+            channel: "slack".into(),
+            payload: Payload::Slack {
+                messages: vec![r#"{"text":"t"}"#.into()],
+                delivered: 0,
+                thread_ts: None,
+                channel: None,
+            },
+            state: State::Pending,
+            attempts: 1,
+            next_attempt_us: 0,
+            last_error: None,
+            created_us: 0,
+            sent_us: None,
+        };
+        match attempt(&store, &channels, &mut entry).await {
+            Attempt::Retry(wait, error) => {
+                assert_eq!(wait, 120.0, "{error}");
+                assert!(error.contains("rate limited (429)"), "{error}");
+            }
+            _ => panic!("not a retry"),
+        }
     }
 
     #[test]
