@@ -106,7 +106,12 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Import(args) => import::run(&ctx, args),
         Command::Status(args) => status::run(&ctx, args),
         Command::Report(args) => report::run(&ctx, args),
-        Command::Demo(args) => demo::run(&ctx.config.kpi, args),
+        // Without a configuration of its own, the demo runs with the
+        // shipped demo configuration (owners, targets, maturity).
+        Command::Demo(args) => match ctx.config_path {
+            Some(_) => demo::run(&ctx.config.kpi, args),
+            None => demo::run(&Config::demo().kpi, args),
+        },
         Command::Sync(args) => sync::run(&ctx, args),
         Command::Run => run::run(ctx),
         Command::Resync(args) => resync::run(&ctx, args),

@@ -52,6 +52,9 @@ pub struct Config {
     pub sync: SyncConfig,
 }
 
+/// The offline demo's configuration (owners, targets, maturity).
+pub const DEMO_CONFIG: &str = include_str!("../../config/demo.toml");
+
 /// Default of `sync.max_pass_secs`: one hour.
 pub const DEFAULT_MAX_PASS_SECS: u64 = 3600;
 
@@ -464,6 +467,28 @@ impl Config {
         Ok(config)
     }
 
+    /// The configuration in `text` (TOML) named `name` in errors, with no
+    /// environment overrides: a configuration shipped with the binary.
+    pub fn from_toml(text: &str, name: &str) -> Result<Config, ConfigError> {
+        let raw = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()
+            .map_err(|e| ConfigError::Invalid(format!("{name}: {e}")))?;
+        let config = raw
+            .try_deserialize::<Config>()
+            .map_err(|e| ConfigError::Invalid(format!("{name}: {e}")))?;
+        config
+            .validate()
+            .map_err(|e| ConfigError::Invalid(format!("{name}: {e}")))?;
+        Ok(config)
+    }
+
+    /// The offline demo's configuration (`config/demo.toml`, built in).
+    pub fn demo() -> Config {
+        // Parsed by a test: it cannot fail in a build that passed them.
+        Config::from_toml(DEMO_CONFIG, "config/demo.toml").expect("config/demo.toml parses")
+    }
+
     /// Checks serde cannot express: connector names are unique and usable
     /// as the `source` of records.
     fn validate(&self) -> Result<(), String> {
@@ -657,6 +682,17 @@ mod tests {
         assert_eq!(cfg.admin.push_max_bytes, 16 * 1024 * 1024);
         // The example shows the KPI defaults, not other values.
         assert_eq!(cfg.kpi, crate::kpi::KpiConfig::default());
+    }
+
+    #[test]
+    fn the_demo_configuration_gives_every_kpi_an_owner_and_a_target() {
+        let cfg = Config::demo();
+        assert_eq!(cfg.kpi.maturity, crate::kpi::Maturity::Mature);
+        for id in crate::kpi::KpiId::MONTHLY_PACK {
+            let k = cfg.kpi.kpis.get(id);
+            assert!(k.owner.is_some(), "{}", id.as_str());
+            assert!(k.target.is_some(), "{}", id.as_str());
+        }
     }
 
     #[test]
