@@ -43,6 +43,10 @@ pub fn collect(store: &Store) -> Result<Value, StoreError> {
         "outbox_depth": outbox::depth_of(&summaries),
         "outbox": outbox::counts_of(&summaries),
         "outbox_undelivered": outbox::undelivered_of(&summaries),
+        "digests": crate::deliver::last_fires(store)?
+            .into_iter()
+            .map(|(name, at)| (name, json!({"last_fire": seconds(at)})))
+            .collect::<BTreeMap<_, _>>(),
         "connectors": names.iter().map(|name| {
             let c = status.cursors.get(*name).cloned().unwrap_or_default();
             ((*name).clone(), json!({

@@ -316,8 +316,12 @@ to = ["ciso@example.test"]
     d.wait_until("Slack and SMTP received the digest", 40, || {
         slack.count() >= 1 && !mails.lock().unwrap().is_empty()
     });
-    // Three more schedule fires: nothing is sent again for the same period.
-    std::thread::sleep(Duration::from_secs(6));
+    // Three more schedule fires (each recorded as handled): nothing is
+    // sent again for the same period.
+    let first = last_fire(&d, "monthly").expect("the fire is recorded");
+    d.wait_until("three more fires were handled", 30, || {
+        last_fire(&d, "monthly").is_some_and(|t| t >= first + chrono::Duration::seconds(6))
+    });
     assert_eq!(slack.count(), 1, "{:?}", slack.requests());
     assert_eq!(mails.lock().unwrap().len(), 1);
     let (code, _) = d.terminate();
@@ -395,7 +399,10 @@ webhook_url = "http://127.0.0.1:{}/services/T/B/X"
     import_small(&s);
     let d = Daemon::start(s.dir.path(), &s.config);
     d.wait_until("the fourth attempt", 40, || slack.count() >= 4);
-    std::thread::sleep(Duration::from_secs(5));
+    // Delivered: the entry is done, nothing can send it again.
+    d.wait_until("the outbox says sent", 30, || {
+        readyz(&d)["outbox"]["sent"] == 1
+    });
     assert_eq!(slack.count(), 4, "{:?}", slack.requests());
     let r = slack.requests();
     assert_eq!(r[0].1, r[3].1, "the retry sends the same rendered message");
@@ -405,10 +412,17 @@ webhook_url = "http://127.0.0.1:{}/services/T/B/X"
 
 #[test]
 fn killed_between_render_and_send_then_restarted_delivers_once() {
-    // Reserve a port where nothing answers yet: sends fail after rendering.
-    let reserved = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = reserved.local_addr().unwrap().port();
-    drop(reserved);
+    // Slack refuses for now (503, retried) until the test lets it answer;
+    // one server on one port for both runs.
+    let open = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let o = open.clone();
+    let slack = FakeHttp::start(Arc::new(move |_, _| {
+        if o.load(std::sync::atomic::Ordering::SeqCst) {
+            (200, vec![], "ok".into(), 0)
+        } else {
+            (503, vec![], "service_unavailable".into(), 0)
+        }
+    }));
     let s = setup(&format!(
         r#"
 [[digests]]
@@ -417,14 +431,14 @@ schedule = "*/2 * * * * *"
 channels = ["slack"]
 
 [slack]
-webhook_url = "http://127.0.0.1:{port}/services/T/B/X"
-"#
+webhook_url = "http://127.0.0.1:{}/services/T/B/X"
+"#,
+        slack.port
     ));
     import_small(&s);
     let d = Daemon::start(s.dir.path(), &s.config);
     d.wait_until("the digest is in the outbox", 30, || {
-        let (_, body) = admin(&d.socket(), "GET", "/readyz", &[], "");
-        body.contains("\"outbox_depth\":1")
+        readyz(&d)["outbox_depth"] == 1
     });
     // Kill between attempts (right after a failed one), not during one: an
     // entry killed mid-attempt is left unconfirmed, never re-sent.
@@ -433,13 +447,18 @@ webhook_url = "http://127.0.0.1:{port}/services/T/B/X"
         e["state"] == "pending" && e["attempts"].as_u64() >= Some(1)
     });
     d.kill9();
-    let slack = FakeHttp::start_on(TcpListener::bind(("127.0.0.1", port)).unwrap(), slack_ok());
+    let refused = slack.count();
+    open.store(true, std::sync::atomic::Ordering::SeqCst);
     let d = Daemon::start(s.dir.path(), &s.config);
-    d.wait_until("the digest is delivered", 30, || slack.count() >= 1);
-    std::thread::sleep(Duration::from_secs(5));
-    assert_eq!(slack.count(), 1);
-    let (_, body) = admin(&d.socket(), "GET", "/readyz", &[], "");
-    assert!(body.contains("\"outbox_depth\":0"), "{body}");
+    d.wait_until("the digest is delivered", 30, || {
+        readyz(&d)["outbox"]["sent"] == 1
+    });
+    assert_eq!(
+        slack.count(),
+        refused + 1,
+        "delivered once after the restart"
+    );
+    assert_eq!(readyz(&d)["outbox_depth"], 0);
     d.terminate();
 }
 
@@ -699,7 +718,15 @@ api_base = "http://127.0.0.1:{}/api"
         "{log}"
     );
     assert!(!log.contains("xoxb-test-token"), "{log}");
-    std::thread::sleep(Duration::from_millis(2500));
+    // The retry waits for its backoff: run again once the entry is due.
+    let store = s.dir.path().join("store");
+    let due = status(&store)["outbox_undelivered"][0]["next_attempt"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .expect("a pending entry has its next attempt");
+    while chrono::Utc::now() < due {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let o = digest();
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     assert!(stdout(&o).contains("was queued before"), "{}", stdout(&o));
@@ -765,7 +792,10 @@ api_base = "http://127.0.0.1:{}/api"
         stdout(&o)
     );
     assert!(stderr(&o).contains("not retried"), "{}", stderr(&o));
-    std::thread::sleep(Duration::from_millis(1500));
+    // Failed for good: no next attempt, so no later run sends it.
+    let entry = status(&s.dir.path().join("store"))["outbox_undelivered"][0].clone();
+    assert_eq!(entry["state"], "failed", "{entry}");
+    assert_eq!(entry["next_attempt"], serde_json::Value::Null, "{entry}");
     let o = digest();
     assert!(
         stdout(&o).contains("sent 0, failed 0, waiting in the outbox 0"),
@@ -793,9 +823,13 @@ webhook_url = "http://127.0.0.1:{}/services/T/B/X"
         slack.port
     ));
     import_small(&s);
-    // First start: nothing was missed, nothing is sent.
+    // First start: nothing was missed, nothing is queued (a queued fire is
+    // recorded in the same write as its outbox entry).
     let d = Daemon::start(s.dir.path(), &s.config);
-    std::thread::sleep(Duration::from_secs(2));
+    d.wait_until("the first start is recorded", 30, || {
+        last_fire(&d, "monthly").is_some()
+    });
+    assert_eq!(readyz(&d)["outbox"], serde_json::json!({}));
     assert_eq!(slack.count(), 0);
     d.terminate();
     // Pretend the daemon was down across the last fire time: its record
@@ -814,7 +848,10 @@ webhook_url = "http://127.0.0.1:{}/services/T/B/X"
     d.wait_until("the missed digest arrives", 30, || slack.count() >= 1);
     d.terminate();
     let d = Daemon::start(s.dir.path(), &s.config);
-    std::thread::sleep(Duration::from_secs(2));
+    d.wait_until("the scheduler has caught up", 30, || {
+        d.log().matches("scheduler running").count() == 3
+    });
+    assert_eq!(readyz(&d)["outbox"], serde_json::json!({"sent": 1}));
     d.terminate();
     assert_eq!(slack.count(), 1, "sent twice");
     // The period is the one of the missed fire (08:00 on the 1st of this
@@ -838,6 +875,14 @@ webhook_url = "http://127.0.0.1:{}/services/T/B/X"
         text.contains(&format!("Product security KPIs — {expected}")),
         "{text}"
     );
+}
+
+/// The last fire of `digest` the daemon recorded as handled.
+pub(crate) fn last_fire(d: &Daemon, digest: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let (_, body) = admin(&d.socket(), "GET", "/api/v1/status", &[], "");
+    let doc: serde_json::Value = serde_json::from_str(&body).ok()?;
+    let t = doc["digests"][digest]["last_fire"].as_str()?;
+    Some(chrono::DateTime::parse_from_rfc3339(t).ok()?.to_utc())
 }
 
 /// The daemon's `/readyz` answer.

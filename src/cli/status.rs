@@ -193,6 +193,13 @@ pub fn text(doc: &Value) -> String {
             t.render()
         );
     }
+    if let Some(fires) = doc["digests"].as_object().filter(|d| !d.is_empty()) {
+        let mut t = Table::new(&["digest", "last fire handled"]);
+        for (name, d) in fires {
+            t.row(vec![name.clone(), cell(&d["last_fire"])]);
+        }
+        let _ = write!(out, "\n{}", t.render());
+    }
     connectors_text(&mut out, doc, daemon);
     out
 }

@@ -725,6 +725,17 @@ pub async fn scheduler(shared: Arc<Shared>, mut stop: watch::Receiver<bool>, hoo
             }
         }
     }
+    tracing::info!(
+        digests = jobs
+            .iter()
+            .filter(|(j, _)| matches!(j, Job::Digest(_)))
+            .count(),
+        syncs = jobs
+            .iter()
+            .filter(|(j, _)| matches!(j, Job::Sync(_)))
+            .count(),
+        "scheduler running (missed digests caught up)"
+    );
     // Each due job starts as a task of its own and the loop goes on: a
     // sync waiting for the sync lock or running for an hour delays no
     // digest. The loop beats the heartbeat at least every period, which

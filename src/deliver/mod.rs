@@ -107,6 +107,22 @@ pub fn fire_key(digest: &str) -> String {
     format!("daemon/digest_fired/{digest}")
 }
 
+/// Every digest's last handled fire time, by digest name.
+pub fn last_fires(store: &Store) -> Result<Vec<(String, Time)>, crate::store::StoreError> {
+    let prefix = fire_key("");
+    Ok(store
+        .meta_with_prefix(&prefix)?
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let us = i64::from_be_bytes(v.as_slice().try_into().ok()?);
+            Some((
+                k[prefix.len()..].to_string(),
+                chrono::DateTime::from_timestamp_micros(us)?,
+            ))
+        })
+        .collect())
+}
+
 /// The last fire time of `digest` whose queueing was recorded.
 pub fn last_fire(store: &Store, digest: &str) -> Option<Time> {
     let bytes = store.meta(&fire_key(digest)).ok()??;

@@ -120,6 +120,9 @@ pub struct EntrySummary {
     pub attempts: u32,
     /// Error of the last failed attempt.
     pub last_error: Option<String>,
+    /// When a pending entry is tried next (RFC 3339); none for the others.
+    #[serde(default)]
+    pub next_attempt: Option<String>,
 }
 
 /// What the outbox keeps beside each entry, under the same key: all but
@@ -163,6 +166,10 @@ impl Summary {
             state: self.state.as_str().to_string(),
             attempts: self.attempts,
             last_error: self.last_error.clone(),
+            next_attempt: (self.state == State::Pending).then(|| {
+                crate::store::codec::time(self.next_attempt_us)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+            }),
         }
     }
 }
