@@ -139,8 +139,22 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-async fn healthz() -> &'static str {
-    "ok\n"
+/// How long the scheduler loop may go without a beat before `/healthz`
+/// says the daemon is not healthy (it beats at least once a second).
+pub const SCHEDULER_STALL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Healthy while the scheduler loop beats; 503 once it has stopped (the
+/// same sign that stops the systemd watchdog).
+pub(crate) async fn healthz(State(s): State<Arc<Shared>>) -> Response {
+    let age = s.heartbeat.age();
+    if age > SCHEDULER_STALL.max(s.heartbeat.period() * 4) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the scheduler loop has not run for {} s\n", age.as_secs()),
+        )
+            .into_response();
+    }
+    "ok\n".into_response()
 }
 
 async fn readyz(State(s): State<Arc<Shared>>) -> Response {

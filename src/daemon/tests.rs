@@ -112,6 +112,22 @@ channels = ["slack"]
     task.await.unwrap();
 }
 
+#[tokio::test(start_paused = true)]
+async fn healthz_fails_once_the_scheduler_loop_stops_beating() {
+    use axum::extract::State;
+    let dir = tempfile::tempdir().unwrap();
+    let (shared, _stop) = shared(dir.path(), "");
+    shared.heartbeat.beat();
+    let status = |r: axum::response::Response| r.status().as_u16();
+    assert_eq!(status(admin::healthz(State(shared.clone())).await), 200);
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    assert_eq!(status(admin::healthz(State(shared.clone())).await), 200);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(status(admin::healthz(State(shared.clone())).await), 503);
+    shared.heartbeat.beat();
+    assert_eq!(status(admin::healthz(State(shared.clone())).await), 200);
+}
+
 #[test]
 fn finished_resync_jobs_are_forgotten_beyond_the_last_hundred() {
     let dir = tempfile::tempdir().unwrap();
