@@ -18,5 +18,6 @@ pub mod kpi;
 pub mod logging;
 pub mod reconcile;
 pub mod report;
+pub mod status;
 pub mod store;
 pub mod sync;

@@ -37,9 +37,19 @@ pub struct StoreSink<'a> {
     progress: Option<Progress<'a>>,
     pages: u64,
     records: u64,
+    committed: Committed,
+    /// The one page committed after the pass was stopped.
+    stopped_page_written: bool,
     /// Findings already stored keep the earlier `opened_at`.
     keep_first_opened: bool,
 }
+
+/// What [`StoreSink`] answers a page offered once the pass was stopped
+/// (Ctrl-C, SIGTERM, the time bound) and the page in flight was written:
+/// the first page after the signal is finished, the next one is refused,
+/// whether or not the connector checks [`PageSink::cancelled`] between
+/// pages.
+pub const STOPPED: &str = "the pass was stopped; the page was not written";
 
 impl<'a> StoreSink<'a> {
     /// A sink writing `connector`'s pages into `store`; `track_seen` keeps
@@ -53,6 +63,8 @@ impl<'a> StoreSink<'a> {
             progress: None,
             pages: 0,
             records: 0,
+            committed: Committed::default(),
+            stopped_page_written: false,
             keep_first_opened: false,
         }
     }
@@ -93,6 +105,14 @@ impl<'a> StoreSink<'a> {
         page: Page,
         history: &[SourceHistory],
     ) -> Result<Committed, SinkError> {
+        if self.cancel.is_cancelled() {
+            // The page in flight when the stop came is written (a connector
+            // that stops commits what it fetched); any page after it is not.
+            if self.stopped_page_written {
+                return Err(SinkError(STOPPED.into()));
+            }
+            self.stopped_page_written = true;
+        }
         let outcome =
             blocking(|| self.write(&page, history)).map_err(|e| SinkError(e.to_string()))?;
         if let Some(seen) = &mut self.seen {
@@ -104,11 +124,13 @@ impl<'a> StoreSink<'a> {
             p(self.pages, self.records);
         }
         let t = outcome.total();
-        Ok(Committed {
+        let committed = Committed {
             inserted: t.new,
             replaced: t.replaced,
             unchanged: t.unchanged,
-        })
+        };
+        self.committed += committed;
+        Ok(committed)
     }
 }
 
@@ -184,11 +206,57 @@ pub struct LastPass {
     /// Why it failed.
     #[serde(default)]
     pub error: Option<String>,
+    /// Pages committed.
+    #[serde(default)]
+    pub pages: u64,
+    /// Records new to the store.
+    #[serde(default)]
+    pub new: u64,
+    /// Records that replaced an earlier version.
+    #[serde(default)]
+    pub replaced: u64,
+    /// Records equal to the stored version.
+    #[serde(default)]
+    pub unchanged: u64,
+    /// Records marked gone (full passes).
+    #[serde(default)]
+    pub gone: u64,
 }
 
 const LAST_PASS_PREFIX: &str = "sync/last_pass/";
 
 impl LastPass {
+    /// How a pass ended, now: its state and counts, or its error.
+    pub fn of(result: &Result<SyncReport, SyncError>) -> LastPass {
+        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        match result {
+            Ok(r) => LastPass {
+                state: r.state,
+                at,
+                unreadable: r.outcome.unreadable,
+                problems: r.outcome.problems.clone(),
+                error: None,
+                pages: r.outcome.pages,
+                new: r.outcome.committed.inserted,
+                replaced: r.outcome.committed.replaced,
+                unchanged: r.outcome.committed.unchanged,
+                gone: r.gone,
+            },
+            Err(e) => LastPass {
+                state: PassState::Failed,
+                at,
+                unreadable: 0,
+                problems: Vec::new(),
+                error: Some(e.to_string()),
+                pages: 0,
+                new: 0,
+                replaced: 0,
+                unchanged: 0,
+                gone: 0,
+            },
+        }
+    }
+
     /// Keep `pass` as `connector`'s last pass.
     pub fn save(store: &Store, connector: &str, pass: &LastPass) -> Result<(), StoreError> {
         let json = serde_json::to_vec(pass).unwrap_or_default();
@@ -306,22 +374,7 @@ pub async fn sync_one_observed<'a>(
 ) -> Result<SyncReport, SyncError> {
     let name = connector.name().to_string();
     let result = pass(store, connector, mode, cancel, limits, progress).await;
-    let last = match &result {
-        Ok(r) => LastPass {
-            state: r.state,
-            at: chrono::Utc::now().to_rfc3339(),
-            unreadable: r.outcome.unreadable,
-            problems: r.outcome.problems.clone(),
-            error: None,
-        },
-        Err(e) => LastPass {
-            state: PassState::Failed,
-            at: chrono::Utc::now().to_rfc3339(),
-            unreadable: 0,
-            problems: Vec::new(),
-            error: Some(e.to_string()),
-        },
-    };
+    let last = LastPass::of(&result);
     blocking(|| LastPass::save(store, &name, &last))?;
     result
 }
@@ -364,7 +417,7 @@ async fn pass<'a>(
     let mut sink = StoreSink::new(store, &name, mode == SyncMode::Full, pass_cancel.clone())
         .with_progress(progress)
         .keep_first_opened(connector.keeps_first_opened());
-    let result = with_cancel(pass_cancel, connector.sync(cursor, mode, &mut sink)).await;
+    let result = with_cancel(pass_cancel.clone(), connector.sync(cursor, mode, &mut sink)).await;
     watcher.abort();
     let timed_out = timed_out.load(std::sync::atomic::Ordering::Relaxed);
     let mut state: CursorState = blocking(|| store.cursor(&name))?.unwrap_or_default();
@@ -380,14 +433,27 @@ async fn pass<'a>(
             tracing::warn!(connector = %name, error = %e, "sync stopped");
             return Err(e);
         }
-        // Cancelled in a request of a connector that does not catch it:
-        // the same as stopping between pages.
+        // Cancelled in a request of a connector that does not catch it, or
+        // a page refused by the sink once stopped: the same as stopping
+        // between pages. What was committed stays (and is counted).
         Err(secmetrics_connectors::Error::Http(
             secmetrics_connectors::http::HttpError::Cancelled { .. },
         )) => SyncOutcome {
             interrupted: true,
+            pages: sink.pages,
+            committed: sink.committed,
             ..SyncOutcome::default()
         },
+        Err(secmetrics_connectors::Error::Sink(SinkError(m)))
+            if m == STOPPED && pass_cancel.is_cancelled() =>
+        {
+            SyncOutcome {
+                interrupted: true,
+                pages: sink.pages,
+                committed: sink.committed,
+                ..SyncOutcome::default()
+            }
+        }
         Ok(o) => o,
         Err(e) => {
             state.last_error = Some(e.to_string());

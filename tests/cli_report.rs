@@ -140,6 +140,12 @@ fn demo_prints_the_text_pack_and_writes_the_html_report() {
     let stdout = String::from_utf8(out.stdout).expect("utf-8");
     assert!(stdout.contains("Security KPI pack"));
     assert!(stdout.contains("HTML report"));
+    // The shipped demo configuration: every KPI has an owner and a target.
+    for noise in ["no owner", "has no owner", "no target"] {
+        assert!(!stdout.contains(noise), "{noise:?} in\n{stdout}");
+    }
+    assert!(stdout.contains("(owner: Security operations)"), "{stdout}");
+    assert!(stdout.contains("target (>="), "{stdout}");
     let html = std::fs::read_dir(dir.path())
         .expect("dir")
         .filter_map(Result::ok)

@@ -125,3 +125,95 @@ fn a_bad_jira_mapping_gives_one_line_naming_mapping_and_key() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("urgncy"), "{err}");
 }
+
+#[test]
+fn check_catches_what_run_or_delivery_would_trip_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let webhook = dir.path().join("webhook");
+    std::fs::write(
+        &webhook,
+        "hooks.slack.example/services/T0/B0/sekrit-webhook-path\n",
+    )
+    .unwrap();
+    let (code, err) = check(&format!(
+        r#"
+[admin]
+metrics_listen = "0.0.0.0:9477"
+
+[slack]
+webhook_url_file = "{}"
+
+[email]
+host = "127.0.0.1"
+from = "secmetrics at example.com"
+to = ["ciso@example.com", "not an address"]
+
+[[digests]]
+name = "monthly"
+schedule = "0 0 8 30 2 *"
+channels = ["slack", "email"]
+email_to = ["lead@@example.com"]
+"#,
+        webhook.display()
+    ));
+    assert_eq!(code, Some(1), "{err}");
+    let expect = [
+        "configuration error: `admin.metrics_listen` 0.0.0.0:9477 is not a loopback address",
+        "configuration error: `email.from`: \"secmetrics at example.com\" is not an email address",
+        "configuration error: `email.to`: \"not an address\" is not an email address",
+        "configuration error: digest `monthly`: schedule: cron expression \"0 0 8 30 2 *\" never fires",
+        "configuration error: `digests.monthly.email_to`: \"lead@@example.com\" is not an email address",
+        "configuration error: `slack.webhook_url` is not a URL",
+    ];
+    for e in expect {
+        assert!(
+            err.lines().any(|l| l.starts_with(e)),
+            "missing {e:?} in\n{err}"
+        );
+    }
+    assert_eq!(err.lines().count(), expect.len(), "{err}");
+    assert!(
+        !err.contains("sekrit"),
+        "the webhook URL is a secret: {err}"
+    );
+    assert!(!err.contains("ciso@example.com"), "{err}");
+}
+
+#[test]
+fn run_refuses_what_check_refuses_and_leaves_no_socket_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let config = dir.path().join("c.toml");
+    let socket = dir.path().join("admin.sock");
+    // A port in use: the start fails after validation.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    for listen in ["0.0.0.0:9477".to_string(), format!("127.0.0.1:{port}")] {
+        std::fs::write(
+            &config,
+            format!(
+                "[store]\npath = \"{d}/store\"\n[admin]\nsocket = \"{d}/admin.sock\"\nmetrics_listen = \"{listen}\"\n"
+            ),
+        )
+        .unwrap();
+        let o = bin()
+            .arg("--config")
+            .arg(&config)
+            .arg("run")
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{listen}: {}", stderr(&o));
+        assert!(stderr(&o).contains("metrics_listen"), "{}", stderr(&o));
+        assert!(!socket.exists(), "{listen}: admin.sock left behind");
+        let staging: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(".secmetrics-bind")
+            })
+            .collect();
+        assert!(staging.is_empty(), "{staging:?}");
+    }
+}

@@ -3,32 +3,31 @@
 //! SMTP server (mailin-embedded) on loopback.
 
 use crate::common::*;
-use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Requests a fake HTTP service received: (path with query, body).
-type Seen = Arc<Mutex<Vec<(String, String)>>>;
+pub(crate) type Seen = Arc<Mutex<Vec<(String, String)>>>;
 
 /// A fake HTTP service on loopback; `answer(n, path)` gives the n-th
 /// request's (status, headers, body, delay).
-struct FakeHttp {
-    port: u16,
+pub(crate) struct FakeHttp {
+    pub(crate) port: u16,
     seen: Seen,
 }
 
-type Answer = Arc<dyn Fn(usize, &str) -> (u16, Vec<(String, String)>, String, u64) + Send + Sync>;
+pub(crate) type Answer =
+    Arc<dyn Fn(usize, &str) -> (u16, Vec<(String, String)>, String, u64) + Send + Sync>;
 
 impl FakeHttp {
-    fn start(answer: Answer) -> FakeHttp {
+    pub(crate) fn start(answer: Answer) -> FakeHttp {
         Self::start_on(TcpListener::bind("127.0.0.1:0").unwrap(), answer)
     }
 
-    fn start_on(listener: TcpListener, answer: Answer) -> FakeHttp {
+    pub(crate) fn start_on(listener: TcpListener, answer: Answer) -> FakeHttp {
         let port = listener.local_addr().unwrap().port();
         let seen: Seen = Arc::default();
         let seen2 = seen.clone();
@@ -80,11 +79,11 @@ impl FakeHttp {
         FakeHttp { port, seen }
     }
 
-    fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.seen.lock().unwrap().len()
     }
 
-    fn requests(&self) -> Vec<(String, String)> {
+    pub(crate) fn requests(&self) -> Vec<(String, String)> {
         self.seen.lock().unwrap().clone()
     }
 }
@@ -126,13 +125,18 @@ fn start_smtp() -> (u16, Arc<Mutex<Vec<String>>>) {
 }
 
 /// A daemon process with its directory.
-struct Daemon {
+pub(crate) struct Daemon {
     child: Child,
     dir: PathBuf,
 }
 
 impl Daemon {
-    fn start(dir: &Path, config: &Path) -> Daemon {
+    pub(crate) fn start(dir: &Path, config: &Path) -> Daemon {
+        Self::start_with_env(dir, config, &[])
+    }
+
+    /// [`Daemon::start`] with these environment variables set.
+    pub(crate) fn start_with_env(dir: &Path, config: &Path, env: &[(&str, &Path)]) -> Daemon {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -143,6 +147,7 @@ impl Daemon {
             .arg(config)
             .arg("run")
             .env("RUST_LOG", "info")
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -157,15 +162,15 @@ impl Daemon {
         d
     }
 
-    fn socket(&self) -> PathBuf {
+    pub(crate) fn socket(&self) -> PathBuf {
         self.dir.join("admin.sock")
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
     }
 
-    fn wait_until(&self, what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
+    pub(crate) fn wait_until(&self, what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
         let deadline = Instant::now() + Duration::from_secs(secs);
         while Instant::now() < deadline {
             if cond() {
@@ -180,7 +185,7 @@ impl Daemon {
     }
 
     /// SIGTERM; returns (exit code, seconds it took).
-    fn terminate(mut self) -> (Option<i32>, f64) {
+    pub(crate) fn terminate(mut self) -> (Option<i32>, f64) {
         let t = Instant::now();
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
@@ -198,7 +203,7 @@ impl Daemon {
         }
     }
 
-    fn kill9(mut self) {
+    pub(crate) fn kill9(mut self) {
         self.child.kill().unwrap(); // SIGKILL
         self.child.wait().unwrap();
     }
@@ -211,53 +216,25 @@ impl Drop for Daemon {
     }
 }
 
-/// One HTTP/1.1 request over the admin socket: (status, body).
-fn admin(
+/// One request over the admin socket: (status, body), through the CLI's
+/// own admin client (status 0 when nothing answers).
+pub(crate) fn admin(
     socket: &Path,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: &str,
 ) -> (u16, String) {
-    let Ok(mut s) = UnixStream::connect(socket) else {
-        return (0, String::new());
-    };
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: secmetrics\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    // A server refusing an oversize body may answer and close before it has
-    // read it all: a failed write still leaves its answer to read.
-    if s.write_all(req.as_bytes()).is_ok() {
-        let _ = s.write_all(body.as_bytes());
-    }
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
+    secmetrics::cli::admin_client::request(socket, method, path, headers, body)
 }
 
-struct Setup {
-    dir: tempfile::TempDir,
-    config: PathBuf,
+pub(crate) struct Setup {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) config: PathBuf,
 }
 
 /// A configuration for a daemon in a fresh directory; `extra` is appended.
-fn setup(extra: &str) -> Setup {
+pub(crate) fn setup(extra: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display().to_string();
     std::fs::write(dir.path().join("push_token"), "push-secret-token\n").unwrap();
@@ -289,7 +266,7 @@ shutdown_grace_secs = 8
     Setup { dir, config }
 }
 
-fn import_small(s: &Setup) {
+pub(crate) fn import_small(s: &Setup) {
     let store = s.dir.path().join("store");
     let file = data("golden/estate-small.ndjson");
     let o = run(&store, &["import", file.to_str().unwrap()]);
@@ -307,7 +284,7 @@ fn last_complete_month() -> String {
     format!("{y:04}-{m:02}")
 }
 
-fn slack_ok() -> Answer {
+pub(crate) fn slack_ok() -> Answer {
     Arc::new(|_, _| (200, vec![], "ok".into(), 0))
 }
 
@@ -339,8 +316,12 @@ to = ["ciso@example.test"]
     d.wait_until("Slack and SMTP received the digest", 40, || {
         slack.count() >= 1 && !mails.lock().unwrap().is_empty()
     });
-    // Three more schedule fires: nothing is sent again for the same period.
-    std::thread::sleep(Duration::from_secs(6));
+    // Three more schedule fires (each recorded as handled): nothing is
+    // sent again for the same period.
+    let first = last_fire(&d, "monthly").expect("the fire is recorded");
+    d.wait_until("three more fires were handled", 30, || {
+        last_fire(&d, "monthly").is_some_and(|t| t >= first + chrono::Duration::seconds(6))
+    });
     assert_eq!(slack.count(), 1, "{:?}", slack.requests());
     assert_eq!(mails.lock().unwrap().len(), 1);
     let (code, _) = d.terminate();
@@ -418,7 +399,10 @@ webhook_url = "http://127.0.0.1:{}/services/T/B/X"
     import_small(&s);
     let d = Daemon::start(s.dir.path(), &s.config);
     d.wait_until("the fourth attempt", 40, || slack.count() >= 4);
-    std::thread::sleep(Duration::from_secs(5));
+    // Delivered: the entry is done, nothing can send it again.
+    d.wait_until("the outbox says sent", 30, || {
+        readyz(&d)["outbox"]["sent"] == 1
+    });
     assert_eq!(slack.count(), 4, "{:?}", slack.requests());
     let r = slack.requests();
     assert_eq!(r[0].1, r[3].1, "the retry sends the same rendered message");
@@ -428,10 +412,17 @@ webhook_url = "http://127.0.0.1:{}/services/T/B/X"
 
 #[test]
 fn killed_between_render_and_send_then_restarted_delivers_once() {
-    // Reserve a port where nothing answers yet: sends fail after rendering.
-    let reserved = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = reserved.local_addr().unwrap().port();
-    drop(reserved);
+    // Slack refuses for now (503, retried) until the test lets it answer;
+    // one server on one port for both runs.
+    let open = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let o = open.clone();
+    let slack = FakeHttp::start(Arc::new(move |_, _| {
+        if o.load(std::sync::atomic::Ordering::SeqCst) {
+            (200, vec![], "ok".into(), 0)
+        } else {
+            (503, vec![], "service_unavailable".into(), 0)
+        }
+    }));
     let s = setup(&format!(
         r#"
 [[digests]]
@@ -440,14 +431,14 @@ schedule = "*/2 * * * * *"
 channels = ["slack"]
 
 [slack]
-webhook_url = "http://127.0.0.1:{port}/services/T/B/X"
-"#
+webhook_url = "http://127.0.0.1:{}/services/T/B/X"
+"#,
+        slack.port
     ));
     import_small(&s);
     let d = Daemon::start(s.dir.path(), &s.config);
     d.wait_until("the digest is in the outbox", 30, || {
-        let (_, body) = admin(&d.socket(), "GET", "/readyz", &[], "");
-        body.contains("\"outbox_depth\":1")
+        readyz(&d)["outbox_depth"] == 1
     });
     // Kill between attempts (right after a failed one), not during one: an
     // entry killed mid-attempt is left unconfirmed, never re-sent.
@@ -456,13 +447,18 @@ webhook_url = "http://127.0.0.1:{port}/services/T/B/X"
         e["state"] == "pending" && e["attempts"].as_u64() >= Some(1)
     });
     d.kill9();
-    let slack = FakeHttp::start_on(TcpListener::bind(("127.0.0.1", port)).unwrap(), slack_ok());
+    let refused = slack.count();
+    open.store(true, std::sync::atomic::Ordering::SeqCst);
     let d = Daemon::start(s.dir.path(), &s.config);
-    d.wait_until("the digest is delivered", 30, || slack.count() >= 1);
-    std::thread::sleep(Duration::from_secs(5));
-    assert_eq!(slack.count(), 1);
-    let (_, body) = admin(&d.socket(), "GET", "/readyz", &[], "");
-    assert!(body.contains("\"outbox_depth\":0"), "{body}");
+    d.wait_until("the digest is delivered", 30, || {
+        readyz(&d)["outbox"]["sent"] == 1
+    });
+    assert_eq!(
+        slack.count(),
+        refused + 1,
+        "delivered once after the restart"
+    );
+    assert_eq!(readyz(&d)["outbox_depth"], 0);
     d.terminate();
 }
 
@@ -642,6 +638,11 @@ fn push_endpoint_checks_the_token_and_size_and_keeps_good_lines() {
     assert!(big.len() > 4096);
     let (code, _) = admin(&d.socket(), "POST", "/api/v1/records", &auth, &big);
     assert_eq!(code, 413);
+    // Any other request body is capped by admin.max_request_bytes (64 KiB).
+    let huge = format!("{{\"connector\":\"{}\"}}", "x".repeat(100_000));
+    let json = [("content-type", "application/json")];
+    let (code, body) = admin(&d.socket(), "POST", "/api/v1/resync", &json, &huge);
+    assert_eq!(code, 413, "{body}");
     let body = format!(
         "{good}\n{{\"kind\":\"release\",\"id\":\"r2\",\"asset\":\"app\",\"at\":\"2026-11-02T10:00:00\",\"gate\":\"passed\"}}\n{}\n",
         good.replace("r1", "r3")
@@ -717,7 +718,15 @@ api_base = "http://127.0.0.1:{}/api"
         "{log}"
     );
     assert!(!log.contains("xoxb-test-token"), "{log}");
-    std::thread::sleep(Duration::from_millis(2500));
+    // The retry waits for its backoff: run again once the entry is due.
+    let store = s.dir.path().join("store");
+    let due = status(&store)["outbox_undelivered"][0]["next_attempt"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .expect("a pending entry has its next attempt");
+    while chrono::Utc::now() < due {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let o = digest();
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     assert!(stdout(&o).contains("was queued before"), "{}", stdout(&o));
@@ -783,7 +792,10 @@ api_base = "http://127.0.0.1:{}/api"
         stdout(&o)
     );
     assert!(stderr(&o).contains("not retried"), "{}", stderr(&o));
-    std::thread::sleep(Duration::from_millis(1500));
+    // Failed for good: no next attempt, so no later run sends it.
+    let entry = status(&s.dir.path().join("store"))["outbox_undelivered"][0].clone();
+    assert_eq!(entry["state"], "failed", "{entry}");
+    assert_eq!(entry["next_attempt"], serde_json::Value::Null, "{entry}");
     let o = digest();
     assert!(
         stdout(&o).contains("sent 0, failed 0, waiting in the outbox 0"),
@@ -811,9 +823,13 @@ webhook_url = "http://127.0.0.1:{}/services/T/B/X"
         slack.port
     ));
     import_small(&s);
-    // First start: nothing was missed, nothing is sent.
+    // First start: nothing was missed, nothing is queued (a queued fire is
+    // recorded in the same write as its outbox entry).
     let d = Daemon::start(s.dir.path(), &s.config);
-    std::thread::sleep(Duration::from_secs(2));
+    d.wait_until("the first start is recorded", 30, || {
+        last_fire(&d, "monthly").is_some()
+    });
+    assert_eq!(readyz(&d)["outbox"], serde_json::json!({}));
     assert_eq!(slack.count(), 0);
     d.terminate();
     // Pretend the daemon was down across the last fire time: its record
@@ -832,7 +848,10 @@ webhook_url = "http://127.0.0.1:{}/services/T/B/X"
     d.wait_until("the missed digest arrives", 30, || slack.count() >= 1);
     d.terminate();
     let d = Daemon::start(s.dir.path(), &s.config);
-    std::thread::sleep(Duration::from_secs(2));
+    d.wait_until("the scheduler has caught up", 30, || {
+        d.log().matches("scheduler running").count() == 3
+    });
+    assert_eq!(readyz(&d)["outbox"], serde_json::json!({"sent": 1}));
     d.terminate();
     assert_eq!(slack.count(), 1, "sent twice");
     // The period is the one of the missed fire (08:00 on the 1st of this
@@ -858,8 +877,16 @@ webhook_url = "http://127.0.0.1:{}/services/T/B/X"
     );
 }
 
+/// The last fire of `digest` the daemon recorded as handled.
+pub(crate) fn last_fire(d: &Daemon, digest: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let (_, body) = admin(&d.socket(), "GET", "/api/v1/status", &[], "");
+    let doc: serde_json::Value = serde_json::from_str(&body).ok()?;
+    let t = doc["digests"][digest]["last_fire"].as_str()?;
+    Some(chrono::DateTime::parse_from_rfc3339(t).ok()?.to_utc())
+}
+
 /// The daemon's `/readyz` answer.
-fn readyz(d: &Daemon) -> serde_json::Value {
+pub(crate) fn readyz(d: &Daemon) -> serde_json::Value {
     let (_, body) = admin(&d.socket(), "GET", "/readyz", &[], "");
     serde_json::from_str(&body).unwrap_or(serde_json::Value::Null)
 }

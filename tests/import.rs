@@ -270,3 +270,50 @@ fn an_overlong_or_non_utf8_line_is_rejected_and_a_missing_file_is_counted() {
     assert!(out.contains("files failed whole: 1"), "{out}");
     assert_eq!(status(&store)["records"]["asset"], 2);
 }
+
+#[test]
+fn another_users_store_is_refused_rather_than_written() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let o = run(&store, &["status"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let me = std::fs::metadata(&store).unwrap().uid();
+    // Hand the store to another user (the service's dynamic user, say);
+    // only root may.
+    let chown = std::process::Command::new("chown")
+        .args(["-R", "65534"])
+        .arg(&store)
+        .status();
+    if me != 0 || !chown.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: giving a store to another user needs root");
+        return;
+    }
+    let before: Vec<_> = std::fs::read_dir(store.join("db"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    let o = run(&store, &["status"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("belongs to uid 65534, not to this user (uid 0)"),
+        "{err}"
+    );
+    // Nothing in it was touched or added.
+    let after: Vec<_> = std::fs::read_dir(store.join("db"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(before, after);
+    for p in after {
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().uid(),
+            65534,
+            "{}",
+            p.display()
+        );
+    }
+}

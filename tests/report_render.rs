@@ -68,6 +68,37 @@ fn html_is_one_self_contained_file_with_three_charts() {
 }
 
 #[test]
+fn the_charts_share_one_size_in_equal_columns_with_readable_text() {
+    let out = report::render(&golden_pack(), Format::Html, false);
+    // One canvas size for all three, laid out in equal grid columns (at a
+    // 1280 px window each is drawn about 520 px wide, checked in Chromium).
+    let heads: Vec<&str> = out
+        .match_indices("<svg ")
+        .map(|(i, _)| &out[i..i + out[i..].find('>').unwrap()])
+        .collect();
+    assert_eq!(heads.len(), 3);
+    assert!(
+        heads.iter().all(|h| h.contains("viewBox=\"0 0 720 420\"")),
+        "{heads:?}"
+    );
+    assert!(
+        out.contains(
+            ".charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(440px,1fr))"
+        ),
+        "charts in equal columns"
+    );
+    // No text under 15 canvas px: 11 px or more on screen at that width.
+    let sizes: Vec<f64> = out
+        .split("font-size=\"")
+        .skip(1)
+        .map(|s| s[..s.find('"').unwrap()].parse().unwrap())
+        .collect();
+    assert!(sizes.len() > 30, "{sizes:?}");
+    let smallest = sizes.iter().copied().fold(f64::MAX, f64::min);
+    assert!(smallest >= 15.0, "text of {smallest} px in a 720 px chart");
+}
+
+#[test]
 fn json_rendering_is_the_contract() {
     let out = report::render(&golden_pack(), Format::Json, false);
     let v: serde_json::Value = serde_json::from_str(&out).expect("json");

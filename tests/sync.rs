@@ -506,10 +506,15 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 
 #[test]
 fn a_failed_pass_is_recorded_with_its_path_and_status_but_never_the_token() {
-    // A port nothing listens on: every attempt is refused.
-    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    // A port held (bound, never listening) for the whole test: every
+    // attempt is refused, and no other program can take the port meanwhile.
+    let closed = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let closed = {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(closed).unwrap();
+        socket
+    };
     let base = format!("http://{}", closed.local_addr().unwrap());
-    drop(closed);
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(
         dir.path(),

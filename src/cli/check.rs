@@ -33,7 +33,8 @@ pub fn run(path: Option<&Path>) -> i32 {
             return 1;
         }
     }
-    let problems = crate::daemon::validate(&config);
+    let mut problems = crate::daemon::validate(&config);
+    problems.extend(crate::daemon::validate_secrets(&config, &secrets));
     if !problems.is_empty() {
         for p in &problems {
             eprintln!("configuration error: {p}");
@@ -52,6 +53,29 @@ pub fn run(path: Option<&Path>) -> i32 {
             .collect();
         println!("connectors: {}", list.join(", "));
     }
-    println!("store: {}", config.store_path(None).display());
+    // A daemon answering on the socket holds the store it was started on.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let held = runtime.ok().and_then(|rt| {
+        rt.block_on(async {
+            let client = super::admin_client::connect(&config.admin.socket).await?;
+            let resp = client
+                .get(super::admin_client::url("/readyz"))
+                .send()
+                .await
+                .ok()?;
+            let body = super::admin_client::read_capped(resp).await.ok()?;
+            let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
+            v["store"].as_str().map(str::to_string)
+        })
+    });
+    match (held, &config.store.path) {
+        (Some(store), None) => println!(
+            "store: {store} (held by the daemon answering on {})",
+            config.admin.socket.display()
+        ),
+        _ => println!("store: {}", config.store_path(None).display()),
+    }
     0
 }

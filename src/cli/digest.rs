@@ -91,7 +91,7 @@ pub fn run(ctx: &Context, args: DigestArgs) -> anyhow::Result<i32> {
         return Ok(0);
     }
     let secrets = ctx.config.secrets()?;
-    for e in Outbox::new(store.outbox()).recover_interrupted()? {
+    for e in Outbox::open(&store)?.recover_interrupted()? {
         eprintln!(
             "digest {} for {} ({}) was being sent when the last run stopped; not re-sent (at most once): check the channel",
             e.digest, e.period, e.channel
@@ -133,7 +133,7 @@ pub fn run(ctx: &Context, args: DigestArgs) -> anyhow::Result<i32> {
         secrets: &secrets,
     };
     let (sent, failed) = runtime.block_on(deliver::deliver_due(&store, &channels, Utc::now()))?;
-    let pending = Outbox::new(store.outbox()).depth()?;
+    let pending = Outbox::open(&store)?.depth()?;
     println!("sent {sent}, failed {failed}, waiting in the outbox {pending}");
     Ok(if failed > 0 { 1 } else { code })
 }

@@ -1,7 +1,7 @@
 //! The command line: global options, one module per command, and the
 //! context (configuration, store location) the commands share.
 
-mod admin_client;
+pub mod admin_client;
 mod check;
 mod demo;
 mod digest;
@@ -77,13 +77,51 @@ pub struct Context {
     pub config_path: Option<PathBuf>,
     /// The store directory.
     pub store_path: PathBuf,
+    /// The store was named (`--data-dir` or `store.path`), not defaulted:
+    /// a daemon answering on the socket is asked only when it holds that
+    /// one.
+    pub store_given: bool,
 }
 
 impl Context {
-    /// Open the store, with a plain message when the daemon holds it.
+    /// Open the store, with a plain message when the daemon holds it, or
+    /// when it belongs to another user: opening it would leave files that
+    /// user (the service's dynamic user, say) cannot write.
     pub fn open_store(&self) -> anyhow::Result<Store> {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(meta), Some(me)) = (std::fs::metadata(&self.store_path), effective_uid()) {
+            if meta.uid() != me {
+                anyhow::bail!(
+                    "the store at {} belongs to uid {}, not to this user (uid {me}): it is \
+                     another user's store (the service's, under systemd), and writing it \
+                     from here would leave files that user cannot write. Ask the daemon \
+                     (start it: `secmetrics status` and `report` go through it), or run \
+                     the command as that user (`systemd-run --pty -p DynamicUser=yes -p \
+                     StateDirectory=secmetrics secmetrics --config FILE status`)",
+                    self.store_path.display(),
+                    meta.uid()
+                );
+            }
+        }
         Ok(Store::open(&self.store_path)?)
     }
+}
+
+/// This process's effective user id (from `/proc/self/status`).
+fn effective_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    uid_of(&status)
+}
+
+/// The effective uid of a `/proc/PID/status` text (`Uid: real effective ...`).
+fn uid_of(status: &str) -> Option<u32> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// Run the command line; returns the process exit code.
@@ -106,6 +144,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     crate::logging::init(&config.log);
     let ctx = Context {
         store_path: config.store_path(cli.data_dir.as_deref()),
+        store_given: cli.data_dir.is_some() || config.store.path.is_some(),
         config,
         config_path: cli.config,
     };
@@ -114,7 +153,12 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Export(args) => export::run(&ctx, args),
         Command::Status(args) => status::run(&ctx, args),
         Command::Report(args) => report::run(&ctx, args),
-        Command::Demo(args) => demo::run(&ctx.config, args),
+        // Without a configuration of its own, the demo runs with the
+        // shipped demo configuration (owners, targets, maturity).
+        Command::Demo(args) => match ctx.config_path {
+            Some(_) => demo::run(&ctx.config, args),
+            None => demo::run(&Config::demo(), args),
+        },
         Command::Sync(args) => sync::run(&ctx, args),
         Command::Run => run::run(ctx),
         Command::Resync(args) => resync::run(&ctx, args),
@@ -122,5 +166,15 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Override(args) => overrides::run(&ctx, args),
         Command::Explain(args) => explain::run(&ctx, args),
         Command::Check => unreachable!("handled above"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_effective_uid_is_the_second_of_the_uid_line() {
+        let status = "Name:\tsecmetrics\nUid:\t1000\t0\t0\t0\nGid:\t1000\t1000\t1000\t1000\n";
+        assert_eq!(super::uid_of(status), Some(0));
+        assert_eq!(super::uid_of("Name: x\n"), None);
     }
 }

@@ -2,11 +2,10 @@
 //! render it; `--snapshot` keeps the JSON as sent, `--as-sent` prints a kept
 //! one unchanged. The clock is read here, never in the engine.
 
-use super::Context;
-use crate::kpi::{self, Period};
-use crate::report::{self, Format};
+use super::{admin_client, Context};
+use crate::report::request::ReportRequest;
+use crate::report::Format;
 use anyhow::Context as _;
-use secmetrics_connectors::Time;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
@@ -56,41 +55,27 @@ fn parse_format(s: &str) -> Result<Format, String> {
     s.parse()
 }
 
-/// Parse `YYYY-MM-DD` (midnight in `zone`) or RFC 3339 with an explicit
-/// offset.
-fn parse_time(s: &str, zone: chrono_tz::Tz) -> anyhow::Result<Time> {
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Ok(kpi::period::midnight(zone, d));
-    }
-    Ok(chrono::DateTime::parse_from_rfc3339(s)
-        .with_context(|| format!("`{s}` is neither YYYY-MM-DD nor RFC 3339 with an offset"))?
-        .to_utc())
-}
-
-/// The period the options name, in the reporting time zone `zone`; the
-/// last complete month there by default.
-pub fn period_of(args: &ReportArgs, now: Time, zone: chrono_tz::Tz) -> anyhow::Result<Period> {
-    Ok(match (&args.period, &args.from, &args.to) {
-        (Some(p), _, _) => Period::parse(p, zone)?,
-        (None, Some(from), Some(to)) => {
-            Period::range_in(parse_time(from, zone)?, parse_time(to, zone)?, zone)?
+impl ReportArgs {
+    /// The request these options make.
+    pub fn request(&self, color: bool) -> ReportRequest {
+        ReportRequest {
+            period: self.period.clone(),
+            from: self.from.clone(),
+            to: self.to.clone(),
+            format: Some(
+                match self.format {
+                    Format::Text => "text",
+                    Format::Markdown => "markdown",
+                    Format::Json => "json",
+                    Format::Html => "html",
+                }
+                .into(),
+            ),
+            trend: self.trend,
+            as_sent: self.as_sent,
+            snapshot: self.snapshot,
+            color,
         }
-        _ => Period::last_complete(kpi::Unit::Month, now, zone),
-    })
-}
-
-/// The store key of a period's snapshot: its label (`2026-10`,
-/// `2026-W48`, `2026-11-30`), the two RFC 3339 bounds for a range.
-pub fn snapshot_key(period: &Period) -> String {
-    match period.kind {
-        kpi::PeriodKind::Month { .. }
-        | kpi::PeriodKind::Week { .. }
-        | kpi::PeriodKind::Day { .. } => period.label(),
-        kpi::PeriodKind::Range => format!(
-            "{}..{}",
-            kpi::period::rfc3339(&period.start),
-            kpi::period::rfc3339(&period.end)
-        ),
     }
 }
 
@@ -110,56 +95,31 @@ fn write_out(out: Option<&Path>, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Run `report`.
+/// Run `report`: asked of the daemon holding the store when one answers
+/// (it renders with the same code), else computed here.
 pub fn run(ctx: &Context, args: ReportArgs) -> anyhow::Result<i32> {
-    let now = chrono::Utc::now();
-    let period = period_of(&args, now, ctx.config.kpi.timezone.0)?;
-    let key = snapshot_key(&period);
-    let store = ctx.open_store()?;
-
-    if args.as_sent {
-        if args.format != Format::Json {
-            anyhow::bail!("--as-sent prints the JSON kept for the period; use --format json");
-        }
-        let Some(bytes) = store.snapshot(&key)? else {
-            anyhow::bail!(
-                "no snapshot kept for {key}; `secmetrics report --period {key} --snapshot` keeps one"
-            );
-        };
-        let text = String::from_utf8(bytes).context("stored snapshot is not UTF-8")?;
-        write_out(args.out.as_deref(), &text)?;
-        return Ok(0);
-    }
-
-    let started = std::time::Instant::now();
-    let estate = crate::reconcile::load(&store, &ctx.config.reconcile)
-        .context("cannot load the records")?
-        .estate;
-    let loaded = started.elapsed();
-    let cfg = &ctx.config.kpi;
-    let trend = args
-        .trend
-        .unwrap_or(if args.format == Format::Html { 6 } else { 0 });
-    let pack = kpi::with_history(&estate, &period, cfg, now, trend);
-    tracing::debug!(
-        findings = estate.findings.len(),
-        load_ms = loaded.as_millis() as u64,
-        compute_ms = (started.elapsed() - loaded).as_millis() as u64,
-        "KPI pack computed"
-    );
-    if args.snapshot {
-        let json = report::render(&pack, Format::Json, false);
-        store.put_snapshot(&key, json.as_bytes())?;
-        store.flush()?;
-        eprintln!("kept the pack for {key} as sent");
-    }
     let color = args.format == Format::Text
         && args.out.is_none()
         && std::io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none();
-    write_out(
-        args.out.as_deref(),
-        &report::render(&pack, args.format, color),
-    )?;
+    let request = args.request(color);
+    // The period is checked here first: a typo is refused without a trip.
+    request.period(chrono::Utc::now(), ctx.config.kpi.timezone.0)?;
+    let answer = match admin_client::Daemon::find(ctx) {
+        Some(daemon) => daemon.report(&request)?,
+        None => {
+            let store = ctx.open_store()?;
+            request.answer(
+                &store,
+                &ctx.config.kpi,
+                &ctx.config.reconcile,
+                chrono::Utc::now(),
+            )?
+        }
+    };
+    if let Some(note) = &answer.note {
+        eprintln!("{note}");
+    }
+    write_out(args.out.as_deref(), &answer.text)?;
     Ok(0)
 }

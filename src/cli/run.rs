@@ -11,9 +11,15 @@ pub fn run(ctx: Context) -> anyhow::Result<i32> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         let shutdown = crate::daemon::termination()?;
         crate::daemon::run(store, ctx.config, secrets, shutdown).await
-    })?;
+    });
+    // Work still running past the grace period (a blocking read or write
+    // that does not look at the stop signal) does not hold the exit: each
+    // store write is atomic, so what it had not committed is simply not
+    // there.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result?;
     Ok(0)
 }

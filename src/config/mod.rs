@@ -56,6 +56,9 @@ pub struct Config {
     pub sync: SyncConfig,
 }
 
+/// The offline demo's configuration (owners, targets, maturity).
+pub const DEMO_CONFIG: &str = include_str!("../../config/demo.toml");
+
 /// Default of `sync.max_pass_secs`: one hour.
 pub const DEFAULT_MAX_PASS_SECS: u64 = 3600;
 
@@ -240,6 +243,17 @@ pub struct SlackConfig {
     /// a request sent without an answer in time is unconfirmed.
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
+    /// Largest answer read from Slack, in bytes (its answers are a few
+    /// hundred); a longer one is cut off there. Default 1 MiB.
+    #[serde(default = "default_slack_max_answer")]
+    pub max_answer_bytes: usize,
+}
+
+/// Default of `slack.max_answer_bytes`: 1 MiB.
+pub const DEFAULT_SLACK_MAX_ANSWER_BYTES: usize = 1024 * 1024;
+
+fn default_slack_max_answer() -> usize {
+    DEFAULT_SLACK_MAX_ANSWER_BYTES
 }
 
 fn default_slack_api() -> String {
@@ -297,7 +311,8 @@ pub enum SmtpTls {
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     /// Store directory (created with mode 0700). Default: `$STATE_DIRECTORY`
-    /// under systemd, else `$XDG_DATA_HOME/secmetrics`, else
+    /// under systemd, else `/var/lib/secmetrics` when it exists (the
+    /// installed service's store), else `$XDG_DATA_HOME/secmetrics`, else
     /// `~/.local/share/secmetrics`. `--data-dir` overrides it.
     pub path: Option<PathBuf>,
 }
@@ -362,6 +377,14 @@ pub struct AdminConfig {
     /// Largest accepted push body in bytes.
     #[serde(default = "default_push_max")]
     pub push_max_bytes: u64,
+    /// Largest accepted body of any other admin request (a resync request
+    /// is a few bytes), in bytes. Default 64 KiB.
+    #[serde(default = "default_request_max")]
+    pub max_request_bytes: usize,
+}
+
+fn default_request_max() -> usize {
+    64 * 1024
 }
 
 impl Default for AdminConfig {
@@ -373,6 +396,7 @@ impl Default for AdminConfig {
             push_token_file: None,
             push_token_env: None,
             push_max_bytes: default_push_max(),
+            max_request_bytes: default_request_max(),
         }
     }
 }
@@ -445,6 +469,28 @@ impl Config {
             ConfigError::Invalid(format!("{file}: {e}"))
         })?;
         Ok(config)
+    }
+
+    /// The configuration in `text` (TOML) named `name` in errors, with no
+    /// environment overrides: a configuration shipped with the binary.
+    pub fn from_toml(text: &str, name: &str) -> Result<Config, ConfigError> {
+        let raw = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()
+            .map_err(|e| ConfigError::Invalid(format!("{name}: {e}")))?;
+        let config = raw
+            .try_deserialize::<Config>()
+            .map_err(|e| ConfigError::Invalid(format!("{name}: {e}")))?;
+        config
+            .validate()
+            .map_err(|e| ConfigError::Invalid(format!("{name}: {e}")))?;
+        Ok(config)
+    }
+
+    /// The offline demo's configuration (`config/demo.toml`, built in).
+    pub fn demo() -> Config {
+        // Parsed by a test: it cannot fail in a build that passed them.
+        Config::from_toml(DEMO_CONFIG, "config/demo.toml").expect("config/demo.toml parses")
     }
 
     /// Checks serde cannot express: connector names are unique and usable
@@ -539,8 +585,23 @@ pub fn connector_token(c: &ConnectorSettings) -> Result<Option<SecretString>, Co
     )?)
 }
 
+/// The store directory of the shipped systemd unit (`StateDirectory=secmetrics`).
+pub const SYSTEMD_STATE_DIR: &str = "/var/lib/secmetrics";
+
 fn default_store_path() -> PathBuf {
-    if let Some(dir) = std::env::var_os("STATE_DIRECTORY") {
+    default_store_path_with(|k| std::env::var_os(k), Path::new(SYSTEMD_STATE_DIR))
+}
+
+/// The default store directory, reading the environment through `env`:
+/// `$STATE_DIRECTORY` (the daemon under systemd), else `service_dir` when
+/// it exists (the installed service's store, so `status` or `report` from
+/// a shell reads the store the daemon writes rather than creating an empty
+/// one), else `$XDG_DATA_HOME/secmetrics`, else `~/.local/share/secmetrics`.
+pub fn default_store_path_with(
+    env: impl Fn(&str) -> Option<std::ffi::OsString>,
+    service_dir: &Path,
+) -> PathBuf {
+    if let Some(dir) = env("STATE_DIRECTORY") {
         // systemd may pass several, colon-separated; the first is ours.
         let dir = dir
             .to_string_lossy()
@@ -552,10 +613,15 @@ fn default_store_path() -> PathBuf {
             return PathBuf::from(dir);
         }
     }
-    if let Some(d) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+    // `symlink_metadata`: with DynamicUser the path is a link into
+    // /var/lib/private, which only root may enter.
+    if std::fs::symlink_metadata(service_dir).is_ok() {
+        return service_dir.to_path_buf();
+    }
+    if let Some(d) = env("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
         return PathBuf::from(d).join("secmetrics");
     }
-    if let Some(h) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+    if let Some(h) = env("HOME").filter(|h| !h.is_empty()) {
         return PathBuf::from(h).join(".local/share/secmetrics");
     }
     PathBuf::from("secmetrics-data")
@@ -587,6 +653,33 @@ mod tests {
     }
 
     #[test]
+    fn the_default_store_is_the_service_one_when_it_is_installed() {
+        let dir = tempfile::tempdir().unwrap();
+        let service = dir.path().join("var-lib-secmetrics");
+        let env = |state: Option<&str>| {
+            let state = state.map(std::ffi::OsString::from);
+            move |k: &str| match k {
+                "STATE_DIRECTORY" => state.clone(),
+                "HOME" => Some("/home/op".into()),
+                _ => None,
+            }
+        };
+        // Not installed: the user's own data directory.
+        assert_eq!(
+            default_store_path_with(env(None), &service),
+            PathBuf::from("/home/op/.local/share/secmetrics")
+        );
+        // Installed (the path may be a link into /var/lib/private).
+        std::os::unix::fs::symlink(dir.path().join("private"), &service).unwrap();
+        assert_eq!(default_store_path_with(env(None), &service), service);
+        // The daemon under systemd: what systemd says.
+        assert_eq!(
+            default_store_path_with(env(Some("/var/lib/x:/var/lib/y")), &service),
+            PathBuf::from("/var/lib/x")
+        );
+    }
+
+    #[test]
     fn the_annotated_example_parses() {
         let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/secmetrics.example.toml");
         let cfg = Config::load(Some(&p)).expect("example config parses");
@@ -594,6 +687,17 @@ mod tests {
         // The example shows the KPI defaults, not other values.
         assert_eq!(cfg.kpi, crate::kpi::KpiConfig::default());
         assert_eq!(cfg.reconcile, crate::reconcile::ReconcileConfig::default());
+    }
+
+    #[test]
+    fn the_demo_configuration_gives_every_kpi_an_owner_and_a_target() {
+        let cfg = Config::demo();
+        assert_eq!(cfg.kpi.maturity, crate::kpi::Maturity::Mature);
+        for id in crate::kpi::KpiId::MONTHLY_PACK {
+            let k = cfg.kpi.kpis.get(id);
+            assert!(k.owner.is_some(), "{}", id.as_str());
+            assert!(k.target.is_some(), "{}", id.as_str());
+        }
     }
 
     #[test]

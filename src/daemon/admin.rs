@@ -16,7 +16,6 @@ use chrono::Utc;
 use secmetrics_connectors::ndjson;
 use serde::Deserialize;
 use serde_json::json;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -40,6 +39,22 @@ pub async fn serve(
             socket.display()
         );
     }
+    // The TCP listener first: a port in use fails the start before the
+    // socket exists, so nothing is left behind.
+    let tcp = match shared.config.admin.metrics_listen {
+        Some(addr) => {
+            anyhow::ensure!(
+                addr.ip().is_loopback(),
+                "`admin.metrics_listen` {addr} is not a loopback address; the metrics listener only binds loopback"
+            );
+            Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding admin.metrics_listen {addr}"))?,
+            )
+        }
+        None => None,
+    };
     let _ = std::fs::remove_file(&socket);
     let listener = bind_private(&socket)
         .with_context(|| format!("binding the admin socket {}", socket.display()))?;
@@ -54,14 +69,7 @@ pub async fn serve(
             tracing::error!(error = %e, "admin socket server failed");
         }
     }));
-    if let Some(addr) = shared.config.admin.metrics_listen {
-        anyhow::ensure!(
-            addr.ip().is_loopback(),
-            "admin.metrics_listen {addr} is not a loopback address; the metrics listener only binds loopback"
-        );
-        let tcp = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("binding admin.metrics_listen {addr}"))?;
+    if let Some(tcp) = tcp {
         let app = Router::new()
             .route("/metrics", get(metrics))
             .route("/healthz", get(healthz))
@@ -114,30 +122,59 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/api/v1/status", get(status))
         .route("/api/v1/kpis", get(kpis))
         .route("/report", get(html_report))
+        .route("/api/v1/report", get(report_answer).post(report_answer))
         .route("/api/v1/resync", post(resync))
         .route("/api/v1/resync/{id}", get(resync_status))
         .route("/api/v1/digests/{name}", post(digest_now))
         .route("/api/v1/digests/{name}/preview", get(digest_preview))
         .route("/api/v1/records", post(push_records))
         .merge(super::decisions::routes())
+        // Bodies read by extractors (a resync request); the push reads its
+        // own, up to `admin.push_max_bytes`.
+        .layer(axum::extract::DefaultBodyLimit::max(
+            shared.config.admin.max_request_bytes,
+        ))
         .with_state(shared)
 }
 
-async fn healthz() -> &'static str {
-    "ok\n"
+/// How long the scheduler loop may go without a beat before `/healthz`
+/// says the daemon is not healthy (it beats at least once a second).
+pub const SCHEDULER_STALL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Healthy while the scheduler loop beats; 503 once it has stopped (the
+/// same sign that stops the systemd watchdog).
+pub(crate) async fn healthz(State(s): State<Arc<Shared>>) -> Response {
+    let age = s.heartbeat.age();
+    if age > SCHEDULER_STALL.max(s.heartbeat.period() * 4) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the scheduler loop has not run for {} s\n", age.as_secs()),
+        )
+            .into_response();
+    }
+    "ok\n".into_response()
 }
 
 async fn readyz(State(s): State<Arc<Shared>>) -> Response {
     let syncs = s.syncs.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let ob = crate::deliver::outbox::Outbox::new(s.store.outbox());
-    let (depth, states, undelivered) = match (ob.depth(), ob.counts(), ob.undelivered()) {
-        (Ok(d), Ok(c), Ok(u)) => (d, c, u),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
-            return error(StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}"))
-        }
+    // The outbox's summaries only (never a rendered body), read off the
+    // runtime's workers.
+    let shared = s.clone();
+    let summaries = tokio::task::spawn_blocking(move || {
+        crate::deliver::outbox::Outbox::open(&shared.store)?.summaries()
+    })
+    .await;
+    let summaries = match summaries {
+        Ok(Ok(x)) => x,
+        Ok(Err(e)) => return error(StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}")),
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}")),
     };
+    let depth = crate::deliver::outbox::depth_of(&summaries);
+    let states = crate::deliver::outbox::counts_of(&summaries);
+    let undelivered = crate::deliver::outbox::undelivered_of(&summaries);
     // Ready once the first KPI pack is computed from the store.
     let ready = s
         .current
@@ -169,6 +206,33 @@ async fn readyz(State(s): State<Arc<Shared>>) -> Response {
         })),
     )
         .into_response()
+}
+
+/// The store's status document (as `secmetrics status --json` prints it)
+/// plus what only the running daemon knows: its connectors' passes since
+/// start and the digests it holds.
+async fn status(State(s): State<Arc<Shared>>) -> Response {
+    let shared = s.clone();
+    let doc = tokio::task::spawn_blocking(move || crate::status::collect(&shared.store)).await;
+    let mut doc = match doc {
+        Ok(Ok(d)) => d,
+        Ok(Err(e)) => return error(StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}")),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let syncs = s.syncs.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let held: Vec<super::DueDigest> = s
+        .due_digests
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .values()
+        .cloned()
+        .collect();
+    doc["daemon"] = json!({
+        "socket": s.config.admin.socket,
+        "connectors": syncs,
+        "digests_held": held,
+    });
+    Json(doc).into_response()
 }
 
 async fn metrics(State(s): State<Arc<Shared>>) -> Response {
@@ -240,6 +304,39 @@ async fn html_report(State(s): State<Arc<Shared>>, Query(q): Query<PeriodQuery>)
     }
 }
 
+/// A report as `secmetrics report` asks for it (the same code answers it
+/// there when no daemon runs); `snapshot` only with POST.
+async fn report_answer(
+    State(s): State<Arc<Shared>>,
+    method: axum::http::Method,
+    Query(q): Query<crate::report::request::ReportRequest>,
+) -> Response {
+    if q.snapshot && method != axum::http::Method::POST {
+        return error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "keeping a snapshot writes the store: use POST",
+        );
+    }
+    let result = tokio::task::spawn_blocking(move || {
+        q.answer(&s.store, &s.config.kpi, &s.config.reconcile, Utc::now())
+    })
+    .await;
+    match result {
+        Ok(Ok(answer)) => Json(answer).into_response(),
+        Ok(Err(e))
+            if e.downcast_ref::<crate::report::request::NotFound>()
+                .is_some() =>
+        {
+            error(StatusCode::NOT_FOUND, format!("{e:#}"))
+        }
+        Ok(Err(e)) if e.downcast_ref::<crate::store::StoreError>().is_some() => {
+            error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"))
+        }
+        Ok(Err(e)) => error(StatusCode::BAD_REQUEST, format!("{e:#}")),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
 /// Body of `POST /api/v1/resync`.
 #[derive(Debug, Default, Deserialize, serde::Serialize)]
 pub struct ResyncRequest {
@@ -249,8 +346,6 @@ pub struct ResyncRequest {
     #[serde(default)]
     pub full: bool,
 }
-
-static NEXT_JOB: AtomicU64 = AtomicU64::new(1);
 
 async fn resync(State(s): State<Arc<Shared>>, body: Option<Json<ResyncRequest>>) -> Response {
     let req = body.map(|Json(r)| r).unwrap_or_default();
@@ -262,8 +357,15 @@ async fn resync(State(s): State<Arc<Shared>>, body: Option<Json<ResyncRequest>>)
             );
         }
     }
-    let id = NEXT_JOB.fetch_add(1, Ordering::Relaxed);
-    s.jobs.lock().unwrap_or_else(|p| p.into_inner()).insert(
+    // Ids come from the store's id generator: unique across restarts, so
+    // an id a client holds never names another run's job.
+    let shared = s.clone();
+    let id = match tokio::task::spawn_blocking(move || shared.store.generate_id()).await {
+        Ok(Ok(id)) => id,
+        Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("store: {e}")),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    s.add_job(
         id,
         JobStatus {
             state: "running".into(),
@@ -275,12 +377,11 @@ async fn resync(State(s): State<Arc<Shared>>, body: Option<Json<ResyncRequest>>)
         },
     );
     let shared = s.clone();
-    let task = tokio::spawn(async move {
+    let name = req.connector.clone().unwrap_or_else(|| "all".into());
+    let task = super::spawn_job(&s, "resync", name, Some(id), async move {
         super::resync::run(&shared, req.connector.as_deref(), req.full, Some(id)).await;
     });
-    let mut tasks = s.tasks.lock().unwrap_or_else(|p| p.into_inner());
-    tasks.retain(|t| !t.is_finished());
-    tasks.push(task);
+    s.keep_task(task);
     (StatusCode::ACCEPTED, Json(json!({"id": id}))).into_response()
 }
 

@@ -1,8 +1,9 @@
 //! Prometheus metrics: each KPI headline of the cached pack as a gauge with
 //! its labels, per-connector sync statistics (running totals as counters,
-//! `_total`), the outbox by state and the held digests. Built per scrape
-//! from state the daemon already holds, so a scrape never loads the store's
-//! records.
+//! `_total`), the outbox by state, the held digests and the jobs that
+//! panicked. Built per scrape from state the daemon already holds and the
+//! outbox's summaries, so a scrape never loads the store's records nor a
+//! rendered digest.
 
 use super::Shared;
 use prometheus_client::encoding::text::encode;
@@ -127,13 +128,18 @@ pub fn render(shared: &Shared) -> String {
     );
     register_last_passes(&mut registry, &syncs);
 
+    // The outbox's summaries only: a scrape never decodes a rendered body.
+    let summaries = crate::deliver::outbox::Outbox::open(&shared.store)
+        .and_then(|o| o.summaries())
+        .ok();
     let depth = Gauge::<i64>::default();
-    if let Ok(d) = crate::deliver::outbox::Outbox::new(shared.store.outbox()).depth() {
-        depth.set(d as i64);
+    if let Some(s) = &summaries {
+        depth.set(crate::deliver::outbox::depth_of(s) as i64);
     }
     registry.register("outbox_depth", "Digests waiting to be delivered", depth);
     let states = Family::<Labels, Gauge>::default();
-    if let Ok(c) = crate::deliver::outbox::Outbox::new(shared.store.outbox()).counts() {
+    if let Some(s) = &summaries {
+        let c = crate::deliver::outbox::counts_of(s);
         for state in ["pending", "sending", "sent", "failed", "unconfirmed"] {
             states
                 .get_or_create(&vec![("state".to_string(), state.to_string())])
@@ -144,6 +150,25 @@ pub fn render(shared: &Shared) -> String {
         "outbox_entries",
         "Outbox entries by state (sending: an attempt is under way; failed: refused for good; unconfirmed: sent without an answer, or the process stopped while sending)",
         states,
+    );
+    let panics = Family::<Labels, Counter>::default();
+    for ((kind, name), n) in shared
+        .job_panics
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+    {
+        panics
+            .get_or_create(&vec![
+                ("job".to_string(), kind.clone()),
+                ("name".to_string(), name.clone()),
+            ])
+            .inc_by(*n);
+    }
+    registry.register(
+        "job_panics",
+        "Jobs (syncs, digest renderings, deliveries) that panicked since the daemon started; each was caught and runs again at its next fire",
+        panics,
     );
     let held = Gauge::<i64>::default();
     held.set(

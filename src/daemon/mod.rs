@@ -17,11 +17,12 @@ use anyhow::Context as _;
 use chrono::Utc;
 use schedule::CronSchedule;
 use secmetrics_connectors::Time;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
 
 /// State shared by the scheduler, the delivery loop and the admin API.
 pub struct Shared {
@@ -53,10 +54,25 @@ pub struct Shared {
     pub stopping: watch::Receiver<bool>,
     /// Serializes syncs: one connector pass at a time writes the store.
     pub sync_lock: tokio::sync::Mutex<()>,
-    /// Resyncs started through the admin API; shutdown waits for them to
-    /// finish their page in flight.
-    pub tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Syncs running as their own tasks (the pass at start, scheduled
+    /// syncs, resyncs asked for through the admin API); shutdown waits for
+    /// them to finish their page in flight.
+    pub tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// The scheduler loop's sign of life: the watchdog is fed only while
+    /// it beats.
+    pub heartbeat: notify::Heartbeat,
+    /// Jobs that panicked since the daemon started, by (job kind, name):
+    /// caught, logged and counted; each runs again at its next fire.
+    pub job_panics: Mutex<BTreeMap<(String, String), u64>>,
+    /// Connectors whose scheduled sync is queued or running: a fire while
+    /// one still waits (for the sync lock) or runs is skipped, so slow
+    /// passes never pile up.
+    pub scheduled_syncs: Mutex<BTreeSet<String>>,
 }
+
+/// Finished resync jobs kept for `GET /api/v1/resync/ID` (running ones are
+/// always kept); older ones are forgotten.
+pub const KEEP_FINISHED_JOBS: usize = 100;
 
 /// Statistics of one connector's syncs.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -125,7 +141,84 @@ enum Job {
     Sync(String),
 }
 
+/// The text of a caught panic.
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(no message)".to_string()
+    }
+}
+
+/// Run `job` as a task of its own. A panic in it is caught, logged and
+/// counted (`secmetrics_job_panics_total{job=KIND,name=NAME}`); nothing
+/// else stops, and a scheduled job runs again at its next fire. With
+/// `resync`, that resync job's status turns `failed`.
+pub fn spawn_job<F>(
+    shared: &Arc<Shared>,
+    kind: &'static str,
+    name: String,
+    resync: Option<u64>,
+    job: F,
+) -> JoinHandle<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let inner = tokio::spawn(job);
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let Err(e) = inner.await else { return };
+        if !e.is_panic() {
+            return;
+        }
+        let message = panic_message(e.into_panic());
+        shared.count_panic(kind, &name, &message);
+        if let Some(id) = resync {
+            if let Some(j) = shared
+                .jobs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_mut(&id)
+            {
+                j.state = "failed".into();
+                j.messages.push(format!("the sync panicked: {message}"));
+            }
+        }
+    })
+}
+
 impl Shared {
+    /// The state of a daemon starting on `store`, stopping when `stopping`
+    /// turns true; `watchdog` is how often systemd wants a ping, if it does.
+    pub fn new(
+        store: Arc<Store>,
+        config: Config,
+        secrets: Secrets,
+        stopping: watch::Receiver<bool>,
+        watchdog: Option<Duration>,
+    ) -> Shared {
+        Shared {
+            store,
+            config,
+            secrets,
+            current: RwLock::new(None),
+            syncs: Mutex::new(BTreeMap::new()),
+            jobs: Mutex::new(BTreeMap::new()),
+            wake_delivery: Notify::new(),
+            due_digests: Mutex::new(BTreeMap::new()),
+            wake_digests: Notify::new(),
+            pack_stale: Notify::new(),
+            stopping,
+            sync_lock: tokio::sync::Mutex::new(()),
+            tasks: Mutex::new(Vec::new()),
+            heartbeat: notify::Heartbeat::new(watchdog),
+            job_panics: Mutex::new(BTreeMap::new()),
+            scheduled_syncs: Mutex::new(BTreeSet::new()),
+        }
+    }
+
     /// Recompute the cached pack (last complete month) from the store.
     pub fn refresh_pack(&self, now: Time) -> anyhow::Result<Arc<KpiPack>> {
         let estate = crate::reconcile::load(&self.store, &self.config.reconcile)?.estate;
@@ -154,6 +247,44 @@ impl Shared {
         self.refresh_pack(Utc::now())
     }
 
+    /// Keep a new resync job's status under `id`, forgetting the oldest
+    /// finished jobs beyond [`KEEP_FINISHED_JOBS`].
+    pub fn add_job(&self, id: u64, status: JobStatus) {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        jobs.insert(id, status);
+        let finished: Vec<u64> = jobs
+            .iter()
+            .filter(|(_, j)| j.state != "running")
+            .map(|(id, _)| *id)
+            .collect();
+        if finished.len() > KEEP_FINISHED_JOBS {
+            // Ids grow with time: the smallest are the oldest.
+            for id in &finished[..finished.len() - KEEP_FINISHED_JOBS] {
+                jobs.remove(id);
+            }
+        }
+    }
+
+    /// Keep a task that must finish its page in flight before shutdown
+    /// ends, forgetting those already finished.
+    pub fn keep_task(&self, task: JoinHandle<()>) {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task);
+    }
+
+    /// Count a caught panic of a job.
+    fn count_panic(&self, kind: &str, name: &str, message: &str) {
+        tracing::error!(job = kind, name, panic = %message,
+            "job panicked; caught and counted, it runs again at its next fire");
+        *self
+            .job_panics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((kind.to_string(), name.to_string()))
+            .or_default() += 1;
+    }
+
     /// Channels for delivery.
     pub fn channels(&self) -> anyhow::Result<Channels<'_>> {
         Ok(Channels {
@@ -167,17 +298,77 @@ impl Shared {
     }
 }
 
-/// Validate what the daemon needs before it starts: schedules, digests,
-/// channels. Returns every problem in plain words.
+/// A schedule that parses and fires at least once after `now`.
+fn check_schedule(expr: &str, tz: &str, now: Time) -> Result<(), String> {
+    let s = CronSchedule::parse(expr, tz)?;
+    if s.next_after(now).is_none() {
+        return Err(format!(
+            "cron expression {expr:?} never fires (no time after now matches it)"
+        ));
+    }
+    Ok(())
+}
+
+/// An email address (`Name <addr>` or `addr`) that a message can carry.
+fn check_mailbox(key: &str, text: &str) -> Result<(), String> {
+    text.parse::<lettre::message::Mailbox>()
+        .map(|_| ())
+        .map_err(|e| format!("`{key}`: {text:?} is not an email address ({e})"))
+}
+
+/// An http(s) URL with a host. `secret`: never repeat the value.
+fn check_url(key: &str, text: &str, secret: bool) -> Result<(), String> {
+    let shown = if secret {
+        String::new()
+    } else {
+        format!(" {text:?}")
+    };
+    match reqwest::Url::parse(text) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
+        Ok(u) => Err(format!(
+            "`{key}`{shown} is not an http(s) URL (scheme `{}`)",
+            u.scheme()
+        )),
+        Err(e) => Err(format!("`{key}`{shown} is not a URL ({e})")),
+    }
+}
+
+/// Validate what the daemon needs before it starts: schedules (that parse
+/// and fire), digests, channels, addresses and URLs, the metrics
+/// listener. Returns every problem in plain words.
 pub fn validate(config: &Config) -> Vec<String> {
     let mut problems = Vec::new();
     let tz = &config.daemon.timezone;
-    if let Err(e) = CronSchedule::parse(&config.daemon.sync_schedule, tz) {
+    let now = Utc::now();
+    if let Err(e) = check_schedule(&config.daemon.sync_schedule, tz, now) {
         problems.push(format!("daemon.sync_schedule: {e}"));
     }
     for (name, expr) in &config.daemon.sync_schedules {
-        if let Err(e) = CronSchedule::parse(expr, tz) {
+        if config.connector(name).is_none() {
+            problems.push(format!(
+                "daemon.sync_schedules.{name}: there is no connector named {name:?}"
+            ));
+        }
+        if let Err(e) = check_schedule(expr, tz, now) {
             problems.push(format!("daemon.sync_schedules.{name}: {e}"));
+        }
+    }
+    if let Some(addr) = config.admin.metrics_listen {
+        if !addr.ip().is_loopback() {
+            problems.push(format!(
+                "`admin.metrics_listen` {addr} is not a loopback address; the metrics listener \
+                 only binds loopback (e.g. 127.0.0.1:9477), put a proxy in front for more"
+            ));
+        }
+    }
+    if let Some(url) = &config.daemon.report_url {
+        if let Err(e) = check_url("daemon.report_url", url, false) {
+            problems.push(e);
+        }
+    }
+    if let Some(slack) = &config.slack {
+        if let Err(e) = check_url("slack.api_base", &slack.api_base, false) {
+            problems.push(e);
         }
     }
     if let Some(e) = &config.email {
@@ -188,13 +379,21 @@ pub fn validate(config: &Config) -> Vec<String> {
                 "email: give both `username` and a password (`password_file`, `password_env` or `password`), or neither".into(),
             );
         }
+        if let Err(p) = check_mailbox("email.from", &e.from) {
+            problems.push(p);
+        }
+        for to in &e.to {
+            if let Err(p) = check_mailbox("email.to", to) {
+                problems.push(p);
+            }
+        }
     }
     let mut names = std::collections::BTreeSet::new();
     for d in &config.digests {
         if !names.insert(&d.name) {
             problems.push(format!("digests: the name `{}` is used twice", d.name));
         }
-        if let Err(e) = CronSchedule::parse(&d.schedule, tz) {
+        if let Err(e) = check_schedule(&d.schedule, tz, now) {
             problems.push(format!("digest `{}`: schedule: {e}", d.name));
         }
         if let Err(e) = deliver::digest_kpis(d) {
@@ -202,6 +401,19 @@ pub fn validate(config: &Config) -> Vec<String> {
         }
         if d.channels.is_empty() {
             problems.push(format!("digest `{}`: `channels` is empty", d.name));
+        }
+        for to in d.email_to.iter().flatten() {
+            if let Err(p) = check_mailbox(&format!("digests.{}.email_to", d.name), to) {
+                problems.push(p);
+            }
+        }
+        let sends_email = d.channels.contains(&crate::config::ChannelKind::Email);
+        let to = d.email_to.as_ref().or(config.email.as_ref().map(|e| &e.to));
+        if sends_email && config.email.is_some() && to.map_or(true, |t| t.is_empty()) {
+            problems.push(format!(
+                "digest `{}` sends email but has no recipients (`email.to` or its `email_to`)",
+                d.name
+            ));
         }
         for c in &d.channels {
             match c {
@@ -219,6 +431,37 @@ pub fn validate(config: &Config) -> Vec<String> {
                 }
                 _ => {}
             }
+        }
+    }
+    problems
+}
+
+/// Validate what only the resolved secrets show: the Slack webhook is a
+/// URL (named by its key, never repeated: it is a secret), and a `[slack]`
+/// section has a way to post.
+pub fn validate_secrets(config: &Config, secrets: &Secrets) -> Vec<String> {
+    use secrecy::ExposeSecret;
+    let mut problems = Vec::new();
+    if let Some(url) = &secrets.slack_webhook {
+        if let Err(e) = check_url("slack.webhook_url", url.expose_secret().trim(), true) {
+            problems.push(e);
+        }
+    }
+    if let Some(slack) = &config.slack {
+        if secrets.slack_webhook.is_none() && secrets.slack_bot_token.is_none() {
+            problems.push(
+                "[slack] has neither a webhook URL (`webhook_url_file`, `webhook_url_env`, \
+                 `webhook_url`) nor a bot token (`bot_token_file`, ...)"
+                    .into(),
+            );
+        }
+        let digest_channel = config.digests.iter().any(|d| {
+            d.slack_channel.is_some() && d.channels.contains(&crate::config::ChannelKind::Slack)
+        });
+        if secrets.slack_bot_token.is_some() && slack.channel.is_none() && !digest_channel {
+            problems.push(
+                "`slack.bot_token` needs `slack.channel` (or a digest's `slack_channel`)".into(),
+            );
         }
     }
     problems
@@ -252,16 +495,29 @@ pub async fn run(
     secrets: Secrets,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let problems = validate(&config);
+    let mut problems = validate(&config);
+    problems.extend(validate_secrets(&config, &secrets));
     if !problems.is_empty() {
         anyhow::bail!("invalid configuration:\n  {}", problems.join("\n  "));
     }
     for note in notes(&config) {
         tracing::warn!("{note}");
     }
-    // Connector outcomes survive restarts in the store's cursors.
+    // Connector outcomes survive restarts in the store's cursors. Every
+    // store read and write below runs off the runtime's workers.
+    let store = Arc::new(store);
+    let (cursors, passes) = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || {
+            Ok::<_, crate::store::StoreError>((
+                store.cursors()?,
+                crate::sync::LastPass::load_all(&store)?,
+            ))
+        })
+        .await??
+    };
     let mut syncs = BTreeMap::new();
-    for (name, c) in store.cursors()? {
+    for (name, c) in cursors {
         syncs.insert(
             name,
             SyncStats {
@@ -271,63 +527,65 @@ pub async fn run(
             },
         );
     }
-    for (name, pass) in crate::sync::LastPass::load_all(&store)? {
+    for (name, pass) in passes {
         syncs.entry(name).or_default().last_pass = Some(pass);
     }
     let (stop_tx, stop_rx) = watch::channel(false);
-    let shared = Arc::new(Shared {
-        store: Arc::new(store),
+    let watchdog_every = notify::watchdog_interval();
+    let shared = Arc::new(Shared::new(
+        store,
         config,
         secrets,
-        current: RwLock::new(None),
-        syncs: Mutex::new(syncs),
-        jobs: Mutex::new(BTreeMap::new()),
-        wake_delivery: Notify::new(),
-        due_digests: Mutex::new(BTreeMap::new()),
-        wake_digests: Notify::new(),
-        pack_stale: Notify::new(),
-        stopping: stop_rx.clone(),
-        sync_lock: tokio::sync::Mutex::new(()),
-        tasks: Mutex::new(Vec::new()),
-    });
+        stop_rx.clone(),
+        watchdog_every,
+    ));
+    *shared.syncs.lock().unwrap_or_else(|p| p.into_inner()) = syncs;
     // Computing the pack loads every record (seconds for a large store):
     // off the start path, so signals and the admin API answer at once, and
     // debounced, so a burst of pushes costs one recomputation.
     let refresher = tokio::spawn(pack_refresher(shared.clone(), stop_rx.clone()));
     shared.pack_stale.notify_one();
-    let pruned = crate::deliver::outbox::Outbox::new(shared.store.outbox()).prune_sent_before(
-        (Utc::now() - chrono::Duration::days(OUTBOX_KEEP_DAYS)).timestamp_micros(),
-    )?;
+    let (pruned, interrupted) = {
+        let s = shared.clone();
+        tokio::task::spawn_blocking(move || {
+            let outbox = crate::deliver::outbox::Outbox::open(&s.store)?;
+            let pruned = outbox.prune_sent_before(
+                (Utc::now() - chrono::Duration::days(OUTBOX_KEEP_DAYS)).timestamp_micros(),
+            )?;
+            Ok::<_, crate::store::StoreError>((pruned, outbox.recover_interrupted()?))
+        })
+        .await??
+    };
     if pruned > 0 {
         tracing::info!(
             pruned,
             "removed delivered outbox entries older than {OUTBOX_KEEP_DAYS} days"
         );
     }
-    for e in crate::deliver::outbox::Outbox::new(shared.store.outbox()).recover_interrupted()? {
+    for e in interrupted {
         tracing::warn!(digest = %e.digest, period = %e.period, channel = %e.channel,
             "the last run stopped while sending this digest; not re-sent (at most once): check the channel");
     }
     let admin = admin::serve(shared.clone(), stop_rx.clone())
         .await
         .context("starting the admin API")?;
-    let scheduler = tokio::spawn(scheduler(shared.clone(), stop_rx.clone()));
+    shared.heartbeat.beat();
+    let scheduler = tokio::spawn(scheduler(shared.clone(), stop_rx.clone(), Hooks::daemon()));
     let digests = tokio::spawn(digest_worker(shared.clone(), stop_rx.clone()));
     let delivery = tokio::spawn(delivery_loop(shared.clone(), stop_rx.clone()));
     if !shared.config.connectors.is_empty() {
         // A pass at start: scheduled digests wait for one, so they never
         // report a store that has not been synced since it was last run.
         let s = shared.clone();
-        let first = tokio::spawn(async move {
+        let first = spawn_job(&shared, "sync", "start".into(), None, async move {
             resync::run(&s, None, false, None).await;
         });
-        shared
-            .tasks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(first);
+        shared.keep_task(first);
     }
-    let watchdog = tokio::spawn(notify::watchdog(stop_rx.clone()));
+    let watchdog = watchdog_every.map(|every| {
+        let (s, stop) = (shared.clone(), stop_rx.clone());
+        tokio::spawn(async move { notify::watchdog(every, &s.heartbeat, notify::ping, stop).await })
+    });
     notify::ready();
     tracing::info!(socket = %shared.config.admin.socket.display(), "secmetrics daemon ready");
 
@@ -355,16 +613,47 @@ pub async fn run(
             "work still running at the end of the grace period; stopping anyway"
         );
     }
-    watchdog.abort();
+    if let Some(w) = watchdog {
+        w.abort();
+    }
     refresher.abort();
-    shared.store.flush()?;
+    let s = shared.clone();
+    let flushed = tokio::task::spawn_blocking(move || s.store.flush()).await;
     let _ = std::fs::remove_file(&shared.config.admin.socket);
+    flushed??;
     tracing::info!("secmetrics daemon stopped");
     Ok(())
 }
 
+/// A scheduled sync of one connector, run to its end.
+pub type SyncRunner = fn(Arc<Shared>, String) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// What the scheduler takes from outside: the time, and how a scheduled
+/// sync runs. The daemon uses the wall clock and [`resync::run`]; tests
+/// use a clock on tokio's paused time and a stand-in sync.
+pub struct Hooks {
+    /// The current time.
+    pub now: Box<dyn Fn() -> Time + Send + Sync>,
+    /// Runs one scheduled sync of the named connector.
+    pub run_sync: SyncRunner,
+}
+
+impl Hooks {
+    /// The wall clock and the real sync.
+    pub fn daemon() -> Hooks {
+        Hooks {
+            now: Box::new(Utc::now),
+            run_sync: |shared, name| {
+                Box::pin(async move {
+                    resync::run(&shared, Some(name.as_str()), false, None).await;
+                })
+            },
+        }
+    }
+}
+
 /// Fire due jobs; at start, catch up digests missed while the daemon was down.
-async fn scheduler(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+pub async fn scheduler(shared: Arc<Shared>, mut stop: watch::Receiver<bool>, hooks: Hooks) {
     let tz = shared.config.daemon.timezone.clone();
     let mut jobs: Vec<(Job, CronSchedule)> = Vec::new();
     for d in &shared.config.digests {
@@ -387,13 +676,34 @@ async fn scheduler(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     // is queued now, for the period of that missed fire; the outbox key
     // (digest, period, channel) keeps it at most once. On the very first
     // start nothing was missed.
-    let now = Utc::now();
+    let now = (hooks.now)();
+    let names: Vec<String> = jobs
+        .iter()
+        .filter_map(|(j, _)| match j {
+            Job::Digest(n) => Some(n.clone()),
+            Job::Sync(_) => None,
+        })
+        .collect();
+    let fired = {
+        let s = shared.clone();
+        tokio::task::spawn_blocking(move || {
+            names
+                .into_iter()
+                .map(|n| {
+                    let last = deliver::last_fire(&s.store, &n);
+                    (n, last)
+                })
+                .collect::<BTreeMap<_, _>>()
+        })
+        .await
+        .unwrap_or_default()
+    };
     for (job, s) in &jobs {
         if let Job::Digest(name) = job {
             let Some(missed) = s.last_at_or_before(now) else {
                 continue;
             };
-            match deliver::last_fire(&shared.store, name) {
+            match fired.get(name).copied().flatten() {
                 Some(done) if done >= missed => {}
                 Some(_) => {
                     tracing::info!(digest = %name, fire_time = %missed, "catching up a digest missed while the daemon was down");
@@ -416,20 +726,42 @@ async fn scheduler(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             }
         }
     }
+    tracing::info!(
+        digests = jobs
+            .iter()
+            .filter(|(j, _)| matches!(j, Job::Digest(_)))
+            .count(),
+        syncs = jobs
+            .iter()
+            .filter(|(j, _)| matches!(j, Job::Sync(_)))
+            .count(),
+        "scheduler running (missed digests caught up)"
+    );
+    // Each due job starts as a task of its own and the loop goes on: a
+    // sync waiting for the sync lock or running for an hour delays no
+    // digest. The loop beats the heartbeat at least every period, which
+    // is what feeds the watchdog.
+    let beat = shared.heartbeat.period();
     let mut last = now;
     loop {
+        shared.heartbeat.beat();
         let next = jobs
             .iter()
             .filter_map(|(j, s)| s.next_after(last).map(|t| (t, j.clone())))
             .min_by_key(|(t, _)| *t);
-        let Some((at, _)) = next else {
-            // Nothing scheduled: wait for shutdown.
-            let _ = stop.changed().await;
-            return;
+        let wait = next
+            .as_ref()
+            .map(|(at, _)| (*at - (hooks.now)()).to_std().unwrap_or(Duration::ZERO));
+        let Some((at, _)) = next.filter(|_| wait.is_some_and(|w| w <= beat)) else {
+            // Nothing due within a beat: beat, and look again.
+            tokio::select! {
+                _ = tokio::time::sleep(beat) => {}
+                _ = stop.changed() => return,
+            }
+            continue;
         };
-        let wait = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
         tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::time::sleep(wait.unwrap_or(Duration::ZERO)) => {}
             _ = stop.changed() => return,
         }
         let due: Vec<Job> = jobs
@@ -442,16 +774,54 @@ async fn scheduler(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             if *stop.borrow() {
                 return;
             }
-            run_job(&shared, &job, at).await;
+            start_job(&shared, &job, at, hooks.run_sync);
         }
     }
 }
 
-async fn run_job(shared: &Arc<Shared>, job: &Job, at: Time) {
+/// Removes a connector from [`Shared::scheduled_syncs`] when its scheduled
+/// sync ends, however it ends (a panic included).
+struct ScheduledSync<'a> {
+    shared: &'a Shared,
+    name: &'a str,
+}
+
+impl Drop for ScheduledSync<'_> {
+    fn drop(&mut self) {
+        self.shared
+            .scheduled_syncs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(self.name);
+    }
+}
+
+/// Start a due job without waiting for it: a digest goes to the digest
+/// worker, a sync runs as a task of its own (skipped while the previous
+/// scheduled sync of that connector is still queued or running).
+fn start_job(shared: &Arc<Shared>, job: &Job, at: Time, run_sync: SyncRunner) {
     match job {
         Job::Digest(name) => fire_digest(shared, name, at),
         Job::Sync(name) => {
-            resync::run(shared, Some(name.as_str()), false, None).await;
+            let fresh = shared
+                .scheduled_syncs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(name.clone());
+            if !fresh {
+                tracing::info!(connector = %name, fire_time = %at,
+                    "scheduled sync skipped: the previous one is still waiting or running");
+                return;
+            }
+            let (s, n) = (shared.clone(), name.clone());
+            let task = spawn_job(shared, "sync", name.clone(), None, async move {
+                let _queued = ScheduledSync {
+                    shared: &s,
+                    name: &n,
+                };
+                run_sync(s.clone(), n.clone()).await;
+            });
+            shared.keep_task(task);
         }
     }
 }
@@ -589,7 +959,18 @@ async fn digest_worker(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 deliver::queue_digest(&s.store, &s.config, &d, &period, Utc::now(), &options)
             })
             .await
-            .map_err(anyhow::Error::from)
+            .map_err(|e| {
+                // A panic while rendering is caught here: counted, and the
+                // fire stays due and is retried like a failed rendering.
+                let text = if e.is_panic() {
+                    let message = panic_message(e.into_panic());
+                    shared.count_panic("digest", &due.digest, &message);
+                    format!("panicked: {message}")
+                } else {
+                    e.to_string()
+                };
+                anyhow::anyhow!(text)
+            })
             .and_then(|r| r);
             match result {
                 Ok(queued) => {
@@ -677,7 +1058,7 @@ async fn delivery_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         }
         let s = shared.clone();
         let due = tokio::task::spawn_blocking(move || {
-            let outbox = crate::deliver::outbox::Outbox::new(s.store.outbox());
+            let outbox = crate::deliver::outbox::Outbox::open(&s.store)?;
             let due = outbox.due(Utc::now().timestamp_micros())?;
             let next = outbox.next_due_us()?;
             Ok::<_, crate::store::StoreError>((due, next))
@@ -704,8 +1085,14 @@ async fn delivery_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 continue;
             }
             let s = shared.clone();
-            let in_flight = in_flight.clone();
+            let guard = InFlight {
+                keys: in_flight.clone(),
+                key,
+            };
+            let label = format!("{}/{}/{}", entry.digest, entry.period, entry.channel);
             running.spawn(async move {
+                // Released however the delivery ends, a panic included.
+                let _guard = guard;
                 let result = match s.channels() {
                     Ok(channels) => deliver::deliver_one(&s.store, &channels, entry).await,
                     Err(e) => Err(e),
@@ -713,10 +1100,7 @@ async fn delivery_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 if let Err(e) = result {
                     tracing::error!(error = %format!("{e:#}"), "outbox delivery failed");
                 }
-                in_flight
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&key);
+                label
             });
         }
         // Entries in flight are `sending`, not due: the earliest pending
@@ -732,11 +1116,40 @@ async fn delivery_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         tokio::select! {
             _ = tokio::time::sleep(wait), if !busy || wait > Duration::ZERO => {}
             _ = shared.wake_delivery.notified() => {}
-            Some(_) = running.join_next(), if busy => {}
+            Some(done) = running.join_next(), if busy => delivery_ended(&shared, done),
             _ = stop.changed() => break,
         }
     }
-    while running.join_next().await.is_some() {}
+    while let Some(done) = running.join_next().await {
+        delivery_ended(&shared, done);
+    }
+}
+
+/// Keys of the outbox entries being delivered; each delivery removes its
+/// own when it ends.
+struct InFlight {
+    keys: Arc<Mutex<std::collections::HashSet<Vec<u8>>>>,
+    key: Vec<u8>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.key);
+    }
+}
+
+/// A delivery task ended: a panic is caught and counted. The entry was
+/// durably `sending`, so it becomes `unconfirmed` at the next start rather
+/// than being sent twice.
+fn delivery_ended(shared: &Shared, done: Result<String, tokio::task::JoinError>) {
+    if let Err(e) = done {
+        if e.is_panic() {
+            shared.count_panic("delivery", "outbox", &panic_message(e.into_panic()));
+        }
+    }
 }
 
 /// SIGTERM or SIGINT. The handlers are installed when this is called (not
@@ -753,3 +1166,6 @@ pub fn termination() -> anyhow::Result<impl Future<Output = ()>> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests;

@@ -135,7 +135,7 @@ impl PassObserver for DaemonObserver<'_> {
     fn finished(&mut self, name: &str, result: &Result<SyncReport, SyncError>) {
         let mut syncs = self.shared.syncs.lock().unwrap_or_else(|p| p.into_inner());
         let stats: &mut SyncStats = syncs.entry(name.to_string()).or_default();
-        let now = Utc::now().to_rfc3339();
+        let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         match result {
             Ok(report) => {
                 let c = report.outcome.committed;
@@ -148,13 +148,7 @@ impl PassObserver for DaemonObserver<'_> {
                     stats.last_error = None;
                     stats.synced_since_start = true;
                 }
-                stats.last_pass = Some(LastPass {
-                    state: report.state,
-                    at: now,
-                    unreadable: report.outcome.unreadable,
-                    problems: report.outcome.problems.clone(),
-                    error: None,
-                });
+                stats.last_pass = Some(LastPass::of(result));
                 let msg = format!(
                     "{name}: {} pages, {} new, {} replaced, {} unchanged, {} gone, {}{}",
                     report.outcome.pages,
@@ -183,13 +177,7 @@ impl PassObserver for DaemonObserver<'_> {
                 let e = e.to_string();
                 stats.errors += 1;
                 stats.last_error = Some(e.clone());
-                stats.last_pass = Some(LastPass {
-                    state: PassState::Failed,
-                    at: now,
-                    unreadable: 0,
-                    problems: Vec::new(),
-                    error: Some(e.clone()),
-                });
+                stats.last_pass = Some(LastPass::of(result));
                 (self.update)(&|j| {
                     j.connectors_done += 1;
                     j.messages.push(format!("{name}: failed: {e}"));

@@ -109,6 +109,22 @@ pub fn fire_key(digest: &str) -> String {
     format!("daemon/digest_fired/{digest}")
 }
 
+/// Every digest's last handled fire time, by digest name.
+pub fn last_fires(store: &Store) -> Result<Vec<(String, Time)>, crate::store::StoreError> {
+    let prefix = fire_key("");
+    Ok(store
+        .meta_with_prefix(&prefix)?
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let us = i64::from_be_bytes(v.as_slice().try_into().ok()?);
+            Some((
+                k[prefix.len()..].to_string(),
+                chrono::DateTime::from_timestamp_micros(us)?,
+            ))
+        })
+        .collect())
+}
+
 /// The last fire time of `digest` whose queueing was recorded.
 pub fn last_fire(store: &Store, digest: &str) -> Option<Time> {
     let bytes = store.meta(&fire_key(digest)).ok()??;
@@ -152,7 +168,7 @@ pub fn queue_digest(
     now: Time,
     options: &QueueOptions,
 ) -> anyhow::Result<Vec<ChannelKind>> {
-    let outbox = Outbox::new(store.outbox());
+    let outbox = Outbox::open(store)?;
     let label = period.label();
     let fire_key = fire_key(&digest.name);
     let fire = options.fired.map(|at| (fire_key.as_str(), at));
@@ -179,7 +195,7 @@ pub fn queue_digest(
     // The pack as sent, so `report --period P --as-sent` shows it unchanged;
     // a pack sent (or snapshotted) before is never replaced.
     let snapshots: Vec<(String, Vec<u8>)> = [
-        crate::cli::report::snapshot_key(period),
+        report::snapshot_key(period),
         format!("digest/{}/{label}", digest.name),
     ]
     .into_iter()
@@ -245,7 +261,7 @@ pub fn queue_digest(
             created_us: now.timestamp_micros(),
             sent_us: None,
         };
-        entries.push((entry.own_key(), crate::store::codec::encode(&entry)));
+        entries.push(entry.encoded());
     }
     let written = store.commit_digest(&snapshots, &entries, fire)?;
     Ok(missing
@@ -292,7 +308,7 @@ pub fn resend(
     force: bool,
     now: Time,
 ) -> anyhow::Result<Vec<Resent>> {
-    let outbox = Outbox::new(store.outbox());
+    let outbox = Outbox::open(store)?;
     let label = period.label();
     let mut out = Vec::new();
     let mut missing = false;
@@ -514,7 +530,7 @@ pub async fn attempt(store: &Arc<Store>, channels: &Channels<'_>, entry: &mut En
 async fn persist(store: &Arc<Store>, entry: &Entry) -> anyhow::Result<()> {
     let store = store.clone();
     let entry = entry.clone();
-    tokio::task::spawn_blocking(move || Outbox::new(store.outbox()).update(&entry))
+    tokio::task::spawn_blocking(move || Outbox::open(&store)?.update(&entry))
         .await
         .context("outbox write task")??;
     Ok(())
@@ -541,12 +557,27 @@ async fn attempt_slack(
         let body: serde_json::Value =
             serde_json::from_str(message).context("stored Slack message is not JSON")?;
         let target = channels.slack_target(channel.as_deref())?;
-        let ts = slack::post(&channels.http, &target, &body, thread_ts.as_deref())
-            .await
-            .map_err(|e| match e.retry_after() {
-                Some(d) => anyhow::Error::new(RetryAfter(d.as_secs_f64())).context(e.to_string()),
-                None => anyhow::Error::new(e),
-            })?;
+        let max_answer = channels
+            .config
+            .slack
+            .as_ref()
+            .map_or(DEFAULT_SLACK_MAX_ANSWER, |s| s.max_answer_bytes);
+        // A pause Slack asks for is kept within `daemon.retry_max_secs`.
+        let max_wait = channels.config.daemon.retry_max_secs as f64;
+        let ts = slack::post(
+            &channels.http,
+            &target,
+            &body,
+            thread_ts.as_deref(),
+            max_answer,
+        )
+        .await
+        .map_err(|e| match e.retry_after() {
+            Some(d) => {
+                anyhow::Error::new(RetryAfter(d.as_secs_f64().min(max_wait))).context(e.to_string())
+            }
+            None => anyhow::Error::new(e),
+        })?;
         let Payload::Slack {
             messages,
             delivered,
@@ -616,6 +647,9 @@ fn is_unconfirmed(e: &anyhow::Error) -> bool {
     })
 }
 
+/// Default of `slack.max_answer_bytes`.
+const DEFAULT_SLACK_MAX_ANSWER: usize = crate::config::DEFAULT_SLACK_MAX_ANSWER_BYTES;
+
 /// Slack asked for a pause of this many seconds.
 #[derive(Debug, thiserror::Error)]
 #[error("retry after {0} s")]
@@ -669,7 +703,7 @@ pub async fn deliver_due(
     channels: &Channels<'_>,
     now: Time,
 ) -> anyhow::Result<(u64, u64)> {
-    let due = Outbox::new(store.outbox()).due(now.timestamp_micros())?;
+    let due = Outbox::open(store)?.due(now.timestamp_micros())?;
     let mut sent = 0;
     let mut failed = 0;
     for entry in due {
@@ -688,6 +722,60 @@ mod tests {
 
     fn t(s: &str) -> Time {
         s.parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_huge_retry_after_from_slack_waits_at_most_retry_max_secs() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new().fallback(|| async {
+            (
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", "18446744073709551615")],
+                "slow down",
+            )
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let mut config = Config::default();
+        config.daemon.retry_max_secs = 120;
+        config.slack = Some(
+            serde_json::from_value(
+                serde_json::json!({ "webhook_url": format!("http://{addr}/x") }),
+            )
+            .unwrap(),
+        );
+        let secrets = config.secrets().unwrap();
+        let channels = Channels {
+            http: slack::client(std::time::Duration::from_secs(5)).unwrap(),
+            config: &config,
+            secrets: &secrets,
+        };
+        let mut entry = Entry {
+            digest: "monthly".into(),
+            period: "2026-10".into(),
+            channel: "slack".into(),
+            payload: Payload::Slack {
+                messages: vec![r#"{"text":"t"}"#.into()],
+                delivered: 0,
+                thread_ts: None,
+                channel: None,
+            },
+            state: State::Pending,
+            attempts: 1,
+            next_attempt_us: 0,
+            last_error: None,
+            created_us: 0,
+            sent_us: None,
+        };
+        match attempt(&store, &channels, &mut entry).await {
+            Attempt::Retry(wait, error) => {
+                assert_eq!(wait, 120.0, "{error}");
+                assert!(error.contains("rate limited (429)"), "{error}");
+            }
+            _ => panic!("not a retry"),
+        }
     }
 
     #[test]
@@ -719,7 +807,7 @@ mod tests {
         let e = queue_digest(&store, &config, &digest, &period, at, &fired(at)).unwrap_err();
         assert_eq!(e.downcast_ref::<Hold>(), Some(&Hold::NoData));
         assert_eq!(last_fire(&store, "monthly"), None);
-        assert!(Outbox::new(store.outbox()).all().unwrap().is_empty());
+        assert!(Outbox::open(&store).unwrap().all().unwrap().is_empty());
         assert!(store.snapshot("2026-10").unwrap().is_none());
 
         let text = include_str!("../../tests/data/golden/estate-small.ndjson");
@@ -737,7 +825,7 @@ mod tests {
             "{snapshot}"
         );
         assert!(store.snapshot("digest/monthly/2026-10").unwrap().is_some());
-        assert_eq!(Outbox::new(store.outbox()).all().unwrap().len(), 1);
+        assert_eq!(Outbox::open(&store).unwrap().all().unwrap().len(), 1);
 
         // A later fire for the same period queues nothing and moves the
         // fire forward; an earlier one never moves it back.
@@ -747,6 +835,6 @@ mod tests {
         assert_eq!(last_fire(&store, "monthly"), Some(later));
         queue_digest(&store, &config, &digest, &period, at, &fired(at)).unwrap();
         assert_eq!(last_fire(&store, "monthly"), Some(later));
-        assert_eq!(Outbox::new(store.outbox()).all().unwrap().len(), 1);
+        assert_eq!(Outbox::open(&store).unwrap().all().unwrap().len(), 1);
     }
 }

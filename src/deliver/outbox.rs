@@ -2,8 +2,10 @@
 //! sent, at most one entry per (digest, period, channel), retried with
 //! backoff until it is delivered, and still here after a restart.
 
-use crate::store::{codec, StoreError};
+use crate::store::{codec, Store, StoreError};
 use serde::{Deserialize, Serialize};
+use sled::transaction::TransactionError;
+use sled::Transactional;
 
 /// What is to be delivered, fully rendered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,141 +120,264 @@ pub struct EntrySummary {
     pub attempts: u32,
     /// Error of the last failed attempt.
     pub last_error: Option<String>,
+    /// When a pending entry is tried next (RFC 3339); none for the others.
+    #[serde(default)]
+    pub next_attempt: Option<String>,
 }
 
-/// The outbox over the store's `outbox` tree.
-pub struct Outbox<'a> {
-    tree: &'a sled::Tree,
+/// What the outbox keeps beside each entry, under the same key: all but
+/// the rendered payload. Scans (`/readyz`, `/metrics`, `status`, what is
+/// due) read these alone and never decode a body with its PNGs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Digest name.
+    pub digest: String,
+    /// Period label.
+    pub period: String,
+    /// Channel name.
+    pub channel: String,
+    /// Delivery state.
+    pub state: State,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// Earliest next attempt (µs since the epoch).
+    pub next_attempt_us: i64,
+    /// Error of the last failed attempt.
+    pub last_error: Option<String>,
+    /// When the entry was written.
+    pub created_us: i64,
+    /// When it was delivered.
+    pub sent_us: Option<i64>,
+    /// Its rendered body was removed (delivered long ago).
+    pub pruned: bool,
 }
+
+impl Summary {
+    fn key(&self) -> Vec<u8> {
+        Entry::key(&self.digest, &self.period, &self.channel)
+    }
+
+    /// The view `status` and `/readyz` show.
+    pub fn view(&self) -> EntrySummary {
+        EntrySummary {
+            digest: self.digest.clone(),
+            period: self.period.clone(),
+            channel: self.channel.clone(),
+            state: self.state.as_str().to_string(),
+            attempts: self.attempts,
+            last_error: self.last_error.clone(),
+            next_attempt: (self.state == State::Pending).then(|| {
+                crate::store::codec::time(self.next_attempt_us)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+            }),
+        }
+    }
+}
+
+impl Entry {
+    /// The entry's summary (all but the payload).
+    pub fn summary(&self) -> Summary {
+        Summary {
+            digest: self.digest.clone(),
+            period: self.period.clone(),
+            channel: self.channel.clone(),
+            state: self.state,
+            attempts: self.attempts,
+            next_attempt_us: self.next_attempt_us,
+            last_error: self.last_error.clone(),
+            created_us: self.created_us,
+            sent_us: self.sent_us,
+            pruned: self.payload.is_pruned(),
+        }
+    }
+
+    /// The entry as the store keeps it: (key, encoded body, encoded
+    /// summary), for [`Store::commit_digest`].
+    pub fn encoded(&self) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+        (
+            self.own_key(),
+            codec::encode(self),
+            codec::encode(&self.summary()),
+        )
+    }
+}
+
+impl Payload {
+    /// The rendered body was removed ([`Outbox::prune_sent_before`]).
+    pub fn is_pruned(&self) -> bool {
+        match self {
+            Payload::Slack { messages, .. } => messages.is_empty(),
+            Payload::Email { html, .. } => html.is_empty(),
+        }
+    }
+}
+
+/// Outbox entries by state.
+pub type Counts = std::collections::BTreeMap<&'static str, u64>;
+
+/// The durable outbox: the one place that reads and writes the store's
+/// outbox trees (entry bodies, and their summaries under the same keys,
+/// always written together).
+pub struct Outbox<'a> {
+    store: &'a Store,
+    bodies: &'a sled::Tree,
+    index: &'a sled::Tree,
+}
+
+/// The store fact saying every body has its summary (stores written before
+/// the summaries existed get them once, at the first open).
+const INDEX_BUILT: &str = "outbox/index_built";
 
 impl<'a> Outbox<'a> {
-    /// The outbox in `tree`.
-    pub fn new(tree: &'a sled::Tree) -> Self {
-        Outbox { tree }
+    /// The outbox of `store`.
+    pub fn open(store: &'a Store) -> Result<Self, StoreError> {
+        let (bodies, index) = store.outbox_trees();
+        let outbox = Outbox {
+            store,
+            bodies,
+            index,
+        };
+        if store.meta(INDEX_BUILT)?.is_none() {
+            outbox.build_index()?;
+        }
+        Ok(outbox)
+    }
+
+    /// Write the summary of every body (a store from before summaries).
+    fn build_index(&self) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for item in self.bodies.iter() {
+            let (key, value) = item?;
+            let e: Entry = codec::decode("outbox", &value)?;
+            batch.insert(key, codec::encode(&e.summary()));
+        }
+        self.index.apply_batch(batch)?;
+        self.store.put_meta(INDEX_BUILT, b"1")
+    }
+
+    fn write(&self, entry: &Entry, only_if_new: bool) -> Result<bool, StoreError> {
+        let (key, body, summary) = entry.encoded();
+        let written = (self.bodies, self.index)
+            .transaction(|(b, i)| {
+                if only_if_new && b.get(&key)?.is_some() {
+                    return Ok(false);
+                }
+                b.insert(key.as_slice(), body.as_slice())?;
+                i.insert(key.as_slice(), summary.as_slice())?;
+                Ok(true)
+            })
+            .map_err(|e: TransactionError<StoreError>| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => StoreError::Sled(e),
+            })?;
+        self.store.flush()?;
+        Ok(written)
     }
 
     /// True when an entry for (digest, period, channel) exists, sent or not.
     pub fn contains(&self, digest: &str, period: &str, channel: &str) -> Result<bool, StoreError> {
         Ok(self
-            .tree
+            .index
             .contains_key(Entry::key(digest, period, channel))?)
     }
 
     /// Write a new entry durably; `false` (and nothing written) when one
     /// already exists for its key, so a digest is never queued twice.
     pub fn enqueue(&self, entry: &Entry) -> Result<bool, StoreError> {
-        let inserted = self
-            .tree
-            .compare_and_swap(
-                entry.own_key(),
-                None as Option<&[u8]>,
-                Some(codec::encode(entry)),
-            )?
-            .is_ok();
-        self.tree.flush()?;
-        Ok(inserted)
+        self.write(entry, true)
     }
 
-    /// Replace an entry (after an attempt), durably.
+    /// Replace an entry (after an attempt), durably, with its summary.
     pub fn update(&self, entry: &Entry) -> Result<(), StoreError> {
-        self.tree.insert(entry.own_key(), codec::encode(entry))?;
-        self.tree.flush()?;
-        Ok(())
+        self.write(entry, false).map(|_| ())
     }
 
-    /// Pending entries whose next attempt is due at `now_us`, oldest first.
+    /// Every entry's summary, in key order.
+    pub fn summaries(&self) -> Result<Vec<Summary>, StoreError> {
+        self.index
+            .iter()
+            .values()
+            .map(|v| codec::decode("outbox_index", &v?))
+            .collect()
+    }
+
+    /// Pending entries whose next attempt is due at `now_us`, oldest first
+    /// (only their bodies are read).
     pub fn due(&self, now_us: i64) -> Result<Vec<Entry>, StoreError> {
-        let mut out: Vec<Entry> = Vec::new();
-        for v in self.tree.iter().values() {
-            let e: Entry = codec::decode("outbox", &v?)?;
-            if e.state == State::Pending && e.next_attempt_us <= now_us {
+        let mut due: Vec<Summary> = self
+            .summaries()?
+            .into_iter()
+            .filter(|s| s.state == State::Pending && s.next_attempt_us <= now_us)
+            .collect();
+        due.sort_by_key(|s| s.created_us);
+        let mut out = Vec::with_capacity(due.len());
+        for s in due {
+            if let Some(e) = self.get(&s.key())? {
                 out.push(e);
             }
         }
-        out.sort_by_key(|e| e.created_us);
         Ok(out)
     }
 
     /// The entry under `key`.
     pub fn get(&self, key: &[u8]) -> Result<Option<Entry>, StoreError> {
-        self.tree
+        self.bodies
             .get(key)?
             .map(|v| codec::decode("outbox", &v))
             .transpose()
     }
 
-    /// Every entry.
+    /// Every entry, bodies included.
     pub fn all(&self) -> Result<Vec<Entry>, StoreError> {
-        self.tree
+        self.bodies
             .iter()
             .values()
             .map(|v| codec::decode("outbox", &v?))
             .collect()
     }
 
-    /// Entries not yet delivered.
+    /// Entries waiting to be sent (pending).
     pub fn depth(&self) -> Result<u64, StoreError> {
-        Ok(self
-            .all()?
-            .iter()
-            .filter(|e| e.state == State::Pending)
-            .count() as u64)
+        Ok(depth_of(&self.summaries()?))
     }
 
     /// Entries not delivered (pending, sending, failed, unconfirmed), by
     /// digest, period and channel, for `status` and `/readyz`.
     pub fn undelivered(&self) -> Result<Vec<EntrySummary>, StoreError> {
-        Ok(self
-            .all()?
-            .into_iter()
-            .filter(|e| e.state != State::Sent)
-            .map(|e| EntrySummary {
-                digest: e.digest,
-                period: e.period,
-                channel: e.channel,
-                state: e.state.as_str().to_string(),
-                attempts: e.attempts,
-                last_error: e.last_error,
-            })
-            .collect())
+        Ok(undelivered_of(&self.summaries()?))
     }
 
     /// Entries per state.
-    pub fn counts(&self) -> Result<std::collections::BTreeMap<&'static str, u64>, StoreError> {
-        let mut out = std::collections::BTreeMap::new();
-        for e in self.all()? {
-            *out.entry(e.state.as_str()).or_default() += 1;
-        }
-        Ok(out)
+    pub fn counts(&self) -> Result<Counts, StoreError> {
+        Ok(counts_of(&self.summaries()?))
     }
 
-    /// Remove delivered entries sent before `before_us`; the key of a removed
-    /// entry is kept with an empty body so its digest is still never re-sent.
+    /// Remove the rendered body of delivered entries sent before
+    /// `before_us`; the entry stays with an empty body, so its digest is
+    /// still never re-sent. Only those bodies are read.
     pub fn prune_sent_before(&self, before_us: i64) -> Result<u64, StoreError> {
         let mut n = 0;
-        for e in self.all()? {
-            if e.state != State::Sent || !e.sent_us.is_some_and(|t| t < before_us) {
+        for s in self.summaries()? {
+            if s.state != State::Sent || s.pruned || !s.sent_us.is_some_and(|t| t < before_us) {
                 continue;
             }
+            let Some(e) = self.get(&s.key())? else {
+                continue;
+            };
             let slim = match &e.payload {
-                Payload::Slack {
-                    messages, channel, ..
-                } if !messages.is_empty() => Payload::Slack {
+                Payload::Slack { channel, .. } => Payload::Slack {
                     messages: Vec::new(),
                     delivered: 0,
                     thread_ts: None,
                     channel: channel.clone(),
                 },
-                Payload::Email {
-                    subject, to, html, ..
-                } if !html.is_empty() => Payload::Email {
+                Payload::Email { subject, to, .. } => Payload::Email {
                     subject: subject.clone(),
                     text: String::new(),
                     html: String::new(),
                     images: Vec::new(),
                     to: to.clone(),
                 },
-                _ => continue,
             };
             self.update(&Entry { payload: slim, ..e })?;
             n += 1;
@@ -264,16 +389,20 @@ impl<'a> Outbox<'a> {
     /// become `Unconfirmed` (not re-sent: at most once). Returns them.
     pub fn recover_interrupted(&self) -> Result<Vec<Entry>, StoreError> {
         let mut out = Vec::new();
-        for mut e in self.all()? {
-            if e.state == State::Sending {
-                e.state = State::Unconfirmed;
-                e.last_error = Some(
-                    "the process stopped while sending; not re-sent (at most once): check the channel"
-                        .into(),
-                );
-                self.update(&e)?;
-                out.push(e);
+        for s in self.summaries()? {
+            if s.state != State::Sending {
+                continue;
             }
+            let Some(mut e) = self.get(&s.key())? else {
+                continue;
+            };
+            e.state = State::Unconfirmed;
+            e.last_error = Some(
+                "the process stopped while sending; not re-sent (at most once): check the channel"
+                    .into(),
+            );
+            self.update(&e)?;
+            out.push(e);
         }
         Ok(out)
     }
@@ -281,12 +410,38 @@ impl<'a> Outbox<'a> {
     /// The earliest next attempt among pending entries.
     pub fn next_due_us(&self) -> Result<Option<i64>, StoreError> {
         Ok(self
-            .all()?
+            .summaries()?
             .iter()
             .filter(|e| e.state == State::Pending)
             .map(|e| e.next_attempt_us)
             .min())
     }
+}
+
+/// Entries waiting to be sent among `summaries`.
+pub fn depth_of(summaries: &[Summary]) -> u64 {
+    summaries
+        .iter()
+        .filter(|e| e.state == State::Pending)
+        .count() as u64
+}
+
+/// Entries per state among `summaries`.
+pub fn counts_of(summaries: &[Summary]) -> Counts {
+    let mut out = Counts::new();
+    for e in summaries {
+        *out.entry(e.state.as_str()).or_default() += 1;
+    }
+    out
+}
+
+/// The undelivered entries among `summaries`.
+pub fn undelivered_of(summaries: &[Summary]) -> Vec<EntrySummary> {
+    summaries
+        .iter()
+        .filter(|e| e.state != State::Sent)
+        .map(Summary::view)
+        .collect()
 }
 
 /// Exponential backoff with ±20% jitter: base * 2^(attempts-1), capped.
@@ -331,9 +486,9 @@ mod tests {
 
     #[test]
     fn an_entry_is_queued_once_per_digest_period_channel() {
-        let db = sled::Config::new().temporary(true).open().unwrap();
-        let tree = db.open_tree("outbox").unwrap();
-        let ob = Outbox::new(&tree);
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let ob = Outbox::open(&store).unwrap();
         assert!(ob.enqueue(&entry("slack")).unwrap());
         assert!(!ob.enqueue(&entry("slack")).unwrap());
         assert!(ob.enqueue(&entry("email")).unwrap());
@@ -347,9 +502,9 @@ mod tests {
 
     #[test]
     fn an_entry_left_sending_by_a_crash_becomes_unconfirmed_and_is_not_due() {
-        let db = sled::Config::new().temporary(true).open().unwrap();
-        let tree = db.open_tree("outbox").unwrap();
-        let ob = Outbox::new(&tree);
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let ob = Outbox::open(&store).unwrap();
         let mut e = entry("slack");
         e.state = State::Sending;
         ob.enqueue(&e).unwrap();
@@ -362,9 +517,9 @@ mod tests {
 
     #[test]
     fn old_delivered_entries_lose_their_body_but_keep_their_key() {
-        let db = sled::Config::new().temporary(true).open().unwrap();
-        let tree = db.open_tree("outbox").unwrap();
-        let ob = Outbox::new(&tree);
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let ob = Outbox::open(&store).unwrap();
         let mut e = entry("slack");
         e.state = State::Sent;
         e.sent_us = Some(100);
@@ -377,6 +532,47 @@ mod tests {
             panic!()
         };
         assert!(messages.is_empty());
+        assert!(ob.summaries().unwrap()[0].pruned);
+    }
+
+    #[test]
+    fn summaries_follow_every_write_and_are_built_once_for_an_older_store() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // A store written before summaries existed: bodies only.
+            let store = Store::open(dir.path()).unwrap();
+            let (bodies, _) = store.outbox_trees();
+            for c in ["slack", "email"] {
+                let e = entry(c);
+                bodies.insert(e.own_key(), codec::encode(&e)).unwrap();
+            }
+            store.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let ob = Outbox::open(&store).unwrap();
+        assert_eq!(ob.summaries().unwrap().len(), 2);
+        assert_eq!(ob.depth().unwrap(), 2);
+        let mut e = ob.due(0).unwrap().remove(0);
+        assert_eq!(e.channel, "email", "key order: email before slack");
+        e.state = State::Failed;
+        e.attempts = 3;
+        e.last_error = Some("HTTP 404: channel_not_found".into());
+        ob.update(&e).unwrap();
+        let s = ob.undelivered().unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].state, "failed");
+        assert_eq!(s[0].attempts, 3);
+        assert_eq!(
+            s[0].last_error.as_deref(),
+            Some("HTTP 404: channel_not_found")
+        );
+        assert_eq!(ob.counts().unwrap().get("failed"), Some(&1));
+        assert_eq!(ob.counts().unwrap().get("pending"), Some(&1));
+        // Every body has its summary, and the other way round.
+        for summary in ob.summaries().unwrap() {
+            let body = ob.get(&summary.key()).unwrap().unwrap();
+            assert_eq!(body.summary(), summary);
+        }
     }
 
     #[test]

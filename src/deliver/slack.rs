@@ -258,6 +258,7 @@ pub async fn post(
     target: &SlackTarget,
     message: &Value,
     thread_ts: Option<&str>,
+    max_answer: usize,
 ) -> Result<Option<String>, SlackError> {
     match target {
         SlackTarget::Webhook(url) => {
@@ -268,7 +269,7 @@ pub async fn post(
                 .send()
                 .await
                 .map_err(|e| transport(endpoint, e))?;
-            refuse_failure(endpoint, resp).await?;
+            refuse_failure(endpoint, resp, max_answer).await?;
             Ok(None)
         }
         SlackTarget::Bot {
@@ -292,8 +293,24 @@ pub async fn post(
                 .send()
                 .await
                 .map_err(|e| transport(endpoint, e))?;
-            let resp = refuse_failure(endpoint, resp).await?;
-            let v: Value = resp.json().await.map_err(|e| transport(endpoint, e))?;
+            let resp = refuse_failure(endpoint, resp, max_answer).await?;
+            // Posted (2xx): an answer that cannot be read leaves it unknown
+            // whether Slack took the message.
+            let unreadable = |why: String| SlackError::Unconfirmed {
+                endpoint,
+                message: format!("the answer could not be read ({why}); it may have been posted"),
+            };
+            let body = match read_capped(resp, max_answer).await {
+                Ok((body, false)) => body,
+                Ok((_, true)) => {
+                    return Err(unreadable(format!(
+                        "larger than `slack.max_answer_bytes` ({max_answer} bytes)"
+                    )))
+                }
+                Err(e) => return Err(unreadable(e.without_url().to_string())),
+            };
+            let v: Value =
+                serde_json::from_slice(&body).map_err(|e| unreadable(format!("not JSON: {e}")))?;
             if v["ok"] == json!(true) {
                 Ok(v["ts"].as_str().map(str::to_string))
             } else {
@@ -322,13 +339,18 @@ pub async fn post(
 async fn refuse_failure(
     endpoint: &'static str,
     resp: reqwest::Response,
+    max_answer: usize,
 ) -> Result<reqwest::Response, SlackError> {
     let status = resp.status();
     if status.as_u16() == 429 {
         return Err(SlackError::RateLimited(retry_after(&resp)));
     }
     if !status.is_success() {
-        let body = resp.text().await.unwrap_or_default();
+        // Only the start of a failure's body is kept (for the message).
+        let body = read_capped(resp, max_answer.min(64 * 1024))
+            .await
+            .map(|(b, _)| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
         return Err(SlackError::Status {
             endpoint,
             status: status.as_u16(),
@@ -336,6 +358,23 @@ async fn refuse_failure(
         });
     }
     Ok(resp)
+}
+
+/// At most `cap` bytes of an answer, read chunk by chunk; `true` when the
+/// answer was longer (and cut there).
+async fn read_capped(
+    mut resp: reqwest::Response,
+    cap: usize,
+) -> Result<(Vec<u8>, bool), reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if body.len() + chunk.len() > cap {
+            body.extend_from_slice(&chunk[..cap - body.len()]);
+            return Ok((body, true));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, false))
 }
 
 fn retry_after(resp: &reqwest::Response) -> Duration {
@@ -390,6 +429,64 @@ fn transport(endpoint: &'static str, e: reqwest::Error) -> SlackError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A local Web API answering chat.postMessage with `status` and a body
+    /// of `size` bytes (a JSON object padded to that size).
+    async fn slack_answering(status: u16, size: usize) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new().fallback(move || async move {
+            let pad = "x".repeat(size.saturating_sub(40));
+            (
+                axum::http::StatusCode::from_u16(status).unwrap(),
+                format!(r#"{{"ok":true,"ts":"1.2","pad":"{pad}"}}"#),
+            )
+        });
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}/api")
+    }
+
+    #[tokio::test]
+    async fn answers_are_read_up_to_the_cap_and_a_longer_one_leaves_the_post_unconfirmed() {
+        let client = client(Duration::from_secs(10)).unwrap();
+        let target = |api_base: String| SlackTarget::Bot {
+            api_base,
+            token: SecretString::from("xoxb-test"),
+            channel: "C1".into(),
+        };
+        let msg = json!({"text": "t", "blocks": []});
+        // Within the cap: read, and the thread ts comes back.
+        let base = slack_answering(200, 500).await;
+        let ts = post(&client, &target(base), &msg, None, 4096)
+            .await
+            .unwrap();
+        assert_eq!(ts.as_deref(), Some("1.2"));
+        // Past it: not read whole; posted, so unconfirmed (never re-sent).
+        let base = slack_answering(200, 2 * 1024 * 1024).await;
+        let e = post(&client, &target(base), &msg, None, 4096)
+            .await
+            .unwrap_err();
+        assert!(e.is_unconfirmed(), "{e}");
+        assert!(
+            e.to_string()
+                .contains("larger than `slack.max_answer_bytes` (4096 bytes)"),
+            "{e}"
+        );
+        // A failure's body: only its start is kept, for the message.
+        let base = slack_answering(500, 2 * 1024 * 1024).await;
+        let e = post(&client, &target(base), &msg, None, 4096)
+            .await
+            .unwrap_err();
+        let SlackError::Status { status, body, .. } = &e else {
+            panic!("{e}")
+        };
+        assert_eq!(*status, 500);
+        assert!(
+            body.starts_with(r#"{"ok":true,"ts":"1.2","pad":"xxx"#),
+            "{body}"
+        );
+        assert!(body.chars().count() <= 201, "{}", body.len());
+    }
 
     #[test]
     fn long_text_is_truncated_within_limits() {

@@ -27,7 +27,7 @@ table{border-collapse:collapse;width:100%;margin:1rem 0}th,td{padding:.45rem .6r
 th{background:#f5f6f8;font-weight:600}td.fig{font-size:1.15rem;font-weight:600;white-space:nowrap}\
 .why{color:#555;font-size:.9rem}.improving{color:#2e7d32}.worsening{color:#c0392b}.flat,.none{color:#777}\
 .on_target{color:#2e7d32}.off_target{color:#c0392b}.no_target{color:#777}\
-.charts{display:flex;flex-wrap:wrap;gap:1rem}.chart{flex:1 1 520px}.chart svg{width:100%;height:auto}\
+.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(440px,1fr));gap:1.2rem}.chart{min-width:0}.chart svg{display:block;width:100%;height:auto}\
 .warn li{margin:.2rem 0}\
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(200px,1fr));gap:.8rem;margin:1rem 0}\
 .card{border:1px solid #e3e3e3;border-radius:8px;padding:.7rem .9rem;background:#fafbfc}\

@@ -1,11 +1,13 @@
 //! Renderings of one [`KpiPack`]: JSON (the contract), an aligned terminal
 //! table, a Markdown wiki page and a self-contained HTML page with charts.
 //! Renderings only read the pack; they compute nothing the engine did not.
+//! [`request`] answers a report as asked for (period, format, as sent).
 
 pub mod charts;
 pub mod html;
 pub mod json;
 pub mod markdown;
+pub mod request;
 pub mod text;
 
 use crate::kpi::{Direction, Figure, KpiId, KpiPack, TargetStatus, Trend};
@@ -357,4 +359,19 @@ pub fn lines(pack: &KpiPack) -> Vec<Line> {
             business: l.business.to_string(),
         })
         .collect()
+}
+
+/// The store key of a period's snapshot: its label (`2026-10`,
+/// `2026-W48`, `2026-11-30`), the two RFC 3339 bounds for a range.
+pub fn snapshot_key(period: &crate::kpi::Period) -> String {
+    match period.kind {
+        crate::kpi::PeriodKind::Month { .. }
+        | crate::kpi::PeriodKind::Week { .. }
+        | crate::kpi::PeriodKind::Day { .. } => period.label(),
+        crate::kpi::PeriodKind::Range => format!(
+            "{}..{}",
+            crate::kpi::period::rfc3339(&period.start),
+            crate::kpi::period::rfc3339(&period.end)
+        ),
+    }
 }

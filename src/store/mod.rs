@@ -28,6 +28,13 @@ pub enum StoreError {
          `secmetrics digest NAME`, or its admin API (GET /api/v1/kpis, GET /report)"
     )]
     Locked(PathBuf),
+    /// The store directory is on a read-only file system.
+    #[error(
+        "the store at {0} is on a read-only file system; under systemd \
+         (ProtectSystem=strict) a store outside /var/lib/secmetrics needs \
+         `ReadWritePaths={0}` in a drop-in (`systemctl edit secmetrics`)"
+    )]
+    ReadOnly(PathBuf),
     /// The store directory cannot be created or opened.
     #[error("cannot open the store at {path}: {source}")]
     Open {
@@ -178,6 +185,7 @@ pub struct Store {
     cursors: sled::Tree,
     snapshots: sled::Tree,
     outbox: sled::Tree,
+    outbox_index: sled::Tree,
     meta: sled::Tree,
 }
 
@@ -186,20 +194,14 @@ const META_LAST_IMPORT: &[u8] = b"last_import";
 impl Store {
     /// Open (or create) the store in `path`, a directory private to the user.
     pub fn open(path: &Path) -> Result<Store> {
-        create_private_dir(path).map_err(|source| StoreError::Open {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        create_private_dir(path).map_err(|source| open_error(path, source))?;
         let db = sled::Config::new()
             .path(path.join("db"))
             .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(|e| match e {
                 sled::Error::Io(io) if is_lock_error(&io) => StoreError::Locked(path.to_path_buf()),
-                sled::Error::Io(io) => StoreError::Open {
-                    path: path.to_path_buf(),
-                    source: io,
-                },
+                sled::Error::Io(io) => open_error(path, io),
                 other => StoreError::Sled(other),
             })?;
         Ok(Store {
@@ -210,6 +212,7 @@ impl Store {
             cursors: db.open_tree("cursors")?,
             snapshots: db.open_tree("snapshots")?,
             outbox: db.open_tree("outbox")?,
+            outbox_index: db.open_tree("outbox_index")?,
             meta: db.open_tree("meta")?,
             path: path.to_path_buf(),
             db,
@@ -744,28 +747,35 @@ impl Store {
     }
 
     /// Queue a rendered digest in one atomic, durable write: each snapshot
-    /// (key, JSON) not kept yet, each outbox entry (key, encoded value) not
-    /// there yet, and the digest's fire time under `fire.0` (kept only if
-    /// later than the one there). A crash leaves all of it or none of it.
-    /// Returns, per entry, whether it was written.
+    /// (key, JSON) not kept yet, each outbox entry (key, encoded body,
+    /// encoded summary) not there yet, and the digest's fire time under
+    /// `fire.0` (kept only if later than the one there). A crash leaves all
+    /// of it or none of it. Returns, per entry, whether it was written.
+    /// The outbox's values are opaque here: `deliver::outbox` owns them.
     pub fn commit_digest(
         &self,
         snapshots: &[(String, Vec<u8>)],
-        entries: &[(Vec<u8>, Vec<u8>)],
+        entries: &[(Vec<u8>, Vec<u8>, Vec<u8>)],
         fire: Option<(&str, Time)>,
     ) -> Result<Vec<bool>> {
-        let written = (&self.snapshots, &self.outbox, &self.meta)
-            .transaction(|(snap_t, out_t, meta_t)| {
+        let written = (
+            &self.snapshots,
+            &self.outbox,
+            &self.outbox_index,
+            &self.meta,
+        )
+            .transaction(|(snap_t, out_t, index_t, meta_t)| {
                 for (key, json) in snapshots {
                     if snap_t.get(key.as_bytes())?.is_none() {
                         snap_t.insert(key.as_bytes(), codec::encode_bytes(json))?;
                     }
                 }
                 let mut written = Vec::with_capacity(entries.len());
-                for (key, value) in entries {
+                for (key, body, summary) in entries {
                     let fresh = out_t.get(key)?.is_none();
                     if fresh {
-                        out_t.insert(key.as_slice(), value.as_slice())?;
+                        out_t.insert(key.as_slice(), body.as_slice())?;
+                        index_t.insert(key.as_slice(), summary.as_slice())?;
                     }
                     written.push(fresh);
                 }
@@ -786,9 +796,16 @@ impl Store {
         Ok(written)
     }
 
-    /// The delivery outbox tree (filled by the daemon).
-    pub fn outbox(&self) -> &sled::Tree {
-        &self.outbox
+    /// The outbox's two trees: entry bodies and their small summaries, by
+    /// the same key. Only `deliver::outbox` reads and writes them.
+    pub(crate) fn outbox_trees(&self) -> (&sled::Tree, &sled::Tree) {
+        (&self.outbox, &self.outbox_index)
+    }
+
+    /// An id never handed out before by this store, across restarts (sled
+    /// persists its id generator).
+    pub fn generate_id(&self) -> Result<u64> {
+        Ok(self.db.generate_id()?)
     }
 
     /// A small fact kept by the daemon (e.g. a digest's last fire time),
@@ -848,6 +865,20 @@ fn tx_error(e: TransactionError<StoreError>) -> StoreError {
     }
 }
 
+/// EROFS: the file system is mounted read-only.
+const EROFS: i32 = 30;
+
+fn open_error(path: &Path, source: std::io::Error) -> StoreError {
+    if source.raw_os_error() == Some(EROFS) {
+        StoreError::ReadOnly(path.to_path_buf())
+    } else {
+        StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
 fn is_lock_error(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("could not acquire lock")
 }
@@ -870,4 +901,25 @@ fn create_private_dir(path: &Path) -> std::io::Result<()> {
 /// Microseconds since the epoch as RFC 3339 text.
 pub fn time_text(us: i64) -> String {
     codec::time(us).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_only_file_system_is_named_with_the_systemd_fix() {
+        let e = open_error(
+            Path::new("/srv/secmetrics"),
+            std::io::Error::from_raw_os_error(EROFS),
+        );
+        assert_eq!(
+            e.to_string(),
+            "the store at /srv/secmetrics is on a read-only file system; under systemd \
+             (ProtectSystem=strict) a store outside /var/lib/secmetrics needs \
+             `ReadWritePaths=/srv/secmetrics` in a drop-in (`systemctl edit secmetrics`)"
+        );
+        let e = open_error(Path::new("/x"), std::io::Error::from_raw_os_error(13));
+        assert!(matches!(e, StoreError::Open { .. }), "{e}");
+    }
 }
