@@ -591,9 +591,10 @@ fn override_and_explain_go_through_the_daemon_that_holds_the_store() {
         assert!(Instant::now() < deadline, "the daemon did not answer");
         std::thread::sleep(Duration::from_millis(100));
     }
-    // The store is the daemon's: a local open would fail, so success here
-    // means the commands went through the admin API.
-    let o = s.cli(&["report", "--period", "2026-10", "--format", "json"]);
+    // The store is the daemon's: a local open fails (export does not go
+    // through the daemon), so success below means the commands went
+    // through the admin API.
+    let o = s.cli(&["export"]);
     assert!(
         stderr(&o).contains("in use by another secmetrics process"),
         "{}",
