@@ -35,7 +35,7 @@ pub fn run(ctx: &Context, args: ExportArgs) -> anyhow::Result<i32> {
             )
         })?),
     };
-    let store = ctx.open_store()?;
+    let store = ctx.open_store_for_scan()?;
     let mut groups: Vec<(Kind, String)> = store
         .record_groups()?
         .into_iter()

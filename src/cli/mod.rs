@@ -88,6 +88,18 @@ impl Context {
     /// when it belongs to another user: opening it would leave files that
     /// user (the service's dynamic user, say) cannot write.
     pub fn open_store(&self) -> anyhow::Result<Store> {
+        self.check_owner()?;
+        Ok(Store::open(&self.store_path)?)
+    }
+
+    /// [`Context::open_store`] for a command that reads the records once
+    /// (report, export): see [`Store::open_for_scan`].
+    pub fn open_store_for_scan(&self) -> anyhow::Result<Store> {
+        self.check_owner()?;
+        Ok(Store::open_for_scan(&self.store_path)?)
+    }
+
+    fn check_owner(&self) -> anyhow::Result<()> {
         use std::os::unix::fs::MetadataExt;
         if let (Ok(meta), Some(me)) = (std::fs::metadata(&self.store_path), effective_uid()) {
             if meta.uid() != me {
@@ -103,7 +115,7 @@ impl Context {
                 );
             }
         }
-        Ok(Store::open(&self.store_path)?)
+        Ok(())
     }
 }
 

@@ -75,6 +75,7 @@ impl ReportArgs {
             as_sent: self.as_sent,
             snapshot: self.snapshot,
             color,
+            exiting: false,
         }
     }
 }
@@ -102,19 +103,26 @@ pub fn run(ctx: &Context, args: ReportArgs) -> anyhow::Result<i32> {
         && args.out.is_none()
         && std::io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none();
-    let request = args.request(color);
+    let mut request = args.request(color);
+    request.exiting = true;
     // The period is checked here first: a typo is refused without a trip.
     request.period(chrono::Utc::now(), ctx.config.kpi.timezone.0)?;
     let answer = match admin_client::Daemon::find(ctx) {
         Some(daemon) => daemon.report(&request)?,
         None => {
-            let store = ctx.open_store()?;
-            request.answer(
+            let store = ctx.open_store_for_scan()?;
+            let answer = request.answer(
                 &store,
                 &ctx.config.kpi,
                 &ctx.config.reconcile,
                 chrono::Utc::now(),
-            )?
+            )?;
+            // Nothing of a report is left unwritten (a snapshot is flushed
+            // by `answer`); the page table is left to the exit, like the
+            // records, rather than freed page by page.
+            store.flush()?;
+            std::mem::forget(store);
+            answer
         }
     };
     if let Some(note) = &answer.note {

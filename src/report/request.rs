@@ -38,6 +38,11 @@ pub struct ReportRequest {
     /// Colour the text format (a terminal asked).
     #[serde(default)]
     pub color: bool,
+    /// The process exits right after answering (the CLI): the loaded
+    /// records are left to the exit instead of being freed one by one (a
+    /// third of a second at a million findings). Never sent to the daemon.
+    #[serde(skip)]
+    pub exiting: bool,
 }
 
 /// A report answered.
@@ -134,6 +139,9 @@ impl ReportRequest {
             store.put_snapshot(&key, json.as_bytes())?;
             store.flush()?;
             note = Some(format!("kept the pack for {key} as sent"));
+        }
+        if self.exiting {
+            std::mem::forget(estate);
         }
         let color = self.color && format == Format::Text;
         Ok(Answer {
