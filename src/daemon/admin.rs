@@ -267,8 +267,16 @@ async fn pack_for(s: Arc<Shared>, period: Option<String>) -> Result<Arc<kpi::Kpi
     };
     let period = Period::parse(&text, s.config.kpi.timezone.0)
         .map_err(|e| error(StatusCode::BAD_REQUEST, e.to_string()))?;
+    // From the estate held in memory, a bounded number at once.
+    let _slot = s
+        .compute_slots
+        .acquire()
+        .await
+        .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    let held = s.clone();
     tokio::task::spawn_blocking(move || -> anyhow::Result<Arc<kpi::KpiPack>> {
-        let estate = crate::reconcile::load(&s.store, &s.config.reconcile)?.estate;
+        let s = held;
+        let estate = s.estate()?;
         Ok(Arc::new(kpi::with_history(
             &estate,
             &period,
@@ -317,8 +325,16 @@ async fn report_answer(
             "keeping a snapshot writes the store: use POST",
         );
     }
+    // From the estate held in memory, a bounded number at once.
+    let Ok(_slot) = s.compute_slots.acquire().await else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    };
+    let held = s.clone();
     let result = tokio::task::spawn_blocking(move || {
-        q.answer(&s.store, &s.config.kpi, &s.config.reconcile, Utc::now())
+        let s = held;
+        q.answer_with(&s.store, &s.config.kpi, Utc::now(), || {
+            Ok(crate::report::request::EstateRef::Shared(s.estate()?))
+        })
     })
     .await;
     match result {
@@ -582,7 +598,7 @@ async fn push_records(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bo
         Ok(Ok(o)) => {
             let t = o.total();
             if t.new + t.replaced > 0 {
-                s.pack_stale.notify_one();
+                s.records_changed();
             }
             o
         }

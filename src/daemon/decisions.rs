@@ -68,7 +68,7 @@ async fn set(State(s): State<Arc<Shared>>, Json(req): Json<SetOverride>) -> Resp
     .await;
     match result {
         Ok(Ok((set, replaced))) => {
-            s.pack_stale.notify_one();
+            s.records_changed();
             Json(json!({"override": set, "replaced": replaced})).into_response()
         }
         Ok(Err(e)) => override_error(e),
@@ -92,7 +92,7 @@ async fn remove(
     let t = target.clone();
     match blocking(move || overrides::remove(&shared.store, &t, &by, Utc::now())).await {
         Ok(Ok(Some(removed))) => {
-            s.pack_stale.notify_one();
+            s.records_changed();
             Json(json!({"removed": removed})).into_response()
         }
         Ok(Ok(None)) => error(StatusCode::NOT_FOUND, format!("no override on {target}")),

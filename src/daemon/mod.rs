@@ -35,6 +35,18 @@ pub struct Shared {
     /// The pack of the last complete month, refreshed after each change
     /// (`None` until the first is computed: `/readyz` answers 503).
     pub current: RwLock<Option<Arc<KpiPack>>>,
+    /// The reconciled estate the cached pack was computed from. Requests
+    /// for other periods and reports compute from it instead of reloading
+    /// the store; it is replaced when records change (see `pack_stale`).
+    pub estate: RwLock<Option<(u64, Arc<crate::estate::Estate>)>>,
+    /// Counts changes of records and overrides ([`Shared::records_changed`]);
+    /// the estate above is kept with the count it was loaded at, and one
+    /// asked for after a change is reloaded first (a request sees its own
+    /// writes).
+    pub generation: std::sync::atomic::AtomicU64,
+    /// Computations from the estate for a period other than the cached
+    /// one, at most this many at once (each is a pass over every finding).
+    pub compute_slots: tokio::sync::Semaphore,
     /// Per-connector sync statistics.
     pub syncs: Mutex<BTreeMap<String, SyncStats>>,
     /// Resync jobs requested through the admin API, by id.
@@ -204,6 +216,9 @@ impl Shared {
             config,
             secrets,
             current: RwLock::new(None),
+            estate: RwLock::new(None),
+            generation: std::sync::atomic::AtomicU64::new(0),
+            compute_slots: tokio::sync::Semaphore::new(COMPUTE_SLOTS),
             syncs: Mutex::new(BTreeMap::new()),
             jobs: Mutex::new(BTreeMap::new()),
             wake_delivery: Notify::new(),
@@ -219,9 +234,14 @@ impl Shared {
         }
     }
 
-    /// Recompute the cached pack (last complete month) from the store.
+    /// Reload the reconciled estate from the store and recompute the cached
+    /// pack (last complete month) from it.
     pub fn refresh_pack(&self, now: Time) -> anyhow::Result<Arc<KpiPack>> {
-        let estate = crate::reconcile::load(&self.store, &self.config.reconcile)?.estate;
+        // Read before loading: a change during the load makes it stale.
+        let generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
+        let estate = Arc::new(crate::reconcile::load(&self.store, &self.config.reconcile)?.estate);
+        *self.estate.write().unwrap_or_else(|p| p.into_inner()) =
+            Some((generation, estate.clone()));
         let period = Period::last_complete(kpi::Unit::Month, now, self.config.kpi.timezone.0);
         let pack = Arc::new(kpi::with_history(
             &estate,
@@ -232,6 +252,37 @@ impl Shared {
         ));
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(pack.clone());
         Ok(pack)
+    }
+
+    /// The reconciled estate of the last refresh, loading it when there is
+    /// none yet (runs blocking work: call it off the runtime's workers).
+    pub fn estate(&self) -> anyhow::Result<Arc<crate::estate::Estate>> {
+        let now = self.generation.load(std::sync::atomic::Ordering::SeqCst);
+        if let Some((at, e)) = self
+            .estate
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            if at == now {
+                return Ok(e);
+            }
+        }
+        self.refresh_pack(Utc::now())?;
+        self.estate
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .map(|(_, e)| e)
+            .ok_or_else(|| anyhow::anyhow!("the estate could not be loaded"))
+    }
+
+    /// Records or overrides changed: the estate held is stale, and the
+    /// cached pack is recomputed (debounced, off the request path).
+    pub fn records_changed(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.pack_stale.notify_one();
     }
 
     /// The cached pack, computing it when there is none yet.
@@ -544,7 +595,7 @@ pub async fn run(
     // off the start path, so signals and the admin API answer at once, and
     // debounced, so a burst of pushes costs one recomputation.
     let refresher = tokio::spawn(pack_refresher(shared.clone(), stop_rx.clone()));
-    shared.pack_stale.notify_one();
+    shared.records_changed();
     let (pruned, interrupted) = {
         let s = shared.clone();
         tokio::task::spawn_blocking(move || {
@@ -951,11 +1002,18 @@ async fn digest_worker(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             let options = deliver::QueueOptions {
                 fired: Some(due.at),
                 notes: sync_notes(&shared),
+                estate: None,
             };
             tracing::info!(digest = %due.digest, period = %due.period, fire_time = %due.fire_time, "rendering digest");
             let s = shared.clone();
             let period = due.period_value;
             let result = tokio::task::spawn_blocking(move || {
+                // The estate held in memory, reloaded first if records
+                // changed since (a digest never reports stale data).
+                let options = deliver::QueueOptions {
+                    estate: Some(s.estate()?),
+                    ..options
+                };
                 deliver::queue_digest(&s.store, &s.config, &d, &period, Utc::now(), &options)
             })
             .await
@@ -1017,6 +1075,9 @@ async fn digest_worker(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         }
     }
 }
+
+/// Period computations from the cached estate run at most this many at once.
+pub const COMPUTE_SLOTS: usize = 2;
 
 /// Recompute the cached pack when records changed, at most every 2 s.
 async fn pack_refresher(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {

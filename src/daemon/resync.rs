@@ -100,7 +100,7 @@ pub async fn run(
     .await;
     watcher.abort();
     if summary.changed {
-        shared.pack_stale.notify_one();
+        shared.records_changed();
     }
     // A digest held for a sync pass may go now.
     shared.wake_digests.notify_one();

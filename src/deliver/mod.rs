@@ -153,6 +153,9 @@ pub struct QueueOptions {
     /// Sentences added to the pack's warnings (e.g. a connector whose last
     /// sync failed).
     pub notes: Vec<String>,
+    /// The reconciled estate to compute from (the daemon's, held in memory
+    /// and current); loaded from the store when `None`.
+    pub estate: Option<std::sync::Arc<crate::estate::Estate>>,
 }
 
 /// Render and queue a digest for `period` on every channel that does not
@@ -182,9 +185,14 @@ pub fn queue_digest(
         store.commit_digest(&[], &[], fire)?;
         return Ok(missing);
     }
-    let estate = crate::reconcile::load(store, &config.reconcile)
-        .context("loading the estate")?
-        .estate;
+    let estate = match &options.estate {
+        Some(e) => e.clone(),
+        None => std::sync::Arc::new(
+            crate::reconcile::load(store, &config.reconcile)
+                .context("loading the estate")?
+                .estate,
+        ),
+    };
     if holds_no_records(&estate) {
         return Err(Hold::NoData.into());
     }
@@ -802,6 +810,7 @@ mod tests {
         let fired = |at| QueueOptions {
             fired: Some(at),
             notes: vec!["connector `gh`: its last sync failed (HTTP 502)".into()],
+            estate: None,
         };
         // Nothing to report: held, and nothing written, the fire included.
         let e = queue_digest(&store, &config, &digest, &period, at, &fired(at)).unwrap_err();

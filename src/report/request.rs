@@ -4,6 +4,7 @@
 //! answers it with this same code (`GET /api/v1/report`).
 
 use super::Format;
+use crate::estate::Estate;
 use crate::kpi::{self, KpiConfig, Period};
 use crate::store::Store;
 use anyhow::Context as _;
@@ -43,6 +44,27 @@ pub struct ReportRequest {
     /// third of a second at a million findings). Never sent to the daemon.
     #[serde(skip)]
     pub exiting: bool,
+}
+
+/// The reconciled estate a report is computed from.
+pub enum EstateRef {
+    /// Loaded for this report.
+    Owned(Box<Estate>),
+    /// Shared (the daemon's, held in memory).
+    Shared(std::sync::Arc<Estate>),
+    /// Loaded by a process that exits right after: never freed.
+    Leaked(&'static Estate),
+}
+
+impl std::ops::Deref for EstateRef {
+    type Target = Estate;
+    fn deref(&self) -> &Estate {
+        match self {
+            EstateRef::Owned(e) => e,
+            EstateRef::Shared(e) => e,
+            EstateRef::Leaked(e) => e,
+        }
+    }
 }
 
 /// A report answered.
@@ -101,6 +123,31 @@ impl ReportRequest {
         reconcile: &crate::reconcile::ReconcileConfig,
         now: Time,
     ) -> anyhow::Result<Answer> {
+        let exiting = self.exiting;
+        self.answer_with(store, config, now, || {
+            // Reconciled, as every pack is (one weakness counts once).
+            let estate = crate::reconcile::load(store, reconcile)
+                .context("cannot load the records")?
+                .estate;
+            Ok(if exiting {
+                // Left to the exit (see `exiting`).
+                EstateRef::Leaked(Box::leak(Box::new(estate)))
+            } else {
+                EstateRef::Owned(Box::new(estate))
+            })
+        })
+    }
+
+    /// [`ReportRequest::answer`] with the reconciled estate from `estate`
+    /// (asked only when a pack is computed): the daemon passes the one it
+    /// holds in memory.
+    pub fn answer_with(
+        &self,
+        store: &Store,
+        config: &KpiConfig,
+        now: Time,
+        estate: impl FnOnce() -> anyhow::Result<EstateRef>,
+    ) -> anyhow::Result<Answer> {
         let format = self.format()?;
         let period = self.period(now, config.timezone.0)?;
         let key = super::snapshot_key(&period);
@@ -118,15 +165,13 @@ impl ReportRequest {
             return Ok(Answer { text, note: None });
         }
         let started = std::time::Instant::now();
-        // Reconciled, as every pack is (one weakness counts once).
-        let estate = crate::reconcile::load(store, reconcile)
-            .context("cannot load the records")?
-            .estate;
+        let estate = estate()?;
+        let estate: &Estate = &estate;
         let loaded = started.elapsed();
         let trend = self
             .trend
             .unwrap_or(if format == Format::Html { 6 } else { 0 });
-        let pack = kpi::with_history(&estate, &period, config, now, trend);
+        let pack = kpi::with_history(estate, &period, config, now, trend);
         tracing::debug!(
             findings = estate.findings.len(),
             load_ms = loaded.as_millis() as u64,
@@ -139,9 +184,6 @@ impl ReportRequest {
             store.put_snapshot(&key, json.as_bytes())?;
             store.flush()?;
             note = Some(format!("kept the pack for {key} as sent"));
-        }
-        if self.exiting {
-            std::mem::forget(estate);
         }
         let color = self.color && format == Format::Text;
         Ok(Answer {
