@@ -356,6 +356,66 @@ fn text(t: Time) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// An incident's fields read and checked, before its log or notes are
+/// asked for.
+struct Checked {
+    w: IncidentWire,
+    id: String,
+    created: Time,
+    resolved: bool,
+    contained_at: Option<Time>,
+    acks: Vec<Time>,
+    /// Still triggered and never changed status: never acknowledged.
+    never_changed: bool,
+}
+
+/// Read and check one incident; `Err` names it (or `?`) and the field at
+/// fault.
+fn check_incident(raw: &serde_json::value::RawValue) -> Result<Checked, (String, String)> {
+    let w: IncidentWire = serde_json::from_str(raw.get())
+        .map_err(|e| ("?".to_string(), format!("not an incident: {e}")))?;
+    let id =
+        w.id.clone()
+            .ok_or_else(|| ("?".to_string(), "field `id` is missing".to_string()))?;
+    let bad = |m: String| (id.clone(), m);
+    let created = match opt_time("created_at", &w.created_at) {
+        Ok(Some(t)) => t,
+        Ok(None) => return Err(bad("field `created_at` is missing".into())),
+        Err(e) => return Err(bad(e)),
+    };
+    let status = w.status.clone().unwrap_or_default();
+    let resolved = status == "resolved";
+    let contained_at = if resolved {
+        opt_time("resolved_at", &w.resolved_at)
+            .and_then(|r| Ok(r.or(opt_time("last_status_change_at", &w.last_status_change_at)?)))
+            .map_err(bad)?
+    } else {
+        None
+    };
+    let mut acks: Vec<Time> = Vec::new();
+    for a in &w.acknowledgements {
+        match opt_time("acknowledgements[].at", &a.at) {
+            Ok(Some(t)) => acks.push(t),
+            Ok(None) => {}
+            Err(e) => return Err(bad(e)),
+        }
+    }
+    let last_change = opt_time("last_status_change_at", &w.last_status_change_at)
+        .ok()
+        .flatten();
+    let never_changed =
+        status == "triggered" && acks.is_empty() && last_change.map_or(true, |t| t <= created);
+    Ok(Checked {
+        w,
+        id,
+        created,
+        resolved,
+        contained_at,
+        acks,
+        never_changed,
+    })
+}
+
 impl PagerdutyConnector {
     async fn get_json<T: DeserializeOwned>(
         &self,
@@ -441,58 +501,75 @@ impl PagerdutyConnector {
         }
     }
 
-    /// Convert one incident; `Err` names the field at fault.
+    /// Convert one incident; `Err` names the field at fault. Its log
+    /// entries (and, for a resolution-note rule, its notes) are read when
+    /// the conversion needs them.
     async fn convert(
         &self,
         raw: &serde_json::value::RawValue,
         outcome: &mut SyncOutcome,
     ) -> Result<Result<(Incident, bool), (String, String)>, Error> {
-        let w: IncidentWire = match serde_json::from_str(raw.get()) {
-            Ok(w) => w,
-            Err(e) => return Ok(Err(("?".into(), format!("not an incident: {e}")))),
+        let checked = match check_incident(raw) {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(e)),
         };
-        let Some(id) = w.id.clone() else {
-            return Ok(Err(("?".into(), "field `id` is missing".into())));
-        };
-        let bad = |m: String| Ok(Err((id.clone(), m)));
-        let created = match opt_time("created_at", &w.created_at) {
-            Ok(Some(t)) => t,
-            Ok(None) => return bad("field `created_at` is missing".into()),
-            Err(e) => return bad(e),
-        };
-        let status = w.status.clone().unwrap_or_default();
-        let resolved = status == "resolved";
-        let contained_at = if resolved {
-            match opt_time("resolved_at", &w.resolved_at).and_then(|r| {
-                Ok(r.or(opt_time("last_status_change_at", &w.last_status_change_at)?))
-            }) {
-                Ok(t) => t,
-                Err(e) => return bad(e),
-            }
-        } else {
-            None
-        };
-        let mut acks: Vec<Time> = Vec::new();
-        for a in &w.acknowledgements {
-            match opt_time("acknowledgements[].at", &a.at) {
-                Ok(Some(t)) => acks.push(t),
-                Ok(None) => {}
-                Err(e) => return bad(e),
-            }
-        }
-        let last_change = opt_time("last_status_change_at", &w.last_status_change_at)
-            .ok()
-            .flatten();
         // An incident still triggered that never changed status was never
         // acknowledged: its log need not be read.
-        let never_changed =
-            status == "triggered" && acks.is_empty() && last_change.map_or(true, |t| t <= created);
-        let mut extra = Map::new();
-        let from_log = if never_changed {
+        let from_log = if checked.never_changed {
             None
         } else {
-            self.first_triage(&id, outcome).await?
+            self.first_triage(&checked.id, outcome).await?
         };
+        let notes = match &self.settings.validated {
+            Some(rule) if rule.from == ValidatedFrom::ResolutionNote && checked.resolved => {
+                self.notes(&checked.id, outcome).await?
+            }
+            _ => Vec::new(),
+        };
+        Ok(Ok(self.incident(raw, checked, from_log, &notes)))
+    }
+
+    /// Convert one page body of `GET /incidents` into incidents without
+    /// HTTP, as a pass converts each page it fetches when no incident's
+    /// log holds an acknowledgement or a resolve by a person and none has
+    /// notes: `Err` when the body is not an incidents page (the pass
+    /// fails), else one entry per incident (`Err` naming the incident and
+    /// the field at fault for one the pass skips as unreadable). Used by
+    /// the fuzz targets and tests.
+    pub fn parse_incidents_page(
+        &self,
+        body: &[u8],
+    ) -> Result<Vec<Result<Incident, String>>, String> {
+        let page: IncidentsPage = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        Ok(page
+            .incidents
+            .iter()
+            .map(|raw| match check_incident(raw) {
+                Ok(c) => Ok(self.incident(raw, c, None, &[]).0),
+                Err((id, message)) => Err(format!("incident {id}: {message}")),
+            })
+            .collect())
+    }
+
+    /// The incident record from its checked fields, the first triage its
+    /// log shows and its notes (lowercased); with whether it is still open.
+    fn incident(
+        &self,
+        raw: &serde_json::value::RawValue,
+        checked: Checked,
+        from_log: Option<Time>,
+        notes: &[String],
+    ) -> (Incident, bool) {
+        let Checked {
+            w,
+            id,
+            created,
+            resolved,
+            contained_at,
+            acks,
+            ..
+        } = checked;
+        let mut extra = Map::new();
         let from_acks = acks.iter().min().copied();
         let triaged_at = match (from_log, from_acks) {
             (Some(l), Some(a)) => Some(l.min(a)),
@@ -554,7 +631,6 @@ impl PagerdutyConnector {
                 match rule.from {
                     ValidatedFrom::ResolutionNote => {
                         if resolved {
-                            let notes = self.notes(&id, outcome).await?;
                             let has = |pats: &[String]| {
                                 notes
                                     .iter()
@@ -595,7 +671,7 @@ impl PagerdutyConnector {
                 extra.insert(k.into(), v);
             }
         }
-        Ok(Ok((
+        (
             Incident {
                 id,
                 source: self.settings.name.clone(),
@@ -608,7 +684,7 @@ impl PagerdutyConnector {
                 extra: Extra(extra),
             },
             !resolved,
-        )))
+        )
     }
 
     fn commit(

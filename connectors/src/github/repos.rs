@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 
 /// One repository as the org list gives it.
 #[derive(Debug, Deserialize)]
-struct RepoWire {
+pub(super) struct RepoWire {
     full_name: Option<String>,
     archived: Option<bool>,
     fork: Option<bool>,
@@ -83,7 +83,7 @@ fn asset_of(
     None
 }
 
-fn convert(
+pub(super) fn convert(
     source: &str,
     assets: &BTreeMap<String, String>,
     s: &CoverageSettings,
