@@ -268,13 +268,13 @@ pub struct PassState {
     pub min_open: Option<Time>,
 }
 
-/// A page of `GET /incidents`.
+/// A page of `GET /incidents`. Both keys are required: PagerDuty always
+/// sends them, and a JSON answer without them (a gateway's message) must
+/// fail the pass, not read as an empty last page that ends the window.
 #[derive(Debug, Deserialize)]
 struct IncidentsPage {
-    #[serde(default)]
     incidents: Vec<Box<serde_json::value::RawValue>>,
-    #[serde(default)]
-    more: Option<bool>,
+    more: bool,
 }
 
 /// An incident as PagerDuty sends it (the fields used; the raw JSON is
@@ -309,12 +309,12 @@ struct Ack {
     at: Option<String>,
 }
 
+/// A page of an incident's log entries (keys required, as above: an
+/// empty log would lose the acknowledgement for good once resolved).
 #[derive(Debug, Deserialize)]
 struct LogEntriesPage {
-    #[serde(default)]
     log_entries: Vec<LogEntry>,
-    #[serde(default)]
-    more: Option<bool>,
+    more: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -334,7 +334,6 @@ struct AgentRef {
 
 #[derive(Debug, Deserialize)]
 struct NotesPage {
-    #[serde(default)]
     notes: Vec<Note>,
 }
 
@@ -472,7 +471,7 @@ impl PagerdutyConnector {
                 }
             }
             offset += n;
-            if page.more != Some(true) || n == 0 || offset + limit > OFFSET_CEILING {
+            if !page.more || n == 0 || offset + limit > OFFSET_CEILING {
                 return Ok(ack.or(human_resolve));
             }
         }
@@ -802,7 +801,7 @@ impl Connector for PagerdutyConnector {
                         }
                     }
                 }
-                let more = page.more == Some(true) && n > 0;
+                let more = page.more && n > 0;
                 let next = if !more {
                     None
                 } else if offset + n + limit > OFFSET_CEILING {

@@ -14,7 +14,8 @@ use serde_json::{Map, Value};
 #[derive(Debug, Deserialize)]
 pub struct SearchPage {
     /// The issues, each read on its own so one bad issue spoils nothing.
-    #[serde(default)]
+    /// Required: a JSON answer without it (a gateway's message) fails the
+    /// pass instead of reading as an empty last page.
     pub issues: Vec<Box<serde_json::value::RawValue>>,
     /// Cloud: true on the last page.
     #[serde(rename = "isLast", default)]
@@ -81,8 +82,8 @@ pub struct ChangelogPage {
     /// True on the last page.
     #[serde(rename = "isLast", default)]
     pub is_last: Option<bool>,
-    /// The histories of this page.
-    #[serde(default)]
+    /// The histories of this page (required, like a search page's
+    /// `issues`).
     pub values: Vec<History>,
 }
 
