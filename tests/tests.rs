@@ -8,6 +8,7 @@ mod daemon;
 mod export;
 mod import;
 mod jira_history;
+mod kill;
 mod kpi_golden;
 mod report_render;
 mod sync;
