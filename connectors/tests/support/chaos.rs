@@ -227,8 +227,11 @@ async fn forward(s: &Shared, head: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Split an answer into (head, body) and its status and `Content-Length`.
-fn parts(resp: &[u8]) -> Option<(&[u8], &[u8], u16, Option<usize>)> {
+/// An answer split into (head, body, status, `Content-Length`).
+type Parts<'a> = (&'a [u8], &'a [u8], u16, Option<usize>);
+
+/// Split an answer into its head, body, status and `Content-Length`.
+fn parts(resp: &[u8]) -> Option<Parts<'_>> {
     let split = find(resp, b"\r\n\r\n")? + 4;
     let head = &resp[..split];
     let text = String::from_utf8_lossy(head);
