@@ -28,7 +28,11 @@ fuzz_target!(|data: &[u8]| {
             Ok(())
         },
         |e| {
-            assert!((1..=lines).contains(&e.line), "error on line {} of {lines}", e.line);
+            assert!(
+                (1..=lines).contains(&e.line),
+                "error on line {} of {lines}",
+                e.line
+            );
             assert!(e.to_string().starts_with("fuzz.ndjson:"));
         },
     )
