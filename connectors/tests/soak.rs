@@ -50,42 +50,46 @@ fn iterations() -> usize {
     }
 }
 
-/// Client settings for a soak: short timeouts and backoffs, few attempts,
-/// so faults are absorbed by retries or fail the pass quickly.
-fn retry() -> Value {
-    json!({"max_attempts": 3, "timeout_secs": 0.3, "backoff_base_ms": 5, "backoff_max_ms": 20,
-           "secondary_min_wait_secs": 0.05, "max_wait_secs": 5.0})
+/// Client settings for a soak: short backoffs, few attempts, so faults
+/// are absorbed by retries or fail the pass quickly; `timeout_secs` bounds
+/// each request (short while faults are injected: a request left
+/// unanswered costs that much).
+fn retry(timeout_secs: f64) -> Value {
+    json!({"max_attempts": 3, "timeout_secs": timeout_secs, "backoff_base_ms": 5,
+           "backoff_max_ms": 20, "secondary_min_wait_secs": 0.05, "max_wait_secs": 5.0})
 }
 
-fn github_settings(name: &str, base: &str) -> GithubSettings {
+fn github_settings(name: &str, base: &str, timeout_secs: f64) -> GithubSettings {
     serde_json::from_value(json!({
         "name": name, "org": "acme", "base_url": base, "rate": 100000.0, "burst": 1000,
-        "per_page": 4, "pages_per_commit": 1, "retry": retry(),
+        "per_page": 4, "pages_per_commit": 1, "retry": retry(timeout_secs),
         "assets": {"acme/repo-00": "payments-api"}
     }))
     .unwrap()
 }
 
-fn connectors(gh: &str, jira: &str, pd: &str) -> Vec<Box<dyn Connector>> {
+/// The four connectors against the proxies at `gh`, `jira` and `pd`.
+fn connectors(gh: &str, jira: &str, pd: &str, timeout_secs: f64) -> Vec<Box<dyn Connector>> {
     let secrets = GithubSecretScanning::new(
-        github_settings("gh-secrets", gh),
+        github_settings("gh-secrets", gh, timeout_secs),
         Some(SecretString::from(GH_TOKEN)),
     )
     .unwrap();
     let code = GithubCodeScanning::new(
-        github_settings("gh-code", gh),
+        github_settings("gh-code", gh, timeout_secs),
         Some(SecretString::from(GH_TOKEN)),
     )
     .unwrap();
     let jira: JiraSettings = serde_json::from_value(json!({
         "name": "jira", "base_url": jira, "api": "cloud", "email": "svc@example.com",
-        "rate": 100000.0, "burst": 1000, "page_size": 2, "overlap_secs": 1800, "retry": retry(),
+        "rate": 100000.0, "burst": 1000, "page_size": 2, "overlap_secs": 1800,
+        "retry": retry(timeout_secs),
         "mappings": [{"record": "finding", "jql": "project = SEC", "asset": "unassigned"}]
     }))
     .unwrap();
     let pd: PagerdutySettings = serde_json::from_value(json!({
         "name": "pagerduty", "base_url": pd, "rate": 100000.0, "burst": 1000, "page_size": 4,
-        "lookback_days": 30, "window_days": 12, "retry": retry()
+        "lookback_days": 30, "window_days": 12, "retry": retry(timeout_secs)
     }))
     .unwrap();
     vec![
@@ -433,7 +437,7 @@ async fn hundreds_of_syncs_through_chaos_end_equal_to_a_clean_sync() {
         ChaosProxy::start(&world.jira.base, 0.2, 2).await,
         ChaosProxy::start(&world.pd.base, 0.2, 3).await,
     ];
-    let lanes = connectors(&proxies[0].base, &proxies[1].base, &proxies[2].base);
+    let lanes = connectors(&proxies[0].base, &proxies[1].base, &proxies[2].base, 0.3);
     let mut sinks: Vec<MemorySink> = lanes.iter().map(|_| MemorySink::default()).collect();
     let mut ok = vec![0u64; lanes.len()];
     let mut failed: Vec<BTreeMap<&'static str, u64>> = vec![BTreeMap::new(); lanes.len()];
@@ -475,11 +479,14 @@ async fn hundreds_of_syncs_through_chaos_end_equal_to_a_clean_sync() {
         }
     }
 
-    // The faults stop: the next pass of each connector succeeds.
+    // The faults stop: the next pass of each connector succeeds (the same
+    // cursors, as after a restart; a timeout that no busy test machine
+    // trips).
     for p in &proxies {
         p.set_enabled(false);
     }
-    for (i, c) in lanes.iter().enumerate() {
+    let after = connectors(&proxies[0].base, &proxies[1].base, &proxies[2].base, 30.0);
+    for (i, c) in after.iter().enumerate() {
         let cursor = sinks[i].cursor.clone();
         let out = c
             .sync(cursor, SyncMode::Incremental, &mut sinks[i])
@@ -491,7 +498,7 @@ async fn hundreds_of_syncs_through_chaos_end_equal_to_a_clean_sync() {
     // A clean sync of the final sources by new connectors with empty
     // sinks, through the proxies with faults off (Jira records carry the
     // base URL in their links).
-    let clean = connectors(&proxies[0].base, &proxies[1].base, &proxies[2].base);
+    let clean = connectors(&proxies[0].base, &proxies[1].base, &proxies[2].base, 30.0);
     for (i, c) in clean.iter().enumerate() {
         let mut fresh = MemorySink::default();
         let out = c
