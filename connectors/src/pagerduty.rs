@@ -373,9 +373,14 @@ struct Checked {
 fn check_incident(raw: &serde_json::value::RawValue) -> Result<Checked, (String, String)> {
     let w: IncidentWire = serde_json::from_str(raw.get())
         .map_err(|e| ("?".to_string(), format!("not an incident: {e}")))?;
-    let id =
-        w.id.clone()
-            .ok_or_else(|| ("?".to_string(), "field `id` is missing".to_string()))?;
+    // An empty id is no identity: the record could not be exported and
+    // imported again (found by the `pagerduty_page` fuzz target).
+    let id = w.id.clone().filter(|id| !id.is_empty()).ok_or_else(|| {
+        (
+            "?".to_string(),
+            "field `id` is missing or empty".to_string(),
+        )
+    })?;
     let bad = |m: String| (id.clone(), m);
     let created = match opt_time("created_at", &w.created_at) {
         Ok(Some(t)) => t,

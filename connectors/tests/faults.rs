@@ -5,7 +5,10 @@ use crate::support::fake_jira::*;
 use crate::support::fake_pagerduty::*;
 use crate::support::*;
 use chrono::{Duration as CDuration, SecondsFormat, Utc};
-use secmetrics_connectors::jira::JiraSettings;
+use secmetrics_connectors::github::{parse_page, GithubSettings, ListKind};
+use secmetrics_connectors::jira::convert::{Context, FieldIds, Outcome};
+use secmetrics_connectors::jira::mapping::MappingSettings;
+use secmetrics_connectors::jira::{parse_search_page, JiraSettings};
 use secmetrics_connectors::pagerduty::{PagerdutyConnector, PagerdutySettings};
 use secmetrics_connectors::{Connector, Record, SyncMode};
 use secrecy::SecretString;
@@ -148,4 +151,59 @@ async fn a_jira_search_answer_without_issues_fails_the_pass_instead_of_ending_it
     assert!(sink.pages.is_empty());
     c.sync(None, SyncMode::Full, &mut sink).await.unwrap();
     assert_eq!(sink.count("finding"), 1);
+}
+
+#[test]
+fn an_empty_id_key_or_full_name_is_no_identity_and_the_item_is_skipped() {
+    // Found by the `pagerduty_page` fuzz target: a record with an empty id
+    // was kept, and its export did not import ("must not be empty").
+    let pd = PagerdutySettings::build(
+        serde_json::from_value(json!({"name": "pagerduty"})).unwrap(),
+        None,
+    )
+    .unwrap();
+    let page = br#"{"incidents": [{"id": "", "created_at": "2026-06-01T10:00:00Z", "status": "triggered"},
+                                  {"id": "P2", "created_at": "2026-06-01T11:00:00Z", "status": "triggered"}],
+                    "more": false}"#;
+    let items = pd.parse_incidents_page(page).unwrap();
+    assert_eq!(
+        items[0].as_ref().unwrap_err(),
+        "incident ?: field `id` is missing or empty"
+    );
+    assert_eq!(items[1].as_ref().unwrap().id, "P2");
+
+    let m = serde_json::from_value::<MappingSettings>(
+        json!({"record": "finding", "jql": "project = SEC", "asset": "unassigned"}),
+    )
+    .unwrap()
+    .validate()
+    .unwrap();
+    let fields = FieldIds::default();
+    let ctx = Context {
+        source: "jira",
+        base_url: "https://acme.atlassian.net",
+        fields: &fields,
+    };
+    let body = json!({"issues": [issue("", "2026-03-01T00:00:00.000+0000", "2026-03-02T00:00:00.000+0000", json!({}))],
+                      "isLast": true});
+    let out = parse_search_page(&m, &ctx, body.to_string().as_bytes()).unwrap();
+    match &out[0] {
+        Outcome::Problem(p) => assert_eq!(
+            (p.field.as_str(), p.message.as_str()),
+            ("issue", "an issue without `key`")
+        ),
+        other => panic!("{other:?}"),
+    }
+
+    let gh: GithubSettings = serde_json::from_value(json!({"name": "gh", "org": "acme"})).unwrap();
+    let repos = json!([
+        repo("", "2026-01-01T00:00:00Z", Some(true)),
+        repo("acme/api", "2026-01-01T00:00:00Z", Some(true))
+    ]);
+    let out = parse_page(&gh, ListKind::Repos, None, repos.to_string().as_bytes()).unwrap();
+    assert_eq!(
+        out[0].as_ref().unwrap_err(),
+        "`full_name` is missing or empty"
+    );
+    assert_eq!(out[1].as_ref().unwrap().id(), "acme/api");
 }

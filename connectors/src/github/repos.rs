@@ -89,7 +89,11 @@ pub(super) fn convert(
     s: &CoverageSettings,
     r: RepoWire,
 ) -> Result<Converted, String> {
-    let name = r.full_name.clone().ok_or("`full_name` is missing")?;
+    let name = r
+        .full_name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .ok_or("`full_name` is missing or empty")?;
     let archived = r.archived.unwrap_or(false);
     let fork = r.fork.unwrap_or(false);
     let in_scope = (s.include_archived || !archived)

@@ -673,7 +673,11 @@ impl JiraConnector {
 /// One issue of a search page in its wire shape, with its key.
 fn read_issue(raw: &serde_json::value::RawValue) -> Result<(IssueWire, String), String> {
     let issue: IssueWire = serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
-    let key = issue.key.clone().ok_or("an issue without `key`")?;
+    let key = issue
+        .key
+        .clone()
+        .filter(|k| !k.is_empty())
+        .ok_or("an issue without `key`")?;
     Ok((issue, key))
 }
 
