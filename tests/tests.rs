@@ -10,6 +10,7 @@ mod explain;
 mod export;
 mod import;
 mod jira_history;
+mod kill;
 mod kpi_golden;
 mod linked_sources;
 mod reconcile;

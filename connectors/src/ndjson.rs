@@ -162,8 +162,13 @@ pub fn parse_object(map: Map<String, Value>, default_source: &str) -> Result<Rec
             extra: f.extra()?,
         }),
         Kind::SecretAlert => {
-            // The secret value must never be kept, not even in `extra`.
+            // The secret value must never be kept, not even in `extra`:
+            // neither a top-level `secret` nor one inside an explicit
+            // `extra` object.
             f.map.remove("secret");
+            if let Some(Value::Object(inner)) = f.map.get_mut("extra") {
+                inner.remove("secret");
+            }
             Record::SecretAlert(SecretAlert {
                 repo: f.req_str("repo")?,
                 secret_type: f.opt_str("secret_type")?,
@@ -595,6 +600,24 @@ mod tests {
         )
         .unwrap();
         assert!(!format!("{r:?}").contains("ghp_leak"));
+    }
+
+    #[test]
+    fn a_secret_inside_an_explicit_extra_is_dropped_too() {
+        let r = parse_line(
+            r#"{"kind":"secret_alert","id":"1","repo":"o/r","opened_at":"2026-01-01T00:00:00Z","extra":{"secret":"ghp_leak","note":"kept"}}"#,
+            "import",
+        )
+        .unwrap();
+        assert!(!format!("{r:?}").contains("ghp_leak"), "{r:?}");
+        assert_eq!(r.extra().0["note"], "kept");
+        // Other kinds have no secret value: their `extra` is kept whole.
+        let f = parse_line(
+            r#"{"kind":"asset","id":"a","tier":1,"extra":{"secret":"not one"}}"#,
+            "import",
+        )
+        .unwrap();
+        assert_eq!(f.extra().0["secret"], "not one");
     }
 
     #[test]

@@ -268,13 +268,13 @@ pub struct PassState {
     pub min_open: Option<Time>,
 }
 
-/// A page of `GET /incidents`.
+/// A page of `GET /incidents`. Both keys are required: PagerDuty always
+/// sends them, and a JSON answer without them (a gateway's message) must
+/// fail the pass, not read as an empty last page that ends the window.
 #[derive(Debug, Deserialize)]
 struct IncidentsPage {
-    #[serde(default)]
     incidents: Vec<Box<serde_json::value::RawValue>>,
-    #[serde(default)]
-    more: Option<bool>,
+    more: bool,
 }
 
 /// An incident as PagerDuty sends it (the fields used; the raw JSON is
@@ -309,12 +309,12 @@ struct Ack {
     at: Option<String>,
 }
 
+/// A page of an incident's log entries (keys required, as above: an
+/// empty log would lose the acknowledgement for good once resolved).
 #[derive(Debug, Deserialize)]
 struct LogEntriesPage {
-    #[serde(default)]
     log_entries: Vec<LogEntry>,
-    #[serde(default)]
-    more: Option<bool>,
+    more: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -334,7 +334,6 @@ struct AgentRef {
 
 #[derive(Debug, Deserialize)]
 struct NotesPage {
-    #[serde(default)]
     notes: Vec<Note>,
 }
 
@@ -354,6 +353,71 @@ fn opt_time(field: &str, v: &Option<String>) -> Result<Option<Time>, String> {
 
 fn text(t: Time) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// An incident's fields read and checked, before its log or notes are
+/// asked for.
+struct Checked {
+    w: IncidentWire,
+    id: String,
+    created: Time,
+    resolved: bool,
+    contained_at: Option<Time>,
+    acks: Vec<Time>,
+    /// Still triggered and never changed status: never acknowledged.
+    never_changed: bool,
+}
+
+/// Read and check one incident; `Err` names it (or `?`) and the field at
+/// fault.
+fn check_incident(raw: &serde_json::value::RawValue) -> Result<Checked, (String, String)> {
+    let w: IncidentWire = serde_json::from_str(raw.get())
+        .map_err(|e| ("?".to_string(), format!("not an incident: {e}")))?;
+    // An empty id is no identity: the record could not be exported and
+    // imported again (found by the `pagerduty_page` fuzz target).
+    let id = w.id.clone().filter(|id| !id.is_empty()).ok_or_else(|| {
+        (
+            "?".to_string(),
+            "field `id` is missing or empty".to_string(),
+        )
+    })?;
+    let bad = |m: String| (id.clone(), m);
+    let created = match opt_time("created_at", &w.created_at) {
+        Ok(Some(t)) => t,
+        Ok(None) => return Err(bad("field `created_at` is missing".into())),
+        Err(e) => return Err(bad(e)),
+    };
+    let status = w.status.clone().unwrap_or_default();
+    let resolved = status == "resolved";
+    let contained_at = if resolved {
+        opt_time("resolved_at", &w.resolved_at)
+            .and_then(|r| Ok(r.or(opt_time("last_status_change_at", &w.last_status_change_at)?)))
+            .map_err(bad)?
+    } else {
+        None
+    };
+    let mut acks: Vec<Time> = Vec::new();
+    for a in &w.acknowledgements {
+        match opt_time("acknowledgements[].at", &a.at) {
+            Ok(Some(t)) => acks.push(t),
+            Ok(None) => {}
+            Err(e) => return Err(bad(e)),
+        }
+    }
+    let last_change = opt_time("last_status_change_at", &w.last_status_change_at)
+        .ok()
+        .flatten();
+    let never_changed =
+        status == "triggered" && acks.is_empty() && last_change.map_or(true, |t| t <= created);
+    Ok(Checked {
+        w,
+        id,
+        created,
+        resolved,
+        contained_at,
+        acks,
+        never_changed,
+    })
 }
 
 impl PagerdutyConnector {
@@ -412,7 +476,7 @@ impl PagerdutyConnector {
                 }
             }
             offset += n;
-            if page.more != Some(true) || n == 0 || offset + limit > OFFSET_CEILING {
+            if !page.more || n == 0 || offset + limit > OFFSET_CEILING {
                 return Ok(ack.or(human_resolve));
             }
         }
@@ -441,58 +505,75 @@ impl PagerdutyConnector {
         }
     }
 
-    /// Convert one incident; `Err` names the field at fault.
+    /// Convert one incident; `Err` names the field at fault. Its log
+    /// entries (and, for a resolution-note rule, its notes) are read when
+    /// the conversion needs them.
     async fn convert(
         &self,
         raw: &serde_json::value::RawValue,
         outcome: &mut SyncOutcome,
     ) -> Result<Result<(Incident, bool), (String, String)>, Error> {
-        let w: IncidentWire = match serde_json::from_str(raw.get()) {
-            Ok(w) => w,
-            Err(e) => return Ok(Err(("?".into(), format!("not an incident: {e}")))),
+        let checked = match check_incident(raw) {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(e)),
         };
-        let Some(id) = w.id.clone() else {
-            return Ok(Err(("?".into(), "field `id` is missing".into())));
-        };
-        let bad = |m: String| Ok(Err((id.clone(), m)));
-        let created = match opt_time("created_at", &w.created_at) {
-            Ok(Some(t)) => t,
-            Ok(None) => return bad("field `created_at` is missing".into()),
-            Err(e) => return bad(e),
-        };
-        let status = w.status.clone().unwrap_or_default();
-        let resolved = status == "resolved";
-        let contained_at = if resolved {
-            match opt_time("resolved_at", &w.resolved_at).and_then(|r| {
-                Ok(r.or(opt_time("last_status_change_at", &w.last_status_change_at)?))
-            }) {
-                Ok(t) => t,
-                Err(e) => return bad(e),
-            }
-        } else {
-            None
-        };
-        let mut acks: Vec<Time> = Vec::new();
-        for a in &w.acknowledgements {
-            match opt_time("acknowledgements[].at", &a.at) {
-                Ok(Some(t)) => acks.push(t),
-                Ok(None) => {}
-                Err(e) => return bad(e),
-            }
-        }
-        let last_change = opt_time("last_status_change_at", &w.last_status_change_at)
-            .ok()
-            .flatten();
         // An incident still triggered that never changed status was never
         // acknowledged: its log need not be read.
-        let never_changed =
-            status == "triggered" && acks.is_empty() && last_change.map_or(true, |t| t <= created);
-        let mut extra = Map::new();
-        let from_log = if never_changed {
+        let from_log = if checked.never_changed {
             None
         } else {
-            self.first_triage(&id, outcome).await?
+            self.first_triage(&checked.id, outcome).await?
         };
+        let notes = match &self.settings.validated {
+            Some(rule) if rule.from == ValidatedFrom::ResolutionNote && checked.resolved => {
+                self.notes(&checked.id, outcome).await?
+            }
+            _ => Vec::new(),
+        };
+        Ok(Ok(self.incident(raw, checked, from_log, &notes)))
+    }
+
+    /// Convert one page body of `GET /incidents` into incidents without
+    /// HTTP, as a pass converts each page it fetches when no incident's
+    /// log holds an acknowledgement or a resolve by a person and none has
+    /// notes: `Err` when the body is not an incidents page (the pass
+    /// fails), else one entry per incident (`Err` naming the incident and
+    /// the field at fault for one the pass skips as unreadable). Used by
+    /// the fuzz targets and tests.
+    pub fn parse_incidents_page(
+        &self,
+        body: &[u8],
+    ) -> Result<Vec<Result<Incident, String>>, String> {
+        let page: IncidentsPage = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        Ok(page
+            .incidents
+            .iter()
+            .map(|raw| match check_incident(raw) {
+                Ok(c) => Ok(self.incident(raw, c, None, &[]).0),
+                Err((id, message)) => Err(format!("incident {id}: {message}")),
+            })
+            .collect())
+    }
+
+    /// The incident record from its checked fields, the first triage its
+    /// log shows and its notes (lowercased); with whether it is still open.
+    fn incident(
+        &self,
+        raw: &serde_json::value::RawValue,
+        checked: Checked,
+        from_log: Option<Time>,
+        notes: &[String],
+    ) -> (Incident, bool) {
+        let Checked {
+            w,
+            id,
+            created,
+            resolved,
+            contained_at,
+            acks,
+            ..
+        } = checked;
+        let mut extra = Map::new();
         let from_acks = acks.iter().min().copied();
         let triaged_at = match (from_log, from_acks) {
             (Some(l), Some(a)) => Some(l.min(a)),
@@ -554,7 +635,6 @@ impl PagerdutyConnector {
                 match rule.from {
                     ValidatedFrom::ResolutionNote => {
                         if resolved {
-                            let notes = self.notes(&id, outcome).await?;
                             let has = |pats: &[String]| {
                                 notes
                                     .iter()
@@ -595,7 +675,7 @@ impl PagerdutyConnector {
                 extra.insert(k.into(), v);
             }
         }
-        Ok(Ok((
+        (
             Incident {
                 id,
                 source: self.settings.name.clone(),
@@ -608,7 +688,7 @@ impl PagerdutyConnector {
                 extra: Extra(extra),
             },
             !resolved,
-        )))
+        )
     }
 
     fn commit(
@@ -726,7 +806,7 @@ impl Connector for PagerdutyConnector {
                         }
                     }
                 }
-                let more = page.more == Some(true) && n > 0;
+                let more = page.more && n > 0;
                 let next = if !more {
                     None
                 } else if offset + n + limit > OFFSET_CEILING {

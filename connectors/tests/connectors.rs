@@ -4,9 +4,11 @@
 
 mod conformance;
 mod conformance_tickets;
+mod faults;
 mod github;
 mod inventory;
 mod jira;
 mod pagerduty;
 mod sarif;
+mod soak;
 mod support;

@@ -43,7 +43,7 @@ impl GithubCodeScanning {
 }
 
 #[derive(Debug, Deserialize)]
-struct AlertWire {
+pub(super) struct AlertWire {
     number: Option<u64>,
     created_at: Option<String>,
     updated_at: Option<String>,
@@ -111,7 +111,11 @@ pub fn severity(
 
 /// Convert one alert; the error names the field at fault. `listed_in` is
 /// the repository whose own list the alert came from.
-fn convert(s: &GithubSettings, listed_in: Option<&str>, a: AlertWire) -> Result<Converted, String> {
+pub(super) fn convert(
+    s: &GithubSettings,
+    listed_in: Option<&str>,
+    a: AlertWire,
+) -> Result<Converted, String> {
     let head = AlertHead::parse(a.number, a.repository, listed_in, &a.created_at)?;
     let fixed_at = opt_time("fixed_at", &a.fixed_at)?;
     let dismissed_at = opt_time("dismissed_at", &a.dismissed_at)?;

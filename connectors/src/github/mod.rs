@@ -490,9 +490,9 @@ pub(crate) async fn sync_list<T: DeserializeOwned>(
         }
         let items: Vec<&serde_json::value::RawValue> = match &body {
             None => Vec::new(),
-            Some(b) => serde_json::from_slice(b).map_err(|e| Error::Source {
+            Some(b) => page_items(b).map_err(|message| Error::Source {
                 connector: connector.clone(),
-                message: format!("{key}: the page is not a JSON array: {e}"),
+                message: format!("{key}: {message}"),
             })?,
         };
         let full_page = was_full || items.len() >= api.per_page as usize;
@@ -500,9 +500,8 @@ pub(crate) async fn sync_list<T: DeserializeOwned>(
         let mut stop = false;
         let mut page_unreadable = false;
         for raw in items {
-            let parsed = serde_json::from_str::<T>(raw.get()).map_err(|e| e.to_string());
-            let item = match parsed.and_then(&mut convert) {
-                Ok(Converted::Item(item)) => item,
+            let item = match read_item(raw, &mut convert) {
+                Ok(item) => item,
                 Err(message) => {
                     let what = format!("{key}: {}: {message}", item_name(raw));
                     tracing::warn!(connector, problem = %what, "item skipped");
@@ -584,6 +583,74 @@ pub(crate) async fn sync_list<T: DeserializeOwned>(
                 first = false;
             }
             None => return Ok(()),
+        }
+    }
+}
+
+/// The items of one list page: a JSON array, each item kept raw so one
+/// bad item spoils nothing else.
+fn page_items(body: &[u8]) -> Result<Vec<&serde_json::value::RawValue>, String> {
+    serde_json::from_slice(body).map_err(|e| format!("the page is not a JSON array: {e}"))
+}
+
+/// One list item read into its wire shape and converted; the error names
+/// the field at fault.
+fn read_item<T: DeserializeOwned>(
+    raw: &serde_json::value::RawValue,
+    convert: &mut impl FnMut(T) -> Result<Converted, String>,
+) -> Result<Item, String> {
+    let wire = serde_json::from_str::<T>(raw.get()).map_err(|e| e.to_string())?;
+    match convert(wire)? {
+        Converted::Item(item) => Ok(item),
+    }
+}
+
+/// What one page of a list converts to: the page's records and, in
+/// place, each item that could not be read (named as a pass names it).
+pub type PageRecords = Vec<Result<Record, String>>;
+
+/// Which GitHub list a page comes from (see [`parse_page`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListKind {
+    /// Secret scanning alerts (org or repository list).
+    SecretAlerts,
+    /// Code scanning alerts (org or repository list).
+    CodeAlerts,
+    /// The organization's repositories (coverage).
+    Repos,
+}
+
+/// Convert one page body of a GitHub list into records without HTTP,
+/// exactly as a sync pass converts each page it fetches: `Err` when the
+/// body is not a JSON array (the pass fails), else one entry per item
+/// (an item that cannot be read is named and skipped by the pass).
+/// `listed_in` is the repository of a repository-level list. Used by the
+/// fuzz targets and tests.
+pub fn parse_page(
+    settings: &GithubSettings,
+    list: ListKind,
+    listed_in: Option<&str>,
+    body: &[u8],
+) -> Result<PageRecords, String> {
+    fn each<T: DeserializeOwned>(
+        body: &[u8],
+        mut convert: impl FnMut(T) -> Result<Converted, String>,
+    ) -> Result<PageRecords, String> {
+        Ok(page_items(body)?
+            .into_iter()
+            .map(|raw| read_item(raw, &mut convert).map(|i| i.record))
+            .collect())
+    }
+    match list {
+        ListKind::SecretAlerts => each(body, |a| {
+            secret_scanning::convert(&settings.name, listed_in, a)
+        }),
+        ListKind::CodeAlerts => each(body, |a| code_scanning::convert(settings, listed_in, a)),
+        ListKind::Repos => {
+            let coverage = settings.coverage();
+            each(body, |r| {
+                repos::convert(&settings.name, &settings.assets, &coverage, r)
+            })
         }
     }
 }

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 
 /// One repository as the org list gives it.
 #[derive(Debug, Deserialize)]
-struct RepoWire {
+pub(super) struct RepoWire {
     full_name: Option<String>,
     archived: Option<bool>,
     fork: Option<bool>,
@@ -83,13 +83,17 @@ fn asset_of(
     None
 }
 
-fn convert(
+pub(super) fn convert(
     source: &str,
     assets: &BTreeMap<String, String>,
     s: &CoverageSettings,
     r: RepoWire,
 ) -> Result<Converted, String> {
-    let name = r.full_name.clone().ok_or("`full_name` is missing")?;
+    let name = r
+        .full_name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .ok_or("`full_name` is missing or empty")?;
     let archived = r.archived.unwrap_or(false);
     let fork = r.fork.unwrap_or(false);
     let in_scope = (s.include_archived || !archived)

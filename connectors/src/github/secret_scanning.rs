@@ -42,7 +42,7 @@ impl GithubSecretScanning {
 
 /// A secret scanning alert as GitHub sends it, minus `secret`.
 #[derive(Debug, Deserialize)]
-struct AlertWire {
+pub(super) struct AlertWire {
     number: Option<u64>,
     created_at: Option<String>,
     updated_at: Option<String>,
@@ -62,7 +62,11 @@ struct AlertWire {
 
 /// Convert one alert; the error names the field at fault. `listed_in` is
 /// the repository whose own list the alert came from.
-fn convert(source: &str, listed_in: Option<&str>, a: AlertWire) -> Result<Converted, String> {
+pub(super) fn convert(
+    source: &str,
+    listed_in: Option<&str>,
+    a: AlertWire,
+) -> Result<Converted, String> {
     let head = AlertHead::parse(a.number, a.repository, listed_in, &a.created_at)?;
     let resolved_at = opt_time("resolved_at", &a.resolved_at)?;
     let bypassed_at = opt_time(

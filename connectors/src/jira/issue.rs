@@ -14,7 +14,8 @@ use serde_json::{Map, Value};
 #[derive(Debug, Deserialize)]
 pub struct SearchPage {
     /// The issues, each read on its own so one bad issue spoils nothing.
-    #[serde(default)]
+    /// Required: a JSON answer without it (a gateway's message) fails the
+    /// pass instead of reading as an empty last page.
     pub issues: Vec<Box<serde_json::value::RawValue>>,
     /// Cloud: true on the last page.
     #[serde(rename = "isLast", default)]
@@ -81,8 +82,8 @@ pub struct ChangelogPage {
     /// True on the last page.
     #[serde(rename = "isLast", default)]
     pub is_last: Option<bool>,
-    /// The histories of this page.
-    #[serde(default)]
+    /// The histories of this page (required, like a search page's
+    /// `issues`).
     pub values: Vec<History>,
 }
 
@@ -110,7 +111,10 @@ impl History {
                 } else {
                     n
                 };
-                chrono::Utc.timestamp_millis_opt(ms).single()
+                chrono::Utc
+                    .timestamp_millis_opt(ms)
+                    .single()
+                    .and_then(|t| writable(t, "").ok())
             }
             _ => None,
         }
@@ -154,18 +158,31 @@ impl HistoryItem {
 }
 
 /// Parse Jira's timestamps: RFC 3339, or with an offset without a colon
-/// (`2021-09-06T04:34:26.204+0000`). Always UTC.
+/// (`2021-09-06T04:34:26.204+0000`). Always UTC, in years 0000 to 9999
+/// (what RFC 3339, and so `export` and `import`, can write).
 pub fn parse_jira_time(s: &str) -> Result<Time, String> {
     let s = s.trim();
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Ok(t.to_utc());
+        return writable(t.to_utc(), s);
     }
     for fmt in ["%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%dT%H:%M%z"] {
         if let Ok(t) = chrono::DateTime::parse_from_str(s, fmt) {
-            return Ok(t.to_utc());
+            return writable(t.to_utc(), s);
         }
     }
     Err(format!("{s:?} is not a Jira timestamp"))
+}
+
+/// `t` when its year is one RFC 3339 can write (0000 to 9999): chrono
+/// reads `-026-04-01T00:00:00.000+0000` or a five-digit year, which no
+/// record may carry (its export would not import).
+fn writable(t: Time, s: &str) -> Result<Time, String> {
+    use chrono::Datelike;
+    if (0..=9999).contains(&t.year()) {
+        Ok(t)
+    } else {
+        Err(format!("{s:?} is out of range (years 0000 to 9999)"))
+    }
 }
 
 /// A date or date-time field value. A date without a time is midnight UTC
@@ -183,7 +200,7 @@ pub fn parse_date_value(s: &str, end_of_day: bool) -> Result<Time, String> {
     } else {
         d
     };
-    Ok(d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
+    writable(d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc(), s)
 }
 
 /// The text values of a field: strings, numbers, option objects (`value`),
@@ -304,6 +321,27 @@ mod tests {
             parse_date_value("2026-12-31", false).unwrap().to_rfc3339(),
             "2026-12-31T00:00:00+00:00"
         );
+    }
+
+    #[test]
+    fn times_outside_the_years_rfc_3339_can_write_are_refused() {
+        // Found by the `jira_page` fuzz target: chrono reads a signed or
+        // five-digit year, and the record's export did not import.
+        let e = parse_jira_time("-026-04-01T00:00:00.000+0000").unwrap_err();
+        assert_eq!(
+            e,
+            "\"-026-04-01T00:00:00.000+0000\" is out of range (years 0000 to 9999)"
+        );
+        assert!(parse_jira_time("12026-04-01T00:00:00.000+0000").is_err());
+        // An expiry on the last day of 9999 would end in the year 10000.
+        assert!(parse_date_value("9999-12-31", true).is_err());
+        assert!(parse_date_value("9999-12-31", false).is_ok());
+        let h = History {
+            created: json!(300_000_000_000_000i64),
+            items: vec![],
+        };
+        assert_eq!(h.at(), None);
+        assert!(parse_jira_time("0001-01-01T00:00:00.000+0000").is_ok());
     }
 
     #[test]

@@ -548,7 +548,7 @@ impl JiraConnector {
             let mut records: Vec<Record> = Vec::with_capacity(page.issues.len());
             let mut history: Vec<SourceHistory> = Vec::new();
             for raw in &page.issues {
-                let issue: IssueWire = match serde_json::from_str(raw.get()) {
+                let (issue, issue_key) = match read_issue(raw) {
                     Ok(i) => i,
                     Err(e) => {
                         outcome.skipped += 1;
@@ -556,12 +556,6 @@ impl JiraConnector {
                         tracing::warn!(connector = %self.settings.name, error = %e, "an issue is not readable; skipped");
                         continue;
                     }
-                };
-                let Some(issue_key) = issue.key.clone() else {
-                    outcome.skipped += 1;
-                    outcome.unreadable += 1;
-                    tracing::warn!(connector = %self.settings.name, "an issue without `key`; skipped");
-                    continue;
                 };
                 if let Some(u) = issue
                     .fields
@@ -674,6 +668,51 @@ impl JiraConnector {
             }
         }
     }
+}
+
+/// One issue of a search page in its wire shape, with its key.
+fn read_issue(raw: &serde_json::value::RawValue) -> Result<(IssueWire, String), String> {
+    let issue: IssueWire = serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
+    let key = issue
+        .key
+        .clone()
+        .filter(|k| !k.is_empty())
+        .ok_or("an issue without `key`")?;
+    Ok((issue, key))
+}
+
+/// Convert one search page body (Cloud or Data Center) into records
+/// without HTTP, as a pass converts each page it fetches when every
+/// embedded changelog is whole and remote links are off: `Err` when the
+/// body is not a search page (the pass fails), else one outcome per issue
+/// (an unreadable issue is a [`convert::Problem`] on the field `issue`).
+/// Used by the fuzz targets and tests.
+pub fn parse_search_page(
+    m: &Mapping,
+    ctx: &Context<'_>,
+    body: &[u8],
+) -> Result<Vec<Outcome>, String> {
+    let page: SearchPage = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    Ok(page
+        .issues
+        .iter()
+        .map(|raw| match read_issue(raw) {
+            Err(message) => Outcome::Problem(convert::Problem {
+                field: "issue".into(),
+                message,
+            }),
+            Ok((issue, key)) => {
+                let changelog = issue.changelog.unwrap_or_default();
+                let view = IssueView {
+                    key: &key,
+                    fields: &issue.fields,
+                    histories: &changelog.histories,
+                    remote_links: &[],
+                };
+                convert::convert(m, ctx, &view)
+            }
+        })
+        .collect())
 }
 
 #[async_trait::async_trait]

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod chaos;
 pub mod fake_jira;
 pub mod fake_pagerduty;
 
