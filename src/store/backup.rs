@@ -33,6 +33,9 @@ pub fn is_store_fact(key: &[u8]) -> bool {
     key.starts_with(b"store/") || key == b"outbox/index_built"
 }
 
+/// The meta key of the last import's time (8 bytes, big-endian µs).
+pub const LAST_IMPORT_KEY: &[u8] = super::META_LAST_IMPORT;
+
 /// One history entry with the record it belongs to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HistoryItem {
