@@ -1,6 +1,7 @@
 //! The integration tests: one binary, one module per area, real processes
 //! of the `secmetrics` binary against stores in temporary directories.
 
+mod backup;
 mod cli_report;
 mod common;
 mod config_errors;
@@ -14,5 +15,6 @@ mod kpi_golden;
 mod linked_sources;
 mod reconcile;
 mod report_render;
+mod store_format;
 mod sync;
 mod systemd_unit;

@@ -250,13 +250,14 @@ fn records(store: &Store, o: &mut Out<'_>) -> anyhow::Result<()> {
             // change a value a connector produced.
             let reads_back = ndjson::parse_object(record.clone(), "import")
                 .is_ok_and(|r: Record| r == stored.record);
-            let exact = if reads_back {
-                None
-            } else {
-                Some(serde_json::to_value(&stored.record).with_context(|| {
-                    format!("cannot write record {}", stored.record.identity())
-                })?)
-            };
+            let exact =
+                if reads_back {
+                    None
+                } else {
+                    Some(serde_json::to_value(&stored.record).with_context(|| {
+                        format!("cannot write record {}", stored.record.identity())
+                    })?)
+                };
             o.line(&Line::Record(RecordLine {
                 first_seen_at: At(stored.first_seen_us),
                 last_changed_at: At(stored.last_changed_us),

@@ -30,6 +30,8 @@
 
 pub mod dump;
 pub mod restore;
+#[cfg(test)]
+mod tests;
 
 use crate::deliver::outbox::{Payload, State};
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -46,8 +48,9 @@ pub struct At(pub i64);
 
 impl Serialize for At {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let t = chrono::DateTime::from_timestamp_micros(self.0)
-            .ok_or_else(|| serde::ser::Error::custom(format!("time out of range: {} µs", self.0)))?;
+        let t = chrono::DateTime::from_timestamp_micros(self.0).ok_or_else(|| {
+            serde::ser::Error::custom(format!("time out of range: {} µs", self.0))
+        })?;
         s.serialize_str(&t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
     }
 }

@@ -29,7 +29,11 @@ pub fn starts_as_backup(bytes: &[u8]) -> bool {
     let text = String::from_utf8_lossy(bytes);
     serde_json::from_str::<serde_json::Value>(text.trim())
         .ok()
-        .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(|k| k == "$backup"))
+        .and_then(|v| {
+            v.get("kind")
+                .and_then(|k| k.as_str())
+                .map(|k| k == "$backup")
+        })
         .unwrap_or(false)
 }
 
@@ -89,7 +93,8 @@ fn for_each_line(
     path: &Path,
     mut visit: impl FnMut(usize, Result<Line, String>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut reader = BufReader::with_capacity(1 << 16, file);
     let mut buf = Vec::new();
     let mut number = 0;
@@ -149,7 +154,9 @@ fn check(path: &Path, origin: &str) -> anyhow::Result<Restored> {
                 h.format
             ),
             (Line::Header(_), true) => {}
-            (_, true) => anyhow::bail!("{origin}:{n}: not a backup: its first line is not `$backup`"),
+            (_, true) => {
+                anyhow::bail!("{origin}:{n}: not a backup: its first line is not `$backup`")
+            }
             (Line::Header(_), false) => problem("a second `$backup` line".into()),
             (Line::End(e), false) => end = Some((n, e.clone())),
             (other, false) => {
@@ -242,8 +249,9 @@ fn apply(line: Line, sink: Option<&mut Restorer<'_>>) -> Result<(), String> {
         Line::Header(_) | Line::End(_) => Ok(()),
         Line::Record(r) => {
             let record: Record = match r.exact {
-                Some(exact) => serde_json::from_value(exact)
-                    .map_err(|e| format!("field `exact`: {e}"))?,
+                Some(exact) => {
+                    serde_json::from_value(exact).map_err(|e| format!("field `exact`: {e}"))?
+                }
                 None => ndjson::parse_object(r.record, "import")
                     .map_err(|e| format!("field `record`: {e}"))?,
             };
@@ -286,7 +294,9 @@ fn apply(line: Line, sink: Option<&mut Restorer<'_>>) -> Result<(), String> {
                 "set" => OverrideChange::Set(Override {
                     validity: validity(
                         "validity",
-                        l.validity.as_deref().ok_or("field `validity`: required to set")?,
+                        l.validity
+                            .as_deref()
+                            .ok_or("field `validity`: required to set")?,
                     )?,
                     severity: severity("severity", &l.severity)?,
                     reason: l.reason.ok_or("field `reason`: required to set")?,
@@ -343,7 +353,9 @@ fn apply(line: Line, sink: Option<&mut Restorer<'_>>) -> Result<(), String> {
                 last_success_us: c.last_success_at.map(|a| a.0),
                 last_error: c.last_error,
             };
-            sink.map_or(Ok(()), |s| s.cursor(&c.connector, &state).map_err(store_err))
+            sink.map_or(Ok(()), |s| {
+                s.cursor(&c.connector, &state).map_err(store_err)
+            })
         }
         Line::LastImport(l) => sink.map_or(Ok(()), |s| {
             s.meta(LAST_IMPORT_KEY, &l.at.0.to_be_bytes())
@@ -359,7 +371,9 @@ fn apply(line: Line, sink: Option<&mut Restorer<'_>>) -> Result<(), String> {
         Line::LastPass(p) => {
             let key = format!("{}{}", crate::sync::LAST_PASS_PREFIX, p.connector);
             let value = serde_json::to_vec(&p.pass).map_err(|e| e.to_string())?;
-            sink.map_or(Ok(()), |s| s.meta(key.as_bytes(), &value).map_err(store_err))
+            sink.map_or(Ok(()), |s| {
+                s.meta(key.as_bytes(), &value).map_err(store_err)
+            })
         }
         Line::Meta(m) => {
             if is_store_fact(m.key.as_bytes()) {
@@ -369,7 +383,9 @@ fn apply(line: Line, sink: Option<&mut Restorer<'_>>) -> Result<(), String> {
                 ));
             }
             let value = unbase64("value_base64", &m.value_base64)?;
-            sink.map_or(Ok(()), |s| s.meta(m.key.as_bytes(), &value).map_err(store_err))
+            sink.map_or(Ok(()), |s| {
+                s.meta(m.key.as_bytes(), &value).map_err(store_err)
+            })
         }
         Line::Raw(r) => {
             if TYPED_TREES.contains(&r.tree.as_str()) {

@@ -110,10 +110,7 @@ fn backup(ctx: &Context, args: &ExportArgs) -> anyhow::Result<i32> {
 
 /// Where the export goes: standard output, or a temporary file beside
 /// `path` (mode 0600 when `private`) that [`finish`] moves into place.
-fn output(
-    path: Option<&Path>,
-    private: bool,
-) -> anyhow::Result<(Box<dyn Write>, Option<PathBuf>)> {
+fn output(path: Option<&Path>, private: bool) -> anyhow::Result<(Box<dyn Write>, Option<PathBuf>)> {
     use std::os::unix::fs::OpenOptionsExt;
     Ok(match path {
         None => (

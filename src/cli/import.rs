@@ -157,7 +157,9 @@ fn restore_if_backup(ctx: &Context, args: &ImportArgs) -> anyhow::Result<Option<
     };
     let Some(backup) = backups.first() else {
         if args.merge_backup {
-            anyhow::bail!("--merge-backup restores a backup (`export --all`), and no file given is one");
+            anyhow::bail!(
+                "--merge-backup restores a backup (`export --all`), and no file given is one"
+            );
         }
         return Ok(None);
     };

@@ -144,6 +144,13 @@ impl Store {
             .collect()
     }
 
+    /// A tree by name, created when missing (tests of trees a later build
+    /// adds).
+    #[cfg(test)]
+    pub(crate) fn open_raw_tree(&self, name: &str) -> Result<sled::Tree> {
+        Ok(self.db.open_tree(name)?)
+    }
+
     /// What the store holds that a restore would lay a backup over: the
     /// names of trees with values (meta: facts other than the store's own).
     pub fn held_data(&self) -> Result<Vec<String>> {

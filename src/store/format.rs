@@ -150,7 +150,11 @@ mod tests {
         store
             .records
             .insert(
-                super::super::keys::record_key(secmetrics_connectors::Kind::Finding, "import", "F-1"),
+                super::super::keys::record_key(
+                    secmetrics_connectors::Kind::Finding,
+                    "import",
+                    "F-1",
+                ),
                 v1,
             )
             .unwrap();
@@ -239,6 +243,9 @@ mod tests {
             drop(r); // a crash: never finished
         }
         let e = Store::open(dir.path()).err().expect("refused").to_string();
-        assert!(e.contains("a restore into this store did not finish"), "{e}");
+        assert!(
+            e.contains("a restore into this store did not finish"),
+            "{e}"
+        );
     }
 }
