@@ -13,6 +13,7 @@ mod import;
 mod jira_history;
 mod kpi_golden;
 mod linked_sources;
+mod properties;
 mod reconcile;
 mod report_render;
 mod store_format;
