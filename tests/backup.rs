@@ -511,3 +511,48 @@ fn a_backup_that_would_hold_a_configured_secret_is_not_written() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn while_the_daemon_holds_the_store_the_backup_comes_through_its_socket() {
+    use crate::daemon::{import_small, Daemon};
+    let s = setup("");
+    import_small(&s);
+    let store = s.dir.path().join("store");
+    let d = Daemon::start(s.dir.path(), &s.config);
+    // The CLI cannot open the store; it asks the daemon.
+    let file = s.dir.path().join("live.ndjson");
+    let o = bin()
+        .arg("--config")
+        .arg(&s.config)
+        .args(["export", "--all", "--out", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("backed up 308 lines to"),
+        "{}",
+        stderr(&o)
+    );
+    let live = std::fs::read_to_string(&file).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(d.log().contains("backup sent through the admin API"));
+    assert!(!live.contains("push-secret-token"));
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+    // The same as a backup made with the daemon stopped.
+    let file2 = s.dir.path().join("stopped.ndjson");
+    let stopped = backup(&s, &store, &file2);
+    let body = |t: &str| t.lines().skip(1).collect::<Vec<_>>().join("\n");
+    assert_eq!(body(&live), body(&stopped));
+    // And it restores.
+    let b = s.dir.path().join("b");
+    ok(cli(&s, &b, &["import", file.to_str().unwrap()]));
+    assert_eq!(
+        ok(cli(&s, &b, &["export"])),
+        ok(cli(&s, &store, &["export"]))
+    );
+}

@@ -205,10 +205,8 @@ impl Gen {
             if self.chance(0.7) {
                 v["validity"] = self.pick(&VALIDITIES).into();
             }
-            if v["status"] != "open" || self.chance(0.05) {
-                if self.chance(0.9) {
-                    v["resolved_at"] = self.text_time().into();
-                }
+            if (v["status"] != "open" || self.chance(0.05)) && self.chance(0.9) {
+                v["resolved_at"] = self.text_time().into();
             }
             if self.chance(0.35) {
                 // Often the asset of an earlier finding with the fingerprint

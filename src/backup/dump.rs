@@ -21,10 +21,15 @@ const MIN_SECRET_LEN: usize = 8;
 impl SecretGuard {
     /// The secrets the configuration resolves to (those it can resolve).
     pub fn from_config(config: &crate::config::Config) -> SecretGuard {
+        match config.secrets() {
+            Ok(s) => SecretGuard::from_secrets(&s),
+            Err(_) => SecretGuard::default(),
+        }
+    }
+
+    /// The secrets resolved (the daemon holds them).
+    pub fn from_secrets(s: &crate::config::Secrets) -> SecretGuard {
         use secrecy::ExposeSecret;
-        let Ok(s) = config.secrets() else {
-            return SecretGuard::default();
-        };
         let mut out = Vec::new();
         let mut add = |key: &str, v: &Option<secrecy::SecretString>| {
             if let Some(v) = v {

@@ -81,10 +81,31 @@ pub fn run(ctx: &Context, args: ExportArgs) -> anyhow::Result<i32> {
 /// `export --all`: the backup, then a line per kind on standard error when
 /// writing a file.
 fn backup(ctx: &Context, args: &ExportArgs) -> anyhow::Result<i32> {
-    let store = ctx.open_store()?;
-    let guard = crate::backup::dump::SecretGuard::from_config(&ctx.config);
+    use crate::backup::dump::{self, SecretGuard};
+    let daemon = super::admin_client::Daemon::find(ctx).is_some();
+    let store = if daemon {
+        None
+    } else {
+        Some(ctx.open_store()?)
+    };
     let (mut out, temp) = output(args.out.as_deref(), true)?;
-    let written = crate::backup::dump::write(&store, &mut out, &guard, chrono::Utc::now());
+    let written = match &store {
+        // The daemon holds the store: it writes the backup (GET /api/v1/export).
+        None => from_daemon(ctx, &mut out),
+        Some(store) => {
+            let guard = match ctx.config.secrets() {
+                Ok(s) => SecretGuard::from_secrets(&s),
+                Err(e) => {
+                    eprintln!(
+                        "note: the configured secrets cannot be read here ({e}), so the backup \
+                         is not checked for them"
+                    );
+                    SecretGuard::default()
+                }
+            };
+            dump::write(store, &mut out, &guard, chrono::Utc::now())
+        }
+    };
     drop(out);
     let written = match written {
         Ok(w) => w,
@@ -106,6 +127,54 @@ fn backup(ctx: &Context, args: &ExportArgs) -> anyhow::Result<i32> {
         eprintln!("backed up {lines} lines to {} ({each})", path.display());
     }
     Ok(0)
+}
+
+/// The backup the daemon writes, streamed into `out`; its lines by kind,
+/// read from its `$end` line (an answer without one was cut short).
+fn from_daemon(ctx: &Context, out: &mut dyn Write) -> anyhow::Result<crate::backup::dump::Written> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        // No bound on the whole answer (a large store takes a while), only
+        // on the wait for each part of it.
+        let client = reqwest::Client::builder()
+            .unix_socket(ctx.config.admin.socket.as_path())
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .read_timeout(std::time::Duration::from_secs(300))
+            .build()?;
+        let mut resp = client
+            .get(super::admin_client::url("/api/v1/export"))
+            .send()
+            .await?;
+        anyhow::ensure!(
+            resp.status().is_success(),
+            "the daemon refused the backup: HTTP {}",
+            resp.status()
+        );
+        // The last line so far (the `$end` line, once all arrived).
+        let mut tail: Vec<u8> = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .context("the daemon's backup stopped before its end")?
+        {
+            out.write_all(&chunk)?;
+            tail.extend_from_slice(&chunk);
+            // Keep the last line only (with its newline, once it came).
+            if let Some(i) = tail[..tail.len().saturating_sub(1)]
+                .iter()
+                .rposition(|b| *b == b'\n')
+            {
+                tail.drain(..=i);
+            }
+        }
+        out.flush()?;
+        match serde_json::from_slice::<crate::backup::Line>(&tail) {
+            Ok(crate::backup::Line::End(end)) => Ok(end.lines),
+            _ => anyhow::bail!("the daemon's backup stopped before its `$end` line"),
+        }
+    })
 }
 
 /// Where the export goes: standard output, or a temporary file beside
