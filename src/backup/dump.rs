@@ -131,14 +131,29 @@ pub fn write(
     }))?;
     {
         let _paused = store.pause_record_writes();
-        for (name, c) in store.cursors()? {
-            o.line(&Line::Cursor(CursorLine {
-                connector: name,
-                cursor: c.cursor,
-                last_commit_at: c.last_commit_us.map(At),
-                last_success_at: c.last_success_us.map(At),
-                last_error: c.last_error,
-            }))?;
+        // A value of the tree that is not a cursor state read back to the
+        // same bytes (a key a later change keeps there) goes raw.
+        for (key, value) in store.raw_entries("cursors")? {
+            let state = codec::decode::<crate::store::CursorState>("cursors", &value)
+                .ok()
+                .filter(|c| codec::encode(c) == value);
+            match (String::from_utf8(key), state) {
+                (Ok(name), Some(c)) => o.line(&Line::Cursor(CursorLine {
+                    connector: name,
+                    cursor: c.cursor,
+                    last_commit_at: c.last_commit_us.map(At),
+                    last_success_at: c.last_success_us.map(At),
+                    last_error: c.last_error,
+                }))?,
+                (key, _) => o.line(&Line::Raw(RawLine {
+                    tree: "cursors".into(),
+                    key_base64: base64(
+                        &key.map(String::into_bytes)
+                            .unwrap_or_else(|e| e.into_bytes()),
+                    ),
+                    value_base64: base64(&value),
+                }))?,
+            }
         }
         records(store, &mut o)?;
         for item in store.history_items() {

@@ -388,7 +388,9 @@ fn apply(line: Line, sink: Option<&mut Restorer<'_>>) -> Result<(), String> {
             })
         }
         Line::Raw(r) => {
-            if TYPED_TREES.contains(&r.tree.as_str()) {
+            // Cursors may hold values that are not cursor states; the other
+            // typed trees are written only from their own lines.
+            if TYPED_TREES.contains(&r.tree.as_str()) && r.tree != "cursors" {
                 return Err(format!(
                     "field `tree`: `{}` has lines of its own kind; it is never restored raw",
                     r.tree
