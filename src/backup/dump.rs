@@ -10,9 +10,10 @@ use anyhow::Context as _;
 use secmetrics_connectors::{ndjson, Identity, Record};
 use std::io::Write;
 
-/// Configured secrets a backup must never contain: (config key, value).
+/// Configured secrets a backup must never contain: (config key, value, the
+/// value as a JSON string escapes it).
 #[derive(Default)]
-pub struct SecretGuard(Vec<(String, String)>);
+pub struct SecretGuard(Vec<(String, String, String)>);
 
 /// Secrets shorter than this are not looked for (a short value would match
 /// ordinary text); tokens, webhook URLs and passwords are longer.
@@ -55,16 +56,19 @@ impl SecretGuard {
             secrets
                 .into_iter()
                 .filter(|(_, v)| v.len() >= MIN_SECRET_LEN)
+                .map(|(k, v)| {
+                    let escaped = serde_json::to_string(&v).unwrap_or_default();
+                    let escaped = escaped.trim_matches('"').to_string();
+                    (k, v, escaped)
+                })
                 .collect(),
         )
     }
 
     /// Refuse `line` when it holds a secret (as is, or as JSON escapes it).
     fn check(&self, line: &str, kind: &str) -> anyhow::Result<()> {
-        for (key, value) in &self.0 {
-            let escaped = serde_json::to_string(value).unwrap_or_default();
-            let escaped = escaped.trim_matches('"');
-            if line.contains(value.as_str()) || line.contains(escaped) {
+        for (key, value, escaped) in &self.0 {
+            if line.contains(value.as_str()) || line.contains(escaped.as_str()) {
                 anyhow::bail!(
                     "a `{kind}` line would hold the configured secret `{key}`, so the backup \
                      stops here (the file is not kept). Secrets are never stored: this is a \
@@ -345,5 +349,33 @@ fn override_line(identity: &Identity, o: &crate::store::Override) -> OverrideLin
         by: o.by.clone(),
         at: At(o.at_us),
         severity_before: o.severity_before.map(|s| s.as_str().into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_secret_is_found_as_written_and_as_json_escapes_it_and_short_ones_are_not_looked_for() {
+        let guard = SecretGuard::new(vec![
+            (
+                "slack.webhook_url".into(),
+                "https://hooks/T0/\"B0\"\\x".into(),
+            ),
+            ("email.password".into(), "short".into()),
+        ]);
+        let line =
+            serde_json::to_string(&json!({"kind": "$meta", "note": "https://hooks/T0/\"B0\"\\x"}))
+                .unwrap();
+        assert!(line.contains("\\\"B0\\\""), "{line}");
+        let e = guard.check(&line, "$meta").unwrap_err().to_string();
+        assert!(e.contains("`slack.webhook_url`"), "{e}");
+        assert!(!e.contains("hooks/T0"), "{e}");
+        assert!(guard.check("{\"x\":\"short\"}", "$meta").is_ok());
+        assert!(guard
+            .check("{\"x\":\"https://hooks/T0/\"}", "$meta")
+            .is_ok());
     }
 }
