@@ -556,3 +556,23 @@ fn while_the_daemon_holds_the_store_the_backup_comes_through_its_socket() {
         ok(cli(&s, &store, &["export"]))
     );
 }
+
+#[test]
+fn a_backup_is_not_restored_into_the_store_a_running_daemon_holds() {
+    use crate::daemon::{import_small, Daemon};
+    let s = setup("");
+    import_small(&s);
+    let store = s.dir.path().join("store");
+    let file = s.dir.path().join("b.ndjson");
+    backup(&s, &store, &file);
+    let d = Daemon::start(s.dir.path(), &s.config);
+    let o = cli(&s, &store, &["import", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("a backup is restored with the daemon stopped"),
+        "{}",
+        stderr(&o)
+    );
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+}

@@ -169,7 +169,18 @@ fn restore_if_backup(ctx: &Context, args: &ImportArgs) -> anyhow::Result<Option<
             backup.display()
         );
     }
-    let store = ctx.open_store()?;
+    let store =
+        ctx.open_store()
+            .map_err(|e| match e.downcast_ref::<crate::store::StoreError>() {
+                Some(crate::store::StoreError::Locked(path)) => anyhow::anyhow!(
+                    "{} is a backup, and the store at {} is in use by another secmetrics process \
+                 (the daemon?): a backup is restored with the daemon stopped (`systemctl stop \
+                 secmetrics`), into an empty store",
+                    backup.display(),
+                    path.display()
+                ),
+                _ => e,
+            })?;
     let restored = restore::restore(
         &store,
         backup,
