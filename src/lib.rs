@@ -7,6 +7,7 @@
 //! rendered by `report`, and delivered by `deliver`, with `daemon` driving it.
 #![deny(missing_docs)]
 
+pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod daemon;

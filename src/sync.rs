@@ -223,7 +223,8 @@ pub struct LastPass {
     pub gone: u64,
 }
 
-const LAST_PASS_PREFIX: &str = "sync/last_pass/";
+/// The meta key prefix of each connector's last pass (`sync/last_pass/NAME`).
+pub const LAST_PASS_PREFIX: &str = "sync/last_pass/";
 
 impl LastPass {
     /// How a pass ended, now: its state and counts, or its error.

@@ -108,7 +108,7 @@ impl mailin_embedded::Handler for Mailbox {
     }
 }
 
-fn start_smtp() -> (u16, Arc<Mutex<Vec<String>>>) {
+pub(crate) fn start_smtp() -> (u16, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let mailbox = Mailbox::default();

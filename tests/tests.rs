@@ -1,6 +1,7 @@
 //! The integration tests: one binary, one module per area, real processes
 //! of the `secmetrics` binary against stores in temporary directories.
 
+mod backup;
 mod cli_report;
 mod common;
 mod config_errors;
@@ -13,7 +14,9 @@ mod jira_history;
 mod kill;
 mod kpi_golden;
 mod linked_sources;
+mod properties;
 mod reconcile;
 mod report_render;
+mod store_format;
 mod sync;
 mod systemd_unit;

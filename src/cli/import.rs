@@ -1,7 +1,8 @@
 //! `secmetrics import FILE...`: load NDJSON records (or, with `--format
 //! sarif`, SARIF results as findings) into the store in atomic batches,
 //! report every bad line with its file, line and field, and keep every good
-//! line.
+//! line. A backup (`export --all`, recognised by its `$backup` first line)
+//! is restored instead (see [`crate::backup::restore`]).
 
 use super::Context;
 use crate::store::{Counts, WriteOptions};
@@ -32,6 +33,11 @@ pub struct ImportArgs {
     /// Print a line on stderr after each committed batch.
     #[arg(long)]
     pub progress: bool,
+    /// Restore a backup (`export --all`) into a store that is not empty:
+    /// each backed-up value replaces the store's under the same key and
+    /// nothing else is removed. Without it such a restore is refused.
+    #[arg(long)]
+    pub merge_backup: bool,
     /// Lines longer than this many bytes are rejected (default:
     /// `ndjson.max_line_bytes` of the configuration, 1 MiB).
     #[arg(long, value_name = "BYTES")]
@@ -70,6 +76,9 @@ struct Tally {
 /// is written only after every batch before it, so what a crash leaves is
 /// always whole batches, in order.
 pub fn run(ctx: &Context, args: ImportArgs) -> anyhow::Result<i32> {
+    if let Some(code) = restore_if_backup(ctx, &args)? {
+        return Ok(code);
+    }
     let store = ctx.open_store()?;
     let opts = WriteOptions {
         // A SARIF finding seen before keeps its earliest detection time: the
@@ -135,6 +144,63 @@ pub fn run(ctx: &Context, args: ImportArgs) -> anyhow::Result<i32> {
     })
 }
 
+/// Restore when the one file given is a backup; `None`: not a backup.
+fn restore_if_backup(ctx: &Context, args: &ImportArgs) -> anyhow::Result<Option<i32>> {
+    use crate::backup::restore;
+    let backups: Vec<&PathBuf> = match args.format {
+        ImportFormat::Sarif => Vec::new(),
+        ImportFormat::Ndjson => args
+            .files
+            .iter()
+            .filter(|f| f.as_os_str() != "-" && restore::is_backup(f).unwrap_or(false))
+            .collect(),
+    };
+    let Some(backup) = backups.first() else {
+        if args.merge_backup {
+            anyhow::bail!(
+                "--merge-backup restores a backup (`export --all`), and no file given is one"
+            );
+        }
+        return Ok(None);
+    };
+    if args.files.len() > 1 {
+        anyhow::bail!(
+            "{} is a backup (export --all): it is restored alone, give it as the only file",
+            backup.display()
+        );
+    }
+    let store =
+        ctx.open_store()
+            .map_err(|e| match e.downcast_ref::<crate::store::StoreError>() {
+                Some(crate::store::StoreError::Locked(path)) => anyhow::anyhow!(
+                    "{} is a backup, and the store at {} is in use by another secmetrics process \
+                 (the daemon?): a backup is restored with the daemon stopped (`systemctl stop \
+                 secmetrics`), into an empty store",
+                    backup.display(),
+                    path.display()
+                ),
+                _ => e,
+            })?;
+    let restored = restore::restore(
+        &store,
+        backup,
+        restore::Options {
+            merge: args.merge_backup,
+        },
+    )?;
+    println!(
+        "restored the backup {} into {}",
+        backup.display(),
+        store.path().display()
+    );
+    println!("{:<14} {:>9}", "line kind", "restored");
+    for (kind, n) in &restored {
+        println!("{kind:<14} {n:>9}");
+    }
+    println!("{:<14} {:>9}", "total", restored.values().sum::<u64>());
+    Ok(Some(0))
+}
+
 struct Importer {
     batch: Vec<Record>,
     batch_size: usize,
@@ -176,7 +242,23 @@ impl Importer {
         Ok(self.failed_files)
     }
 
-    fn read(&mut self, reader: Box<dyn BufRead>, origin: &str, source: &str) -> anyhow::Result<()> {
+    fn read(
+        &mut self,
+        mut reader: Box<dyn BufRead>,
+        origin: &str,
+        source: &str,
+    ) -> anyhow::Result<()> {
+        // A backup on standard input (files were recognised before).
+        let head = reader.fill_buf()?;
+        if let Some(first) = head.split(|b| *b == b'\n').next() {
+            if head.contains(&b'\n') && crate::backup::restore::starts_as_backup(first) {
+                anyhow::bail!(
+                    "this is a backup (export --all): it is restored from a file, not standard \
+                     input (it is read twice, checked whole before anything is written); \
+                     save it and give its path"
+                );
+            }
+        }
         let opts = ndjson::StreamOptions {
             origin,
             default_source: source,

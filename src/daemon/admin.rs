@@ -132,6 +132,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/digests/{name}/preview", get(digest_preview))
         .route("/api/v1/records", post(push_records))
         .merge(super::decisions::routes())
+        .merge(super::backup::routes())
         // Bodies read by extractors (a resync request); the push reads its
         // own, up to `admin.push_max_bytes`.
         .layer(axum::extract::DefaultBodyLimit::max(

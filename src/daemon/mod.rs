@@ -3,6 +3,7 @@
 //! signal as an argument (as mini-redis does), which keeps it testable.
 
 pub mod admin;
+pub mod backup;
 pub mod decisions;
 pub mod metrics;
 pub mod notify;

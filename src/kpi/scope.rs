@@ -28,6 +28,30 @@ struct RepoScope<'a> {
     repo: &'a Repo,
 }
 
+/// When two sources define the same asset or repo id, the definition that
+/// counts is the one whose source sorts last by name length, then bytes:
+/// the order of the store's keys, so a store reads as it did when the last
+/// definition loaded won, and now whatever order the records come in.
+/// True when a definition from source `new` replaces one from `kept`.
+pub fn source_wins(new: &str, kept: &str) -> bool {
+    (new.len(), new.as_bytes()) > (kept.len(), kept.as_bytes())
+}
+
+/// Insert `item` under `id` unless the kept one's source wins over it.
+fn keep_winner<'a, T>(
+    map: &mut HashMap<&'a str, &'a T>,
+    id: &'a str,
+    item: &'a T,
+    source: impl Fn(&T) -> &String,
+) {
+    match map.get(id) {
+        Some(kept) if !source_wins(source(item), source(kept)) => {}
+        _ => {
+            map.insert(id, item);
+        }
+    }
+}
+
 /// Assets and repos by id.
 #[derive(Debug)]
 pub struct Scope<'a> {
@@ -38,11 +62,16 @@ pub struct Scope<'a> {
 impl<'a> Scope<'a> {
     /// Index the assets and repos of an estate.
     pub fn new(estate: &'a Estate) -> Scope<'a> {
-        let assets: HashMap<&str, &Asset> =
-            estate.assets.iter().map(|a| (a.id.as_str(), a)).collect();
-        let repos = estate
-            .repos
-            .iter()
+        let mut assets: HashMap<&str, &Asset> = HashMap::with_capacity(estate.assets.len());
+        for a in &estate.assets {
+            keep_winner(&mut assets, a.id.as_str(), a, |a| &a.source);
+        }
+        let mut winners: HashMap<&str, &Repo> = HashMap::with_capacity(estate.repos.len());
+        for r in &estate.repos {
+            keep_winner(&mut winners, r.id.as_str(), r, |r| &r.source);
+        }
+        let repos = winners
+            .into_values()
             .map(|r| {
                 let asset = r.asset.as_deref().and_then(|id| assets.get(id).copied());
                 // A repo's own `in_scope` decides: the repo is the secret
@@ -72,8 +101,8 @@ impl<'a> Scope<'a> {
         }
     }
 
-    /// Every defined asset once per id (the last record wins when two
-    /// sources define the same id), in no particular order.
+    /// Every defined asset once per id (see [`source_wins`] when two sources
+    /// define the same id), in no particular order.
     pub fn assets(&self) -> impl Iterator<Item = &'a Asset> + '_ {
         self.assets.values().copied()
     }
@@ -106,5 +135,39 @@ impl<'a> Scope<'a> {
     /// True when the repo with this id is defined and counts.
     pub fn repo_in_scope(&self, id: &str) -> bool {
         self.repos.get(id).is_some_and(|r| r.in_scope)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secmetrics_connectors::ndjson::parse_line;
+
+    fn asset(source: &str, in_scope: bool) -> secmetrics_connectors::Record {
+        parse_line(
+            &format!(
+                r#"{{"kind":"asset","id":"a0","source":"{source}","tier":1,"in_scope":{in_scope}}}"#
+            ),
+            "import",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn an_asset_two_sources_define_resolves_the_same_in_any_order() {
+        for order in [[0, 1, 2], [2, 1, 0], [1, 0, 2], [1, 2, 0]] {
+            let all = [
+                asset("inv", true),
+                asset("cmdb", false),
+                asset("jira", true),
+            ];
+            let estate = Estate::from_records(order.iter().map(|&i| all[i].clone()));
+            let scope = Scope::new(&estate);
+            // `cmdb` and `jira` are longer than `inv`; `jira` > `cmdb`.
+            assert!(matches!(scope.asset("a0"), Attach::Known(Some(a)) if a.source == "jira"));
+            assert_eq!(scope.assets().count(), 1);
+        }
+        assert!(source_wins("cmdb", "inv"));
+        assert!(!source_wins("inv", "cmdb"));
     }
 }

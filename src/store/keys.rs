@@ -60,6 +60,26 @@ pub fn parse_history_key(key: &[u8]) -> Option<(Kind, String, String)> {
     parse_record_key(key.get(4..4 + len)?)
 }
 
+/// Split a history (or override-log) key into its record key, its batch
+/// part and its number in the batch.
+pub fn split_history_key(key: &[u8]) -> Option<(&[u8], u64, u32)> {
+    let len = u32::from_be_bytes(key.get(..4)?.try_into().ok()?) as usize;
+    let record = key.get(4..4 + len)?;
+    let rest = key.get(4 + len..)?;
+    if rest.len() != 12 {
+        return None;
+    }
+    let batch = u64::from_be_bytes(rest[..8].try_into().ok()?);
+    let seq = u32::from_be_bytes(rest[8..].try_into().ok()?);
+    Some((record, batch, seq))
+}
+
+/// True when a history key's batch part marks an entry the source stamped
+/// with its own time (see [`source_history_key`]).
+pub fn is_source_stamped(batch: u64) -> bool {
+    batch & (1 << 63) != 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

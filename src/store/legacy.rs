@@ -106,6 +106,41 @@ impl From<StoredRecordV1> for StoredRecord {
     }
 }
 
+/// Bytes as the build before `refs` stored a finding (tests of older stores).
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+
+    /// A version 1 stored finding with id `id` (source `import`).
+    pub fn v1_finding_bytes(id: &str) -> Vec<u8> {
+        let v1 = StoredRecordV1 {
+            record: RecordV1::Finding(FindingV1 {
+                id: id.into(),
+                source: "import".into(),
+                asset: "app".into(),
+                title: None,
+                severity: Severity::Low,
+                environment: Environment::Production,
+                domain: Domain::Application,
+                opened_at: "2026-01-02T03:04:05Z".parse().unwrap(),
+                status: Status::Open,
+                resolved_at: None,
+                validity: Validity::Valid,
+                duplicate_of: None,
+                fingerprint: None,
+                url: None,
+                extra: Extra::default(),
+            }),
+            first_seen_us: 1,
+            last_changed_us: 2,
+            gone_at_us: None,
+        };
+        let mut bytes = vec![1u8];
+        bytes.extend(postcard::to_stdvec(&v1).unwrap());
+        bytes
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,12 +3,15 @@
 //! facts about the store itself. Writes that belong together are one sled
 //! transaction, flushed before the call returns.
 
+pub mod backup;
 pub mod codec;
+mod format;
 mod keys;
 mod legacy;
 mod overrides;
 
 pub use codec::{HistoryEntry, StoredRecord};
+pub use format::STORE_FORMAT;
 pub use overrides::{Override, OverrideChange};
 
 use crate::estate::{Estate, SeverityChange};
@@ -46,6 +49,43 @@ pub enum StoreError {
     /// sled failed.
     #[error("store error: {0}")]
     Sled(#[from] sled::Error),
+    /// The store was written by a newer format than this build reads.
+    #[error(
+        "the store at {path} was written by a newer secmetrics (store format {found}; this \
+         build reads up to {reads}): run that version or a later one. To go back to this \
+         version, make a backup with the newer one (`secmetrics export --all --out FILE`) \
+         and restore it here into an empty store (`secmetrics --data-dir NEW_DIR import FILE`)"
+    )]
+    NewerFormat {
+        /// Store directory.
+        path: PathBuf,
+        /// The format the store's marker names.
+        found: u32,
+        /// The newest format this build reads.
+        reads: u32,
+    },
+    /// A store from before the format marker holds a value of a version
+    /// this build does not read.
+    #[error(
+        "the store at {path} cannot be read by this build: its tree `{tree}` holds a value of \
+         format version {version}, which this build does not read. It was written by a newer \
+         secmetrics (run that version or a later one) or it is damaged (restore a backup into \
+         an empty store: `secmetrics --data-dir NEW_DIR import FILE`)"
+    )]
+    UnknownValueVersion {
+        /// Store directory.
+        path: PathBuf,
+        /// The tree holding the value.
+        tree: &'static str,
+        /// The value's version byte.
+        version: u8,
+    },
+    /// A restore into the store was interrupted: it holds part of a backup.
+    #[error(
+        "a restore into this store did not finish, so it holds only part of the backup: \
+         delete {0} and restore the backup again (`secmetrics --data-dir {0} import FILE`)"
+    )]
+    RestoreIncomplete(PathBuf),
     /// A stored value could not be decoded.
     #[error("corrupt value in tree `{tree}`: {message}")]
     Corrupt {
@@ -222,7 +262,7 @@ impl Store {
                 sled::Error::Io(io) => open_error(path, io),
                 other => StoreError::Sled(other),
             })?;
-        Ok(Store {
+        let store = Store {
             writer: std::sync::Mutex::new(()),
             fresh: Default::default(),
             records: db.open_tree("records")?,
@@ -234,7 +274,9 @@ impl Store {
             meta: db.open_tree("meta")?,
             path: path.to_path_buf(),
             db,
-        })
+        };
+        store.check_format()?;
+        Ok(store)
     }
 
     /// The store directory.
