@@ -21,13 +21,15 @@ struct Run {
 }
 
 /// Run `secmetrics ARGS` to its end, measuring it (`wait4` gives the
-/// child's own peak RSS).
+/// child's own peak RSS, and reaps it).
+#[allow(clippy::zombie_processes)]
 fn measure(args: &[&str]) -> Run {
+    let mut log = tempfile::tempfile().expect("a log file");
     let started = Instant::now();
     let child = Command::new(env!("CARGO_BIN_EXE_secmetrics"))
         .args(args)
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::from(log.try_clone().expect("a log file")))
         .spawn()
         .expect("run secmetrics");
     let pid = child.id() as libc::pid_t;
@@ -38,9 +40,9 @@ fn measure(args: &[&str]) -> Run {
     let wall = started.elapsed();
     assert_eq!(waited, pid, "wait4 failed");
     let mut err = String::new();
-    if let Some(mut e) = child.stderr {
-        let _ = e.read_to_string(&mut err);
-    }
+    use std::io::Seek;
+    let _ = log.rewind();
+    let _ = log.read_to_string(&mut err);
     assert!(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "secmetrics {args:?} failed: {err}"
@@ -275,7 +277,7 @@ fn main() {
     }
     walls.sort();
     rows.push((
-        format!("`report --format json` over it, whole command (3 runs)"),
+        "`report --format json` over it, whole command (3 runs)".to_string(),
         format!(
             "{} to {} (median {})",
             secs(walls[0]),
