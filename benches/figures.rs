@@ -310,7 +310,10 @@ fn main() {
     let idle = Duration::from_secs(if quick { 5 } else { 30 });
     let (cpu, rss, p50, p99) = daemon(dir.path(), &store, idle);
     rows.push((
-        format!("daemon idle CPU over {} s ({findings} findings)", idle.as_secs()),
+        format!(
+            "daemon idle CPU over {} s ({findings} findings)",
+            idle.as_secs()
+        ),
         format!("{cpu:.2} s"),
         format!("{} RSS", mib(rss)),
     ));
