@@ -180,6 +180,15 @@ fn full_sarif_pass_marks_gone_despite_an_unmapped_file_but_not_after_an_unreadab
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(sync_row(&stdout(&o), "sast"), vec![1, 1, 0, 0, 0, 1, 2]);
     assert_eq!(status(&store)["gone"], 2);
+    // The cursor forgets the file that is no longer there.
+    let cursor = secmetrics::store::Store::open(&store)
+        .unwrap()
+        .cursor("sast")
+        .unwrap()
+        .and_then(|c| c.cursor)
+        .unwrap();
+    assert!(!cursor.contains("a.sarif"), "{cursor}");
+    assert!(cursor.contains("unmapped.sarif"), "{cursor}");
 }
 
 #[test]

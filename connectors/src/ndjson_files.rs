@@ -99,8 +99,12 @@ impl NdjsonConnector {
     ) -> Result<(), Error> {
         let name = self.settings.name.as_str();
         let files = list_files(&self.settings.paths, &[".ndjson", ".jsonl"]);
-        cur.bad
-            .retain(&files.iter().map(|(p, _)| p.display().to_string()).collect());
+        // Files no longer listed are forgotten (their stamps and problems):
+        // the cursor holds what can still be read, not every path ever seen.
+        let listed: std::collections::HashSet<String> =
+            files.iter().map(|(p, _)| p.display().to_string()).collect();
+        cur.bad.retain(&listed);
+        cur.files.retain(|k, _| listed.contains(k));
         for (path, stamp) in files {
             let key = path.display().to_string();
             if cur.files.get(&key) == Some(&stamp) {

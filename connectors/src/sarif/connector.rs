@@ -508,8 +508,12 @@ impl Connector for SarifConnector {
         // File reads and the sink's writes block: off the runtime's workers.
         crate::connector::blocking(|| -> Result<(), Error> {
             let files = list_files(&self.settings.paths, &[".sarif", ".sarif.json"]);
-            cur.bad
-                .retain(&files.iter().map(|(p, _)| p.display().to_string()).collect());
+            // Files no longer listed are forgotten (their stamps and problems):
+            // the cursor holds what can still be read, not every path ever seen.
+            let listed: std::collections::HashSet<String> =
+                files.iter().map(|(p, _)| p.display().to_string()).collect();
+            cur.bad.retain(&listed);
+            cur.files.retain(|k, _| listed.contains(k));
             for (path, stamp) in files {
                 let key = path.display().to_string();
                 if cur.files.get(&key) == Some(&stamp) {
