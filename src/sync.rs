@@ -18,7 +18,7 @@ use crate::store::{CursorState, Store, StoreError};
 pub use secmetrics_connectors::connector::blocking;
 use secmetrics_connectors::{
     with_cancel, Cancel, Committed, Connector, Identity, Page, PageSink, SinkError, SourceHistory,
-    SyncMode, SyncOutcome,
+    StateChange, SyncMode, SyncOutcome,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -87,23 +87,36 @@ impl<'a> StoreSink<'a> {
         &self,
         page: &Page,
         history: &[SourceHistory],
+        state: Option<&StateChange>,
     ) -> Result<crate::store::BatchOutcome, StoreError> {
-        self.store.commit_page_with_history(
-            &self.connector,
-            &page.records,
-            history,
-            page.cursor.as_deref(),
-            chrono::Utc::now(),
-            crate::store::WriteOptions {
-                keep_first_opened: self.keep_first_opened,
-            },
-        )
+        let opts = crate::store::WriteOptions {
+            keep_first_opened: self.keep_first_opened,
+        };
+        match state {
+            Some(state) => self.store.commit_page_with_state(
+                &self.connector,
+                &page.records,
+                page.cursor.as_deref(),
+                state,
+                chrono::Utc::now(),
+                opts,
+            ),
+            None => self.store.commit_page_with_history(
+                &self.connector,
+                &page.records,
+                history,
+                page.cursor.as_deref(),
+                chrono::Utc::now(),
+                opts,
+            ),
+        }
     }
 
     fn commit_page(
         &mut self,
         page: Page,
         history: &[SourceHistory],
+        state: Option<&StateChange>,
     ) -> Result<Committed, SinkError> {
         if self.cancel.is_cancelled() {
             // The page in flight when the stop came is written (a connector
@@ -114,7 +127,7 @@ impl<'a> StoreSink<'a> {
             self.stopped_page_written = true;
         }
         let outcome =
-            blocking(|| self.write(&page, history)).map_err(|e| SinkError(e.to_string()))?;
+            blocking(|| self.write(&page, history, state)).map_err(|e| SinkError(e.to_string()))?;
         if let Some(seen) = &mut self.seen {
             seen.extend(page.records.iter().map(|r| r.identity()));
         }
@@ -136,7 +149,7 @@ impl<'a> StoreSink<'a> {
 
 impl PageSink for StoreSink<'_> {
     fn commit(&mut self, page: Page) -> Result<Committed, SinkError> {
-        self.commit_page(page, &[])
+        self.commit_page(page, &[], None)
     }
 
     fn commit_with_history(
@@ -144,7 +157,20 @@ impl PageSink for StoreSink<'_> {
         page: Page,
         history: Vec<SourceHistory>,
     ) -> Result<Committed, SinkError> {
-        self.commit_page(page, &history)
+        self.commit_page(page, &history, None)
+    }
+
+    fn commit_with_state(
+        &mut self,
+        page: Page,
+        state: StateChange,
+    ) -> Result<Committed, SinkError> {
+        self.commit_page(page, &[], Some(&state))
+    }
+
+    fn state(&self, prefix: &str) -> Result<Vec<(String, String)>, SinkError> {
+        blocking(|| self.store.connector_state(&self.connector, prefix))
+            .map_err(|e| SinkError(e.to_string()))
     }
 
     fn cancelled(&self) -> bool {

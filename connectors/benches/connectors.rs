@@ -34,6 +34,20 @@ impl PageSink for CountingSink {
             ..Committed::default()
         })
     }
+
+    // The SARIF connector's scan states are written with its cursor; this
+    // sink counts the page and holds no state (each case is one pass).
+    fn commit_with_state(
+        &mut self,
+        page: Page,
+        _state: secmetrics_connectors::StateChange,
+    ) -> Result<Committed, SinkError> {
+        self.commit(page)
+    }
+
+    fn state(&self, _prefix: &str) -> Result<Vec<(String, String)>, SinkError> {
+        Ok(Vec::new())
+    }
 }
 
 fn peak_rss_mib() -> f64 {

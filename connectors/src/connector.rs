@@ -138,6 +138,40 @@ pub trait PageSink: Send {
         let _ = history;
         self.commit(page)
     }
+
+    /// Write a page, its cursor and a change of the connector's own state
+    /// (keys it keeps beside its cursor, see [`StateChange`]) in one atomic,
+    /// durable write. Sinks that keep no state refuse it.
+    fn commit_with_state(
+        &mut self,
+        page: Page,
+        state: StateChange,
+    ) -> Result<Committed, SinkError> {
+        let _ = (page, state);
+        Err(SinkError(NO_STATE.into()))
+    }
+
+    /// The connector's state entries whose key starts with `prefix`, in key
+    /// order, as committed. Sinks that keep no state refuse it.
+    fn state(&self, prefix: &str) -> Result<Vec<(String, String)>, SinkError> {
+        let _ = prefix;
+        Err(SinkError(NO_STATE.into()))
+    }
+}
+
+const NO_STATE: &str = "this sink keeps no connector state";
+
+/// A change of a connector's own state: values it keeps under keys of its
+/// own beside its cursor (the SARIF connector's last scan of each asset,
+/// tool and category), so that a page rewrites only the keys it changes
+/// instead of one cursor holding everything.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StateChange {
+    /// Delete every key of the connector's state before the writes (the
+    /// first commit of a full pass, which rebuilds the state).
+    pub reset: bool,
+    /// Keys to set (`Some`) or delete (`None`), applied in order.
+    pub writes: Vec<(String, Option<String>)>,
 }
 
 /// The history of one record's tracked fields as its source recorded it.

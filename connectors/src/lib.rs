@@ -33,7 +33,7 @@ pub mod settings;
 
 pub use connector::{
     with_cancel, Cancel, Committed, Connector, Page, PageSink, SinkError, SourceChange,
-    SourceHistory, SyncMode, SyncOutcome,
+    SourceHistory, StateChange, SyncMode, SyncOutcome,
 };
 pub use record::*;
 pub use settings::ConnectorSettings;

@@ -485,3 +485,127 @@ async fn a_cancelled_pass_stops_between_pages_of_one_file_and_reads_it_again_lat
     assert_eq!((out.requests, out.pages, sink.records.len()), (1, 3, 5));
     assert!(sink.cursor.is_some());
 }
+
+/// (open, remediated) findings among the sink's records.
+fn open_and_remediated(sink: &MemorySink) -> (usize, usize) {
+    let count = |status: &str| {
+        sink.records
+            .values()
+            .filter(|r| matches!(r, Record::Finding(f) if f.status.as_str() == status))
+            .count()
+    };
+    (count("open"), count("remediated"))
+}
+
+#[tokio::test]
+async fn scan_states_are_keys_of_their_own_written_with_the_file_that_replaces_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = dir.path().join("web");
+    std::fs::create_dir(&web).unwrap();
+    let (a, b) = (web.join("a.sarif"), web.join("b.sarif"));
+    std::fs::write(
+        &a,
+        scan(
+            "Semgrep",
+            "2026-03-01T00:00:00Z",
+            &[("A", "h1"), ("A", "h2")],
+        ),
+    )
+    .unwrap();
+    set_mtime(&a, 1_000);
+    std::fs::write(&b, scan("Semgrep", "2026-03-01T00:00:00Z", &[("A", "h5")])).unwrap();
+    set_mtime(&b, 1_000);
+    let settings: SarifSettings = serde_json::from_value(json!({
+        "name": "sast", "paths": [dir.path().display().to_string()],
+        "default_asset": "web-shop"
+    }))
+    .unwrap();
+    let c = settings.build().unwrap();
+    let key_a = "web-shop\u{1f}Semgrep\u{1f}p:web/a.sarif".to_string();
+    let key_b = "web-shop\u{1f}Semgrep\u{1f}p:web/b.sarif".to_string();
+
+    // First pass: one key per scan, the first write resets what was there;
+    // the cursor holds files only.
+    let mut sink = MemorySink::default();
+    c.sync(None, SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    assert_eq!(
+        sink.state.keys().cloned().collect::<Vec<_>>(),
+        vec![key_a.clone(), key_b.clone()]
+    );
+    assert_eq!(sink.state_changes.len(), 2, "one write per file");
+    assert!(sink.state_changes[0].reset);
+    assert!(!sink.state_changes[1].reset);
+    let cursor: serde_json::Value = serde_json::from_str(sink.cursor.as_ref().unwrap()).unwrap();
+    assert!(cursor.get("scans").is_none(), "{cursor}");
+    assert_eq!(cursor["files"].as_object().unwrap().len(), 2);
+
+    // The next scan of a: its own key only is written, h1 is resolved.
+    std::fs::write(&a, scan("Semgrep", "2026-03-08T00:00:00Z", &[("A", "h2")])).unwrap();
+    set_mtime(&a, 2_000);
+    c.sync(sink.cursor.clone(), SyncMode::Incremental, &mut sink)
+        .await
+        .unwrap();
+    let last = sink.state_changes.last().unwrap();
+    assert!(!last.reset);
+    assert_eq!(
+        last.writes
+            .iter()
+            .map(|(k, _)| k.clone())
+            .collect::<Vec<_>>(),
+        vec![key_a.clone()]
+    );
+    assert_eq!(open_and_remediated(&sink), (2, 1), "h1 resolved");
+
+    // A cursor of the version that kept scans in it moves them to keys of
+    // their own (one write, with the cursor), and they work: the next scan
+    // of b resolves h5.
+    let mut legacy = cursor.clone();
+    legacy["files"] = serde_json::from_str::<serde_json::Value>(sink.cursor.as_ref().unwrap())
+        .unwrap()["files"]
+        .clone();
+    legacy["scans"] = sink
+        .state
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::from_str(v).unwrap()))
+        .collect::<serde_json::Map<_, _>>()
+        .into();
+    let held = sink.state.clone();
+    let mut old = MemorySink {
+        records: sink.records.clone(),
+        ..MemorySink::default()
+    };
+    let out = c
+        .sync(Some(legacy.to_string()), SyncMode::Incremental, &mut old)
+        .await
+        .unwrap();
+    assert_eq!(out.requests, 0, "no file changed");
+    assert_eq!(old.state, held);
+    assert_eq!(old.state_changes.len(), 1);
+    let moved: serde_json::Value = serde_json::from_str(old.cursor.as_ref().unwrap()).unwrap();
+    assert!(moved.get("scans").is_none(), "{moved}");
+    std::fs::write(&b, scan("Semgrep", "2026-03-09T00:00:00Z", &[])).unwrap();
+    set_mtime(&b, 3_000);
+    c.sync(old.cursor.clone(), SyncMode::Incremental, &mut old)
+        .await
+        .unwrap();
+    assert_eq!(open_and_remediated(&old), (1, 2), "h5 resolved");
+
+    // A full pass ignores the stored states and replaces them whole: a scan
+    // whose file is gone leaves no key, and nothing is resolved.
+    old.state.insert(
+        "web-shop\u{1f}Semgrep\u{1f}p:web/gone.sarif".into(),
+        old.state[&key_a].clone(),
+    );
+    let before = old.state_changes.len();
+    c.sync(old.cursor.clone(), SyncMode::Full, &mut old)
+        .await
+        .unwrap();
+    assert!(old.state_changes[before].reset);
+    assert_eq!(
+        old.state.keys().cloned().collect::<Vec<_>>(),
+        vec![key_a, key_b]
+    );
+    assert_eq!(open_and_remediated(&old), (1, 2));
+}

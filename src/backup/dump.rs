@@ -110,8 +110,8 @@ fn of(i: &Identity) -> (String, String, String) {
 ///
 /// Order, so that a backup taken while the daemon writes restores to a
 /// state it could have been in (at worst a little behind, never ahead):
-/// cursors, records and history under one pause of record writes (a page
-/// and its cursor are never split); overrides and their log; facts (a
+/// cursors, connectors' state, records and history under one pause of
+/// record writes (a page and its cursor are never split); overrides and their log; facts (a
 /// digest's fire time before the outbox, so an entry queued meanwhile is
 /// in the backup or its fire is not); the outbox before snapshots (an
 /// entry's snapshot is always there); other trees last.
@@ -158,6 +158,15 @@ pub fn write(
                     value_base64: base64(&value),
                 }))?,
             }
+        }
+        // Connectors' own state belongs with their cursors (a file marked
+        // read and the scan it left): the same pause, raw lines.
+        for (key, value) in store.raw_entries(crate::store::CONNECTOR_STATE_TREE)? {
+            o.line(&Line::Raw(RawLine {
+                tree: crate::store::CONNECTOR_STATE_TREE.into(),
+                key_base64: base64(&key),
+                value_base64: base64(&value),
+            }))?;
         }
         records(store, &mut o)?;
         for item in store.history_items() {
@@ -245,6 +254,9 @@ pub fn write(
         o.line(&Line::Snapshot(line))?;
     }
     for tree in store.other_trees()? {
+        if tree == crate::store::CONNECTOR_STATE_TREE {
+            continue;
+        }
         for (key, value) in store.raw_entries(&tree)? {
             o.line(&Line::Raw(RawLine {
                 tree: tree.clone(),

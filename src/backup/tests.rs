@@ -117,6 +117,23 @@ fn full_store(dir: &std::path::Path) -> Store {
         .unwrap()
         .insert(b"sarif/scan/x", &[1u8, 1, 2, 3, 250][..])
         .unwrap();
+    // A connector's own state, written with its cursor.
+    store
+        .commit_page_with_state(
+            "sast",
+            &[],
+            Some("{}"),
+            &secmetrics_connectors::StateChange {
+                reset: true,
+                writes: vec![(
+                    "web\u{1f}Semgrep\u{1f}c:ci".into(),
+                    Some("{\"t\":1}".into()),
+                )],
+            },
+            t("2026-02-06T00:00:00Z"),
+            Default::default(),
+        )
+        .unwrap();
     // A tree this build has no line kind for.
     let tree = store.open_raw_tree("future_tree").unwrap();
     tree.insert(b"k\x00", &[9u8, 8, 7][..]).unwrap();
@@ -224,6 +241,13 @@ fn every_line_kind_round_trips_and_dumps_again_the_same() {
     assert_eq!(
         b.raw_entries("future_tree").unwrap(),
         a.raw_entries("future_tree").unwrap()
+    );
+    assert_eq!(
+        b.connector_state("sast", "web\u{1f}").unwrap(),
+        vec![(
+            "web\u{1f}Semgrep\u{1f}c:ci".to_string(),
+            "{\"t\":1}".to_string()
+        )]
     );
     let ob = Outbox::open(&b).unwrap();
     assert_eq!(ob.all().unwrap(), vec![email_entry()]);

@@ -25,7 +25,7 @@ pub struct DemoArgs {
 }
 
 /// Records per store write while importing the demo estate.
-const BATCH: usize = 5_000;
+const BATCH: usize = 500;
 
 /// Run `demo`.
 pub fn run(config: &crate::config::Config, args: DemoArgs) -> anyhow::Result<i32> {

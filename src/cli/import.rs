@@ -28,7 +28,7 @@ pub struct ImportArgs {
     #[arg(long, default_value = "import")]
     pub source: String,
     /// Records per atomic, durable write.
-    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch_size: u64,
     /// Print a line on stderr after each committed batch.
     #[arg(long)]

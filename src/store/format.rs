@@ -22,6 +22,7 @@ const VALUE_VERSIONS: &[(&str, &[u8])] = &[
     ("records", &[1, codec::RECORD_FORMAT_VERSION]),
     ("history", &[codec::FORMAT_VERSION]),
     ("cursors", &[codec::FORMAT_VERSION]),
+    ("connector_state", &[codec::FORMAT_VERSION]),
     ("snapshots", &[codec::FORMAT_VERSION]),
     ("outbox", &[codec::FORMAT_VERSION]),
     ("outbox_index", &[codec::FORMAT_VERSION]),

@@ -80,6 +80,16 @@ pub fn is_source_stamped(batch: u64) -> bool {
     batch & (1 << 63) != 0
 }
 
+/// The key of a connector's state entry: `connector \0 key` (connector
+/// names hold no NUL), so one connector's keys are one prefix.
+pub fn state_key(connector: &str, key: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(connector.len() + 1 + key.len());
+    k.extend_from_slice(connector.as_bytes());
+    k.push(0);
+    k.extend_from_slice(key.as_bytes());
+    k
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

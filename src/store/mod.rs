@@ -15,7 +15,9 @@ pub use format::STORE_FORMAT;
 pub use overrides::{Override, OverrideChange};
 
 use crate::estate::{Estate, SeverityChange};
-use secmetrics_connectors::{Identity, Kind, Record, Severity, SourceHistory, Time, Tracked};
+use secmetrics_connectors::{
+    Identity, Kind, Record, Severity, SourceHistory, StateChange, Time, Tracked,
+};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 use std::collections::BTreeMap;
@@ -229,6 +231,9 @@ pub struct Store {
     records: sled::Tree,
     history: sled::Tree,
     cursors: sled::Tree,
+    /// Connectors' own state: `connector \0 key` → a string (see
+    /// [`StateChange`]), written with the connector's cursor.
+    connector_state: sled::Tree,
     snapshots: sled::Tree,
     outbox: sled::Tree,
     outbox_index: sled::Tree,
@@ -236,6 +241,9 @@ pub struct Store {
 }
 
 const META_LAST_IMPORT: &[u8] = b"last_import";
+
+/// The tree of connectors' own state (see [`StateChange`]).
+pub const CONNECTOR_STATE_TREE: &str = "connector_state";
 
 impl Store {
     /// Open (or create) the store in `path`, a directory private to the user.
@@ -268,6 +276,7 @@ impl Store {
             records: db.open_tree("records")?,
             history: db.open_tree("history")?,
             cursors: db.open_tree("cursors")?,
+            connector_state: db.open_tree(CONNECTOR_STATE_TREE)?,
             snapshots: db.open_tree("snapshots")?,
             outbox: db.open_tree("outbox")?,
             outbox_index: db.open_tree("outbox_index")?,
@@ -298,7 +307,7 @@ impl Store {
         observed_at: Time,
         opts: WriteOptions,
     ) -> Result<BatchOutcome> {
-        self.commit_with(records, &[], observed_at, None, opts)
+        self.commit_with(records, &[], observed_at, None, None, opts)
     }
 
     /// Upsert a connector's page and advance its cursor in the same atomic,
@@ -332,8 +341,45 @@ impl Store {
             history,
             observed_at,
             Some((connector, cursor)),
+            None,
             opts,
         )
+    }
+
+    /// [`Store::commit_page`] with a change of the connector's own state
+    /// (see [`StateChange`]), all in one atomic, durable write.
+    pub fn commit_page_with_state(
+        &self,
+        connector: &str,
+        records: &[Record],
+        cursor: Option<&str>,
+        state: &StateChange,
+        observed_at: Time,
+        opts: WriteOptions,
+    ) -> Result<BatchOutcome> {
+        self.commit_with(
+            records,
+            &[],
+            observed_at,
+            Some((connector, cursor)),
+            Some(state),
+            opts,
+        )
+    }
+
+    /// A connector's state entries whose key starts with `prefix`, in key
+    /// order.
+    pub fn connector_state(&self, connector: &str, prefix: &str) -> Result<Vec<(String, String)>> {
+        let start = keys::state_key(connector, prefix);
+        let skip = connector.len() + 1;
+        self.connector_state
+            .scan_prefix(&start)
+            .map(|item| {
+                let (k, v) = item?;
+                let key = String::from_utf8_lossy(&k[skip..]).into_owned();
+                Ok((key, codec::decode::<String>(CONNECTOR_STATE_TREE, &v)?))
+            })
+            .collect()
     }
 
     fn commit(
@@ -342,7 +388,14 @@ impl Store {
         observed_at: Time,
         cursor: Option<(&str, Option<&str>)>,
     ) -> Result<BatchOutcome> {
-        self.commit_with(records, &[], observed_at, cursor, WriteOptions::default())
+        self.commit_with(
+            records,
+            &[],
+            observed_at,
+            cursor,
+            None,
+            WriteOptions::default(),
+        )
     }
 
     fn commit_with(
@@ -351,12 +404,33 @@ impl Store {
         history: &[SourceHistory],
         observed_at: Time,
         cursor: Option<(&str, Option<&str>)>,
+        state: Option<&StateChange>,
         opts: WriteOptions,
     ) -> Result<BatchOutcome> {
         // One writer at a time: previous versions are read outside the
         // transaction, which is sound only while nobody else writes records.
         let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let plan = self.plan(records, history, observed_at, opts)?;
+        // The connector's state as written: the keys a reset deletes (read
+        // under the writer lock, so none appears meanwhile), then the writes.
+        let mut state_writes: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        if let (Some(change), Some((connector, _))) = (state, cursor) {
+            if change.reset {
+                for item in self
+                    .connector_state
+                    .scan_prefix(keys::state_key(connector, ""))
+                    .keys()
+                {
+                    state_writes.push((item?.to_vec(), None));
+                }
+            }
+            for (key, value) in &change.writes {
+                state_writes.push((
+                    keys::state_key(connector, key),
+                    value.as_ref().map(codec::encode),
+                ));
+            }
+        }
         if cursor.is_none() && plan.history.is_empty() {
             // Records only (an import of new or unchanged records): one
             // atomic batch of one tree, without a transaction's overhead.
@@ -372,10 +446,22 @@ impl Store {
             self.db.flush()?;
             return Ok(plan.outcome);
         }
-        (&self.records, &self.history, &self.cursors, &self.meta)
-            .transaction(|(rec_t, hist_t, cur_t, meta_t)| {
+        (
+            &self.records,
+            &self.history,
+            &self.cursors,
+            &self.meta,
+            &self.connector_state,
+        )
+            .transaction(|(rec_t, hist_t, cur_t, meta_t, state_t)| {
                 for (k, v) in &plan.records {
                     rec_t.insert(k.as_slice(), v.as_slice())?;
+                }
+                for (k, v) in &state_writes {
+                    match v {
+                        Some(v) => state_t.insert(k.as_slice(), v.as_slice())?,
+                        None => state_t.remove(k.as_slice())?,
+                    };
                 }
                 for (k, v) in &plan.history {
                     hist_t.insert(k.as_slice(), v.as_slice())?;
@@ -1037,6 +1123,83 @@ mod tests {
 #[cfg(test)]
 mod write_and_load_tests {
     use super::*;
+
+    #[test]
+    fn connector_state_is_written_with_the_cursor_and_a_reset_clears_only_its_connector() {
+        let dir = tempfile::tempdir().unwrap();
+        let at: Time = "2026-03-01T00:00:00Z".parse().unwrap();
+        let set = |k: &str, v: &str| (k.to_string(), Some(v.to_string()));
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let change = StateChange {
+                reset: false,
+                writes: vec![
+                    set("w\u{1f}a", "1"),
+                    set("w\u{1f}b", "2"),
+                    set("x\u{1f}a", "3"),
+                ],
+            };
+            let f = finding("F-1", "2026-02-01T00:00:00Z", "");
+            store
+                .commit_page_with_state("sast", &[f], Some("c1"), &change, at, Default::default())
+                .unwrap();
+            let other = StateChange {
+                reset: false,
+                writes: vec![set("w\u{1f}a", "other")],
+            };
+            store
+                .commit_page_with_state("sast2", &[], Some("o"), &other, at, Default::default())
+                .unwrap();
+        }
+        // Reopened: the page, the cursor and the state are there together.
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(
+            store.cursor("sast").unwrap().unwrap().cursor.as_deref(),
+            Some("c1")
+        );
+        assert_eq!(store.status().unwrap().records.values().sum::<u64>(), 1);
+        let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            store.connector_state("sast", "w\u{1f}").unwrap(),
+            pairs(&[("w\u{1f}a", "1"), ("w\u{1f}b", "2")])
+        );
+        assert_eq!(store.connector_state("sast", "").unwrap().len(), 3);
+        // A delete, then a reset: only this connector's keys go.
+        let change = StateChange {
+            reset: false,
+            writes: vec![("w\u{1f}b".into(), None)],
+        };
+        store
+            .commit_page_with_state("sast", &[], Some("c2"), &change, at, Default::default())
+            .unwrap();
+        assert_eq!(
+            store.connector_state("sast", "w").unwrap(),
+            pairs(&[("w\u{1f}a", "1")])
+        );
+        let change = StateChange {
+            reset: true,
+            writes: vec![set("y", "4")],
+        };
+        store
+            .commit_page_with_state("sast", &[], Some("c3"), &change, at, Default::default())
+            .unwrap();
+        assert_eq!(
+            store.connector_state("sast", "").unwrap(),
+            pairs(&[("y", "4")])
+        );
+        assert_eq!(
+            store.connector_state("sast2", "").unwrap(),
+            pairs(&[("w\u{1f}a", "other")])
+        );
+        assert_eq!(
+            store.cursor("sast").unwrap().unwrap().cursor.as_deref(),
+            Some("c3")
+        );
+    }
 
     fn finding(id: &str, opened: &str, extra: &str) -> Record {
         secmetrics_connectors::ndjson::parse_line(

@@ -14,7 +14,7 @@ use super::{
     finding_id, to_finding, FindingContext, Occurrences, ReadError, SarifFile, SuppressionPolicy,
 };
 use crate::config_serde as env_serde;
-use crate::connector::{Connector, Page, PageSink, SyncMode, SyncOutcome};
+use crate::connector::{Connector, Page, PageSink, StateChange, SyncMode, SyncOutcome};
 use crate::files::{list_files, BadFiles, Stamp};
 use crate::record::{
     Domain, Environment, Extra, Finding, Record, Severity, Status, Time, Validity,
@@ -100,17 +100,70 @@ pub struct SarifConnector {
     patterns: Vec<(glob::Pattern, String)>,
 }
 
+/// The cursor: the files read and the files that could not be. The last
+/// scan of each asset, tool and category is kept in the connector's state,
+/// one key per scan (see [`scan_key`]), written with the file that
+/// replaces it: a file rewrites its own scans, not every scan ever read.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct SarifCursor {
     #[serde(default)]
     files: BTreeMap<String, Stamp>,
-    /// `asset \u{1f} tool \u{1f} category` → the last scan (see
-    /// [`scan_key`]).
-    #[serde(default)]
+    /// Scan states as versions before keys of their own kept them (in the
+    /// cursor): moved to the connector's state by the next pass.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     scans: BTreeMap<String, ScanState>,
     /// Files that could not be read: counted again every pass until changed.
     #[serde(default, skip_serializing_if = "BadFiles::is_empty")]
     bad: BadFiles,
+    /// A pass that starts over (`--full`, no or an unreadable cursor):
+    /// the stored scan states are ignored, and deleted by the pass's first
+    /// commit of the cursor (in the same write).
+    #[serde(skip)]
+    reset: bool,
+}
+
+/// The scan states one file's import reads and replaces: those of the
+/// file's asset and tools, loaded from the connector's state on first use.
+#[derive(Default)]
+struct HeldScans {
+    scans: BTreeMap<String, ScanState>,
+    loaded: std::collections::HashSet<String>,
+}
+
+impl HeldScans {
+    /// Load the scans of `prefix` (an asset and a tool) unless held.
+    fn load(
+        &mut self,
+        connector: &str,
+        sink: &dyn PageSink,
+        reset: bool,
+        prefix: &str,
+    ) -> Result<(), Error> {
+        if reset || !self.loaded.insert(prefix.to_string()) {
+            return Ok(());
+        }
+        for (key, value) in sink.state(prefix)? {
+            match serde_json::from_str::<ScanState>(&value) {
+                Ok(state) => {
+                    self.scans.insert(key, state);
+                }
+                // Treated as never read: the next scan of it resolves
+                // nothing (it is not trusted to say what was open).
+                Err(e) => tracing::warn!(connector, error = %e, "unreadable scan state ignored"),
+            }
+        }
+        Ok(())
+    }
+
+    /// The scans of `prefix`, in key order.
+    fn of<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a String, &'a ScanState)> {
+        self.scans
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(move |(k, _)| k.starts_with(prefix))
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -159,7 +212,7 @@ impl ScanBuilder {
 /// What became of one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Imported {
-    /// Read whole; its scan states are in the cursor.
+    /// Read whole; its scan states and stamp are committed.
     Read,
     /// Left out: older than the last scan of its category, or no asset.
     Skipped,
@@ -260,21 +313,48 @@ impl SarifConnector {
             .unwrap_or(self.settings.default_environment)
     }
 
+    /// Commit a page; with the cursor, also the scan states `writes` (and
+    /// the reset of a pass that starts over, on its first cursor).
     fn commit(
         &self,
         sink: &mut dyn PageSink,
         outcome: &mut SyncOutcome,
         records: Vec<Record>,
-        cursor: Option<&SarifCursor>,
+        cursor: Option<&mut SarifCursor>,
+        writes: Vec<(String, Option<String>)>,
     ) -> Result<(), Error> {
-        let cursor = match cursor {
-            Some(c) => Some(serde_json::to_string(c).map_err(|e| Error::Source {
-                connector: self.settings.name.clone(),
-                message: format!("cannot encode the cursor: {e}"),
-            })?),
-            None => None,
+        let encode = |e: serde_json::Error| Error::Source {
+            connector: self.settings.name.clone(),
+            message: format!("cannot encode the cursor: {e}"),
         };
-        outcome.committed += sink.commit(Page { records, cursor })?;
+        let committed = match cursor {
+            Some(c) => {
+                let text = serde_json::to_string(&*c).map_err(encode)?;
+                let page = Page {
+                    records,
+                    cursor: Some(text),
+                };
+                if c.reset || !writes.is_empty() {
+                    let state = StateChange {
+                        reset: c.reset,
+                        writes,
+                    };
+                    let committed = sink.commit_with_state(page, state)?;
+                    c.reset = false;
+                    committed
+                } else {
+                    sink.commit(page)?
+                }
+            }
+            None => {
+                debug_assert!(writes.is_empty(), "state is written with the cursor");
+                sink.commit(Page {
+                    records,
+                    cursor: None,
+                })?
+            }
+        };
+        outcome.committed += committed;
         outcome.pages += 1;
         Ok(())
     }
@@ -313,8 +393,12 @@ impl SarifConnector {
             e.1 = e.1.max(t);
             run_keys.push(key);
         }
+        let mut held = HeldScans::default();
+        for (tool, _) in scans.values() {
+            held.load(name, &*sink, cur.reset, &scan_prefix(asset, tool))?;
+        }
         for (key, (tool, t)) in &scans {
-            if let Some(prev) = cur.scans.get(key) {
+            if let Some(prev) = held.scans.get(key) {
                 if prev.t > micros(*t) {
                     tracing::warn!(connector = %name, path = %path.display(), tool, "scan older than the last one read for this asset, tool and category; skipped");
                     return Ok(Imported::Skipped);
@@ -342,10 +426,10 @@ impl SarifConnector {
                 // category or (same asset and tool) of another one: the
                 // earliest opening wins.
                 let prefix = scan_prefix(asset, &r.tool);
-                let prev_opened = cur
-                    .scans
-                    .range::<String, _>(&prefix..)
-                    .take_while(|(k, _)| k.starts_with(&prefix))
+                held.load(name, &*sink, cur.reset, &prefix)
+                    .map_err(Stop::Failed)?;
+                let prev_opened = held
+                    .of(&prefix)
                     .filter_map(|(_, s)| s.f.get(&local).map(|k| k.2))
                     .min()
                     .map(from_micros);
@@ -359,7 +443,7 @@ impl SarifConnector {
                 );
                 page.push(Record::Finding(finding));
                 if page.len() >= page_size {
-                    self.commit(sink, outcome, std::mem::take(&mut page), None)
+                    self.commit(sink, outcome, std::mem::take(&mut page), None, Vec::new())
                         .map_err(Stop::Failed)?;
                     // Checked between pages: the file is not marked read,
                     // so the next pass reads it again from the start.
@@ -391,23 +475,27 @@ impl SarifConnector {
         // new scan lacks, unless the last scan of another category of the
         // same asset and tool still reports it open (same finding id).
         let mut replaced = Vec::new();
+        let mut writes = Vec::with_capacity(scans.len());
         for (key, (tool, t)) in scans {
             let mut now = current.remove(&key).unwrap_or_default().state;
             now.t = micros(t);
-            if let Some(prev) = cur.scans.insert(key.clone(), now) {
+            let value = serde_json::to_string(&now).map_err(|e| Error::Source {
+                connector: name.clone(),
+                message: format!("cannot encode a scan state: {e}"),
+            })?;
+            writes.push((key.clone(), Some(value)));
+            if let Some(prev) = held.scans.insert(key.clone(), now) {
                 replaced.push((key, tool, t, prev));
             }
         }
         for (key, tool, t, prev) in replaced {
             let prefix = scan_prefix(asset, &tool);
             let open_elsewhere = |local: &String| {
-                cur.scans
-                    .range::<String, _>(&prefix..)
-                    .take_while(|(k, _)| k.starts_with(&prefix))
+                held.of(&prefix)
                     .filter(|(k, _)| **k != key)
                     .any(|(_, s)| s.f.get(local).is_some_and(|k| k.3))
             };
-            let now = &cur.scans[&key];
+            let now = &held.scans[&key];
             for (local, kept) in &prev.f {
                 if kept.3 && !now.f.contains_key(local) && !open_elsewhere(local) {
                     let rule = prev.rules.get(kept.0 as usize).cloned().unwrap_or_default();
@@ -419,7 +507,7 @@ impl SarifConnector {
         }
         cur.files.insert(path.display().to_string(), stamp);
         cur.bad.set(&path.display().to_string(), 0, Vec::new());
-        self.commit(sink, outcome, page, Some(cur))?;
+        self.commit(sink, outcome, page, Some(cur), writes)?;
         Ok(Imported::Read)
     }
 
@@ -489,11 +577,15 @@ impl Connector for SarifConnector {
         sink: &mut dyn PageSink,
     ) -> Result<SyncOutcome, Error> {
         let name = &self.settings.name;
+        let over = SarifCursor {
+            reset: true,
+            ..SarifCursor::default()
+        };
         let mut cur: SarifCursor = match (mode, cursor.as_deref()) {
-            (SyncMode::Full, _) | (_, None) => SarifCursor::default(),
+            (SyncMode::Full, _) | (_, None) => over,
             (_, Some(text)) => serde_json::from_str(text).unwrap_or_else(|e| {
                 tracing::warn!(connector = %name, error = %e, "unreadable cursor; reading every file again");
-                SarifCursor::default()
+                over
             }),
         };
         // Scan states of an older version were keyed by asset and tool only:
@@ -507,6 +599,19 @@ impl Connector for SarifConnector {
         let mut outcome = SyncOutcome::default();
         // File reads and the sink's writes block: off the runtime's workers.
         crate::connector::blocking(|| -> Result<(), Error> {
+            if !cur.scans.is_empty() {
+                // A cursor of a version that kept the scans in it: each scan
+                // moves to a key of its own, with the cursor, in one write.
+                let writes = std::mem::take(&mut cur.scans)
+                    .into_iter()
+                    .map(|(k, v)| serde_json::to_string(&v).map(|v| (k, Some(v))))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| Error::Source {
+                        connector: name.clone(),
+                        message: format!("cannot encode a scan state: {e}"),
+                    })?;
+                self.commit(sink, &mut outcome, Vec::new(), Some(&mut cur), writes)?;
+            }
             let files = list_files(&self.settings.paths, &[".sarif", ".sarif.json"]);
             // Files no longer listed are forgotten (their stamps and problems):
             // the cursor holds what can still be read, not every path ever seen.
@@ -543,13 +648,13 @@ impl Connector for SarifConnector {
                         outcome.unreadable_item(why.clone());
                         cur.bad.set(&key, 1, vec![why]);
                         cur.files.insert(key, stamp);
-                        self.commit(sink, &mut outcome, Vec::new(), Some(&cur))?;
+                        self.commit(sink, &mut outcome, Vec::new(), Some(&mut cur), Vec::new())?;
                     }
                     Imported::Skipped => {
                         outcome.skipped += 1;
                         cur.bad.set(&key, 0, Vec::new());
                         cur.files.insert(key, stamp);
-                        self.commit(sink, &mut outcome, Vec::new(), Some(&cur))?;
+                        self.commit(sink, &mut outcome, Vec::new(), Some(&mut cur), Vec::new())?;
                     }
                 }
             }

@@ -755,15 +755,22 @@ pub struct SarifFile {
     path: std::path::PathBuf,
     /// One entry per run.
     pub runs: Vec<RunMeta>,
-    /// The file's bytes, when it was small enough to be read whole: both
-    /// passes then parse from memory, about twice as fast as from a reader.
+    /// The file's bytes, when it was small enough to be kept: the results
+    /// pass then parses from memory, about twice as fast as from a reader.
     data: Option<Vec<u8>>,
 }
 
-/// Files up to this size are read whole into memory (parsing a slice is
-/// about twice as fast as parsing a reader); larger ones stream from disk,
-/// so memory stays bounded whatever a scanner writes.
+/// Files up to this size are read whole into memory for the metadata pass
+/// (parsing a slice is about twice as fast as parsing a reader); larger
+/// ones stream from disk, so memory stays bounded whatever a scanner writes.
 pub const IN_MEMORY_MAX_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Files up to this size keep their bytes for the results pass too. A
+/// larger file's bytes are dropped after the metadata pass and its results
+/// stream from disk: the bytes would otherwise sit in memory beside the
+/// store's pages for the whole import (a 130 MB file: 310 MB peak instead
+/// of 170 MB, for 0.8 s less).
+pub const RESULTS_IN_MEMORY_MAX_BYTES: u64 = 32 * 1024 * 1024;
 
 fn open(path: &Path) -> Result<BufReader<std::fs::File>, SarifError> {
     std::fs::File::open(path)
@@ -848,7 +855,7 @@ impl SarifFile {
         Ok(SarifFile {
             path: path.to_path_buf(),
             runs,
-            data,
+            data: data.filter(|_| size <= RESULTS_IN_MEMORY_MAX_BYTES),
         })
     }
 

@@ -12,7 +12,9 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
-use secmetrics_connectors::{Committed, Page, PageSink, Record, SinkError, SourceHistory};
+use secmetrics_connectors::{
+    Committed, Page, PageSink, Record, SinkError, SourceHistory, StateChange,
+};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -34,6 +36,10 @@ pub struct MemorySink {
     pub cancel_after: Option<usize>,
     /// Source-stamped history handed over with pages, in order.
     pub history: Vec<SourceHistory>,
+    /// The connector's own state (see `StateChange`), as committed.
+    pub state: BTreeMap<String, String>,
+    /// State changes handed over with pages, in order.
+    pub state_changes: Vec<StateChange>,
 }
 
 impl PageSink for MemorySink {
@@ -66,6 +72,33 @@ impl PageSink for MemorySink {
     ) -> Result<Committed, SinkError> {
         self.history.extend(history);
         self.commit(page)
+    }
+
+    fn commit_with_state(
+        &mut self,
+        page: Page,
+        state: StateChange,
+    ) -> Result<Committed, SinkError> {
+        if state.reset {
+            self.state.clear();
+        }
+        for (k, v) in &state.writes {
+            match v {
+                Some(v) => self.state.insert(k.clone(), v.clone()),
+                None => self.state.remove(k),
+            };
+        }
+        self.state_changes.push(state);
+        self.commit(page)
+    }
+
+    fn state(&self, prefix: &str) -> Result<Vec<(String, String)>, SinkError> {
+        Ok(self
+            .state
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
     }
 }
 
