@@ -217,7 +217,13 @@ fn main() {
         "--out",
         ndjson.to_str().unwrap(),
     ]);
-    let lines = std::fs::read_to_string(&ndjson).unwrap().lines().count();
+    // Counted streaming: this process's own peak RSS must stay small, since
+    // a child's `ru_maxrss` starts from its parent's peak (Linux carries
+    // the high-water mark of the address space the child leaves at exec).
+    let lines = std::io::BufRead::lines(std::io::BufReader::new(
+        std::fs::File::open(&ndjson).unwrap(),
+    ))
+    .count();
     let sarif = d("scan.sarif");
     let sarif_bytes = write_sarif(&sarif, results);
 
