@@ -22,7 +22,7 @@
 //! | `$digest_fired` | a digest's last handled schedule fire: `digest`, `at` |
 //! | `$last_pass` | a connector's last sync pass as `status` shows it: `connector`, `pass` |
 //! | `$meta` | any other fact the store keeps: `key`, `value_base64` |
-//! | `$raw` | a value of a tree this build has no line for (or a value in `cursors` that is no cursor state): `tree`, `key_base64`, `value_base64` |
+//! | `$raw` | a value of a tree this build has no line for, of `connector_state` (connectors' own state, written beside the cursors), or a value in `cursors` that is no cursor state: `tree`, `key_base64`, `value_base64` |
 //! | `$end` | last line: the number of lines of each kind, so a file cut short is refused |
 //!
 //! Within one record, `$history` and `$override_log` lines are in the order
