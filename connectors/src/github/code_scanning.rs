@@ -11,7 +11,7 @@
 
 use super::{
     environment_of, opt_time, sync_list, AlertHead, Converted, GithubApi, GithubCursor, GithubKind,
-    GithubSettings, Item, List, RepoRef, Target,
+    GithubSettings, Item, RepoRef,
 };
 use crate::connector::{Connector, PageSink, SyncMode, SyncOutcome};
 use crate::fingerprint::location_fingerprint;
@@ -279,35 +279,9 @@ impl Connector for GithubCodeScanning {
         if let Some(t) = &self.settings.tool_name {
             query.push(("tool_name", t));
         }
-        let lists: Vec<(Option<&str>, List)> = match &self.api.target {
-            Target::Org(org) => vec![(
-                None,
-                List {
-                    key: "code_scanning_alerts".into(),
-                    first_url: self
-                        .api
-                        .url(&format!("/orgs/{org}/code-scanning/alerts"), &query),
-                    whole: false,
-                    missing_ok: false,
-                },
-            )],
-            Target::Repos(repos) => repos
-                .iter()
-                .map(|r| {
-                    (
-                        Some(r.as_str()),
-                        List {
-                            key: format!("code_scanning_alerts:{r}"),
-                            first_url: self
-                                .api
-                                .url(&format!("/repos/{r}/code-scanning/alerts"), &query),
-                            whole: false,
-                            missing_ok: true,
-                        },
-                    )
-                })
-                .collect(),
-        };
+        let lists = self
+            .api
+            .alert_lists("code-scanning", "code_scanning_alerts", &query);
         let settings = &self.settings;
         for (listed_in, list) in lists {
             if outcome.interrupted || sink.cancelled() {

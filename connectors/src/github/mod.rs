@@ -101,17 +101,45 @@ impl GithubApi {
         &self.http
     }
 
-    pub(crate) fn url(&self, path: &str, query: &[(&str, &str)]) -> String {
-        let mut url = format!("{}{}", self.base, path);
-        let mut sep = '?';
-        for (k, v) in query {
-            url.push(sep);
-            url.push_str(k);
-            url.push('=');
-            url.push_str(&encode(v));
-            sep = '&';
+    /// The alert lists of `feature` (`secret-scanning`, `code-scanning`)
+    /// for the target: the organization's one list, or each repository's
+    /// own (keyed `key:owner/name` in the cursor; a repository without the
+    /// list is skipped), each with the repository it belongs to.
+    pub(crate) fn alert_lists<'a>(
+        &'a self,
+        feature: &str,
+        key: &str,
+        query: &[(&str, &str)],
+    ) -> Vec<(Option<&'a str>, List)> {
+        match &self.target {
+            Target::Org(org) => vec![(
+                None,
+                List {
+                    key: key.to_string(),
+                    first_url: self.url(&format!("/orgs/{org}/{feature}/alerts"), query),
+                    whole: false,
+                    missing_ok: false,
+                },
+            )],
+            Target::Repos(repos) => repos
+                .iter()
+                .map(|r| {
+                    (
+                        Some(r.as_str()),
+                        List {
+                            key: format!("{key}:{r}"),
+                            first_url: self.url(&format!("/repos/{r}/{feature}/alerts"), query),
+                            whole: false,
+                            missing_ok: true,
+                        },
+                    )
+                })
+                .collect(),
         }
-        url
+    }
+
+    pub(crate) fn url(&self, path: &str, query: &[(&str, &str)]) -> String {
+        crate::http::url_with_query(&self.base, path, query)
     }
 
     /// A `Link` target is followed only on the configured origin: the token
@@ -132,19 +160,6 @@ impl GithubApi {
             })
         }
     }
-}
-
-/// Percent-encode a query value.
-fn encode(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for b in v.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~,".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// The cursor of a GitHub connector: one entry per list endpoint.

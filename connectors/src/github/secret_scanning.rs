@@ -10,7 +10,7 @@
 use super::repos;
 use super::{
     opt_time, sync_list, AlertHead, Converted, GithubApi, GithubCursor, GithubKind, GithubSettings,
-    Item, List, RepoRef, Target,
+    Item, RepoRef,
 };
 use crate::connector::{Connector, PageSink, SyncMode, SyncOutcome};
 use crate::record::{Extra, Record, SecretAlert, SecretResolution, SecretValidity};
@@ -170,35 +170,9 @@ impl Connector for GithubSecretScanning {
         if !types.is_empty() {
             query.push(("secret_type", &types));
         }
-        let lists: Vec<(Option<&str>, List)> = match &self.api.target {
-            Target::Org(org) => vec![(
-                None,
-                List {
-                    key: "secret_scanning_alerts".into(),
-                    first_url: self
-                        .api
-                        .url(&format!("/orgs/{org}/secret-scanning/alerts"), &query),
-                    whole: false,
-                    missing_ok: false,
-                },
-            )],
-            Target::Repos(repos) => repos
-                .iter()
-                .map(|r| {
-                    (
-                        Some(r.as_str()),
-                        List {
-                            key: format!("secret_scanning_alerts:{r}"),
-                            first_url: self
-                                .api
-                                .url(&format!("/repos/{r}/secret-scanning/alerts"), &query),
-                            whole: false,
-                            missing_ok: true,
-                        },
-                    )
-                })
-                .collect(),
-        };
+        let lists = self
+            .api
+            .alert_lists("secret-scanning", "secret_scanning_alerts", &query);
         if coverage.enabled {
             repos::sync_repos(
                 &self.api,
