@@ -134,7 +134,7 @@ async fn search_case(name: &str, api: &str, pages: Vec<Value>) -> MemorySink {
         "{name}: unreadable issues"
     );
     // One search per page, in order.
-    let searches: Vec<JiraSeen> = j
+    let searches: Vec<ApiSeen> = j
         .seen()
         .into_iter()
         .filter(|s| s.path.contains("/search"))
@@ -263,7 +263,7 @@ async fn every_jira_payload_is_read_as_the_contract_says() {
                 c.sync(None, SyncMode::Incremental, &mut sink)
                     .await
                     .unwrap();
-                let pages: Vec<JiraSeen> = j
+                let pages: Vec<ApiSeen> = j
                     .seen()
                     .into_iter()
                     .filter(|s| s.path.ends_with("/changelog"))

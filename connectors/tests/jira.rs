@@ -56,7 +56,7 @@ fn finding_mapping() -> Value {
     json!([{"record": "finding", "jql": "project = SEC", "asset": "unassigned"}])
 }
 
-fn searches(j: &FakeJira) -> Vec<JiraSeen> {
+fn searches(j: &FakeJira) -> Vec<ApiSeen> {
     j.seen()
         .into_iter()
         .filter(|s| s.path.ends_with("/search/jql") || s.path.ends_with("/search"))

@@ -230,7 +230,7 @@ async fn more_pages_are_read_and_the_offset_ceiling_splits_the_window() {
     assert_eq!(sink.count("incident"), n);
     let list = pd.list_requests();
     // Lookback windows before the incidents are empty; count those with offsets.
-    let with_items: Vec<&PdSeen> = list
+    let with_items: Vec<&ApiSeen> = list
         .iter()
         .filter(|s| {
             s.time("until") > start && s.time("since") <= start + CDuration::seconds(n as i64)

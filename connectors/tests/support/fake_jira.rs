@@ -9,7 +9,7 @@
 
 #![allow(dead_code)]
 
-use super::Scripted;
+use super::{ApiSeen, Scripted};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
@@ -17,26 +17,7 @@ use axum::response::Response;
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-/// One request the fake Jira saw.
-#[derive(Clone, Debug)]
-pub struct JiraSeen {
-    pub at: Instant,
-    pub path: String,
-    pub params: Vec<(String, String)>,
-    pub status: u16,
-    pub authorization: Option<String>,
-}
-
-impl JiraSeen {
-    pub fn param(&self, k: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(x, _)| x == k)
-            .map(|(_, v)| v.as_str())
-    }
-}
+use std::time::Duration;
 
 /// The fake's state.
 pub struct JiraState {
@@ -67,7 +48,7 @@ pub struct JiraState {
     /// Scripted answers per path, served first, one per request.
     pub script: HashMap<String, VecDeque<Scripted>>,
     /// Everything seen.
-    pub seen: Vec<JiraSeen>,
+    pub seen: Vec<ApiSeen>,
 }
 
 /// A fake Jira on 127.0.0.1.
@@ -118,7 +99,7 @@ impl FakeJira {
         self.with(|s| s.script.insert(path.into(), answers.into()));
     }
 
-    pub fn seen(&self) -> Vec<JiraSeen> {
+    pub fn seen(&self) -> Vec<ApiSeen> {
         self.with(|s| s.seen.clone())
     }
 
@@ -221,56 +202,11 @@ async fn handle(State(state): State<Arc<Mutex<JiraState>>>, req: Request) -> Res
     response
 }
 
-fn decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let h = u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap_or(b'?');
-                out.push(h);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 fn respond(state: &Mutex<JiraState>, req: &Request) -> (Response, u64) {
-    let path = req.uri().path().to_string();
-    let params: Vec<(String, String)> = req
-        .uri()
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .filter(|s| !s.is_empty())
-        .map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (decode(k), decode(v))
-        })
-        .collect();
+    let mut seen = ApiSeen::of(req);
+    let (path, params) = (seen.path.clone(), seen.params.clone());
     let param = |k: &str| params.iter().find(|(x, _)| x == k).map(|(_, v)| v.clone());
     let mut st = state.lock().unwrap();
-    let mut seen = JiraSeen {
-        at: Instant::now(),
-        path: path.clone(),
-        params: params.clone(),
-        status: 200,
-        authorization: req
-            .headers()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .map(String::from),
-    };
     if let Some(a) = st.script.get_mut(&path).and_then(|q| q.pop_front()) {
         seen.status = a.status;
         st.seen.push(seen);

@@ -6,7 +6,7 @@
 
 #![allow(dead_code)]
 
-use super::Scripted;
+use super::{ApiSeen, Scripted};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode};
@@ -15,33 +15,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-/// One request seen.
-#[derive(Clone, Debug)]
-pub struct PdSeen {
-    pub at: Instant,
-    pub path: String,
-    pub params: Vec<(String, String)>,
-    pub status: u16,
-    pub authorization: Option<String>,
-    pub accept: Option<String>,
-}
-
-impl PdSeen {
-    pub fn param(&self, k: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(x, _)| x == k)
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn time(&self, k: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(self.param(k).unwrap())
-            .unwrap()
-            .to_utc()
-    }
-}
+use std::time::Duration;
 
 /// The fake's state.
 #[derive(Default)]
@@ -52,7 +26,7 @@ pub struct PdState {
     /// Raw `/incidents` pages served in order instead (fixtures).
     pub raw_pages: VecDeque<Value>,
     pub script: HashMap<String, VecDeque<Scripted>>,
-    pub seen: Vec<PdSeen>,
+    pub seen: Vec<ApiSeen>,
 }
 
 /// A fake PagerDuty on 127.0.0.1.
@@ -80,11 +54,11 @@ impl FakePagerduty {
         f(&mut self.state.lock().unwrap())
     }
 
-    pub fn seen(&self) -> Vec<PdSeen> {
+    pub fn seen(&self) -> Vec<ApiSeen> {
         self.with(|s| s.seen.clone())
     }
 
-    pub fn list_requests(&self) -> Vec<PdSeen> {
+    pub fn list_requests(&self) -> Vec<ApiSeen> {
         self.seen()
             .into_iter()
             .filter(|s| s.path == "/incidents")
@@ -130,22 +104,6 @@ async fn handle(State(state): State<Arc<Mutex<PdState>>>, req: Request) -> Respo
     r
 }
 
-fn decode(s: &str) -> String {
-    let mut out = Vec::new();
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap_or(b'?'));
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 fn error(status: u16, message: &str, errors: &[&str]) -> (u16, Value) {
     (
         status,
@@ -154,34 +112,10 @@ fn error(status: u16, message: &str, errors: &[&str]) -> (u16, Value) {
 }
 
 fn respond(state: &Mutex<PdState>, req: &Request) -> (Response, u64) {
-    let path = req.uri().path().to_string();
-    let params: Vec<(String, String)> = req
-        .uri()
-        .query()
-        .unwrap_or("")
-        .split('&')
-        .filter(|s| !s.is_empty())
-        .map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (decode(k), decode(v))
-        })
-        .collect();
+    let mut seen = ApiSeen::of(req);
+    let (path, params) = (seen.path.clone(), seen.params.clone());
     let param = |k: &str| params.iter().find(|(x, _)| x == k).map(|(_, v)| v.clone());
-    let header = |k: &str| {
-        req.headers()
-            .get(k)
-            .and_then(|v| v.to_str().ok())
-            .map(String::from)
-    };
     let mut st = state.lock().unwrap();
-    let mut seen = PdSeen {
-        at: Instant::now(),
-        path: path.clone(),
-        params: params.clone(),
-        status: 200,
-        authorization: header("authorization"),
-        accept: header("accept"),
-    };
     if let Some(a) = st.script.get_mut(&path).and_then(|q| q.pop_front()) {
         seen.status = a.status;
         st.seen.push(seen);

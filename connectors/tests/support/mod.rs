@@ -143,6 +143,88 @@ impl Scripted {
     }
 }
 
+/// One request the fake Jira or PagerDuty saw: its path, its decoded query
+/// pairs, the status it was answered with and the headers tests look at.
+#[derive(Clone, Debug)]
+pub struct ApiSeen {
+    pub at: Instant,
+    pub path: String,
+    pub params: Vec<(String, String)>,
+    pub status: u16,
+    pub authorization: Option<String>,
+    pub accept: Option<String>,
+}
+
+impl ApiSeen {
+    /// `req` as seen, answered 200 until the fake says otherwise.
+    pub fn of(req: &Request) -> ApiSeen {
+        let header = |k: &str| {
+            req.headers()
+                .get(k)
+                .and_then(|v| v.to_str().ok())
+                .map(String::from)
+        };
+        ApiSeen {
+            at: Instant::now(),
+            path: req.uri().path().to_string(),
+            params: req
+                .uri()
+                .query()
+                .unwrap_or("")
+                .split('&')
+                .filter(|s| !s.is_empty())
+                .map(|kv| {
+                    let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                    (query_decode(k), query_decode(v))
+                })
+                .collect(),
+            status: 200,
+            authorization: header("authorization"),
+            accept: header("accept"),
+        }
+    }
+
+    /// The first value of query parameter `k`.
+    pub fn param(&self, k: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(x, _)| x == k)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Query parameter `k` as an RFC 3339 time (panics when absent).
+    pub fn time(&self, k: &str) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::parse_from_rfc3339(self.param(k).unwrap())
+            .unwrap()
+            .to_utc()
+    }
+}
+
+/// Decode a query key or value (`%XX`, and `+` as a space).
+fn query_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let h = u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap_or(b'?');
+                out.push(h);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// One request the fake GitHub saw.
 #[derive(Clone, Debug)]
 pub struct Seen {
