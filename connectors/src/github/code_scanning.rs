@@ -10,8 +10,8 @@
 //! else → closed (reason kept in `extra`), each at `dismissed_at`.
 
 use super::{
-    environment_of, opt_time, sync_list, AlertHead, Converted, GithubApi, GithubCursor, GithubKind,
-    GithubSettings, Item, RepoRef,
+    environment_of, opt_time, sync_alert_lists, AlertHead, Converted, GithubApi, GithubCursor,
+    GithubKind, GithubSettings, Item, RepoRef,
 };
 use crate::connector::{Connector, PageSink, SyncMode, SyncOutcome};
 use crate::fingerprint::location_fingerprint;
@@ -283,22 +283,16 @@ impl Connector for GithubCodeScanning {
             .api
             .alert_lists("code-scanning", "code_scanning_alerts", &query);
         let settings = &self.settings;
-        for (listed_in, list) in lists {
-            if outcome.interrupted || sink.cancelled() {
-                outcome.interrupted = true;
-                break;
-            }
-            sync_list(
-                &self.api,
-                &mut cur,
-                list,
-                mode,
-                sink,
-                &mut outcome,
-                |a: AlertWire| convert(settings, listed_in, a),
-            )
-            .await?;
-        }
+        sync_alert_lists(
+            &self.api,
+            &mut cur,
+            lists,
+            mode,
+            sink,
+            &mut outcome,
+            |listed_in, a: AlertWire| convert(settings, listed_in, a),
+        )
+        .await?;
         Ok(outcome)
     }
 }

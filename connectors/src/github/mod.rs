@@ -366,6 +366,31 @@ pub(crate) struct List {
     pub missing_ok: bool,
 }
 
+/// Read each of `lists` (see [`GithubApi::alert_lists`]) in turn, stopping
+/// between lists once the pass is cancelled; `convert` gets the repository
+/// the list belongs to with each alert.
+pub(crate) async fn sync_alert_lists<T: DeserializeOwned>(
+    api: &GithubApi,
+    cursor: &mut GithubCursor,
+    lists: Vec<(Option<&str>, List)>,
+    mode: SyncMode,
+    sink: &mut dyn PageSink,
+    outcome: &mut SyncOutcome,
+    convert: impl Fn(Option<&str>, T) -> Result<Converted, String>,
+) -> Result<(), Error> {
+    for (listed_in, list) in lists {
+        if outcome.interrupted || sink.cancelled() {
+            outcome.interrupted = true;
+            break;
+        }
+        sync_list(api, cursor, list, mode, sink, outcome, |a: T| {
+            convert(listed_in, a)
+        })
+        .await?;
+    }
+    Ok(())
+}
+
 /// Read one list endpoint page by page into `sink` (see the module docs).
 pub(crate) async fn sync_list<T: DeserializeOwned>(
     api: &GithubApi,

@@ -9,8 +9,8 @@
 
 use super::repos;
 use super::{
-    opt_time, sync_list, AlertHead, Converted, GithubApi, GithubCursor, GithubKind, GithubSettings,
-    Item, RepoRef,
+    opt_time, sync_alert_lists, AlertHead, Converted, GithubApi, GithubCursor, GithubKind,
+    GithubSettings, Item, RepoRef,
 };
 use crate::connector::{Connector, PageSink, SyncMode, SyncOutcome};
 use crate::record::{Extra, Record, SecretAlert, SecretResolution, SecretValidity};
@@ -185,22 +185,16 @@ impl Connector for GithubSecretScanning {
             )
             .await?;
         }
-        for (listed_in, list) in lists {
-            if outcome.interrupted || sink.cancelled() {
-                outcome.interrupted = true;
-                break;
-            }
-            sync_list(
-                &self.api,
-                &mut cur,
-                list,
-                mode,
-                sink,
-                &mut outcome,
-                |a: AlertWire| convert(&name, listed_in, a),
-            )
-            .await?;
-        }
+        sync_alert_lists(
+            &self.api,
+            &mut cur,
+            lists,
+            mode,
+            sink,
+            &mut outcome,
+            |listed_in, a: AlertWire| convert(&name, listed_in, a),
+        )
+        .await?;
         Ok(outcome)
     }
 }
