@@ -10,9 +10,7 @@
 #![allow(dead_code)]
 
 use super::{ApiSeen, Scripted};
-use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
@@ -210,12 +208,7 @@ fn respond(state: &Mutex<JiraState>, req: &Request) -> (Response, u64) {
     if let Some(a) = st.script.get_mut(&path).and_then(|q| q.pop_front()) {
         seen.status = a.status;
         st.seen.push(seen);
-        let hs: Vec<(&str, &str)> = a
-            .headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        return (json_response(a.status, &hs, a.body.clone()), a.delay_ms);
+        return a.answer(JIRA_JSON);
     }
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     let (status, body) = match parts.as_slice() {
@@ -341,18 +334,9 @@ fn search(st: &mut JiraState, param: &dyn Fn(&str) -> Option<String>, cloud: boo
     }
 }
 
+/// Jira's `content-type`.
+const JIRA_JSON: &str = "application/json;charset=UTF-8";
+
 fn json_response(status: u16, headers: &[(&str, &str)], body: String) -> Response {
-    let mut r = Response::new(Body::from(body));
-    *r.status_mut() = StatusCode::from_u16(status).unwrap();
-    r.headers_mut().insert(
-        "content-type",
-        HeaderValue::from_static("application/json;charset=UTF-8"),
-    );
-    for (k, v) in headers {
-        r.headers_mut().insert(
-            axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-            HeaderValue::from_str(v).unwrap(),
-        );
-    }
-    r
+    super::json_response_as(JIRA_JSON, status, headers, body)
 }

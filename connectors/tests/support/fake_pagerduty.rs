@@ -7,9 +7,7 @@
 #![allow(dead_code)]
 
 use super::{ApiSeen, Scripted};
-use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -119,12 +117,7 @@ fn respond(state: &Mutex<PdState>, req: &Request) -> (Response, u64) {
     if let Some(a) = st.script.get_mut(&path).and_then(|q| q.pop_front()) {
         seen.status = a.status;
         st.seen.push(seen);
-        let hs: Vec<(&str, &str)> = a
-            .headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        return (json_response(a.status, &hs, a.body.clone()), a.delay_ms);
+        return a.answer(super::JSON);
     }
     let limit: usize = param("limit").and_then(|s| s.parse().ok()).unwrap_or(25);
     let offset: usize = param("offset").and_then(|s| s.parse().ok()).unwrap_or(0);
@@ -211,17 +204,5 @@ fn respond(state: &Mutex<PdState>, req: &Request) -> (Response, u64) {
 }
 
 fn json_response(status: u16, headers: &[(&str, &str)], body: String) -> Response {
-    let mut r = Response::new(Body::from(body));
-    *r.status_mut() = StatusCode::from_u16(status).unwrap();
-    r.headers_mut().insert(
-        "content-type",
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    for (k, v) in headers {
-        r.headers_mut().insert(
-            axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-            HeaderValue::from_str(v).unwrap(),
-        );
-    }
-    r
+    super::json_response_as(super::JSON, status, headers, body)
 }

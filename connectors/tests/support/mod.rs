@@ -141,6 +141,19 @@ impl Scripted {
         self.delay_ms = ms;
         self
     }
+
+    /// The answer (with `content_type`) and how long to wait before it.
+    pub fn answer(&self, content_type: &'static str) -> (Response, u64) {
+        let hs: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        (
+            json_response_as(content_type, self.status, &hs, self.body.clone()),
+            self.delay_ms,
+        )
+    }
 }
 
 /// One request the fake Jira or PagerDuty saw: its path, its decoded query
@@ -403,15 +416,7 @@ fn respond(state: &Mutex<GithubState>, base: &str, req: &Request) -> (Response, 
     {
         seen.status = answer.status;
         st.seen.push(seen);
-        let hs: Vec<(&str, &str)> = answer
-            .headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        return (
-            json_response(answer.status, &hs, answer.body.clone()),
-            answer.delay_ms,
-        );
+        return answer.answer(JSON);
     }
     if let Some(message) = st.missing.get(list).cloned() {
         seen.status = 404;
@@ -493,13 +498,25 @@ fn respond(state: &Mutex<GithubState>, base: &str, req: &Request) -> (Response, 
     (json_response(200, &hs, String::from_utf8(body).unwrap()), 0)
 }
 
+/// GitHub's and PagerDuty's `content-type`.
+pub const JSON: &str = "application/json; charset=utf-8";
+
 fn json_response(status: u16, headers: &[(&str, &str)], body: String) -> Response {
+    json_response_as(JSON, status, headers, body)
+}
+
+/// A JSON answer with the service's own `content-type`, `status` and
+/// `headers`.
+pub fn json_response_as(
+    content_type: &'static str,
+    status: u16,
+    headers: &[(&str, &str)],
+    body: String,
+) -> Response {
     let mut r = Response::new(Body::from(body));
     *r.status_mut() = StatusCode::from_u16(status).unwrap();
-    r.headers_mut().insert(
-        "content-type",
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static(content_type));
     for (k, v) in headers {
         r.headers_mut().insert(
             axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
