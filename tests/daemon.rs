@@ -16,7 +16,7 @@ pub(crate) type Seen = Arc<Mutex<Vec<(String, String)>>>;
 /// request's (status, headers, body, delay).
 pub(crate) struct FakeHttp {
     pub(crate) port: u16,
-    seen: Seen,
+    pub(crate) seen: Seen,
 }
 
 pub(crate) type Answer =

@@ -23,13 +23,14 @@
 //! runs 50, and a number runs that many.
 
 use crate::common::*;
+use crate::daemon::{FakeHttp, Seen};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const PUSH_TOKEN: &str = "kill-test-push-token";
@@ -59,62 +60,23 @@ impl Rng {
     }
 }
 
-/// Requests a fake HTTP service received: (path, body).
-type Seen = Arc<Mutex<Vec<(String, String)>>>;
-
-/// A fake HTTP service on loopback answering `answer(path)` with
-/// (status, headers, body) after `delay_ms`; it records each request when
-/// it arrives, before the delay.
+/// A fake HTTP service on loopback answering `answer(path, port)` with
+/// (status, headers, body) after `delay_ms` (the daemon tests' `FakeHttp`,
+/// which records each request when it arrives, before the delay).
 fn serve(
     delay_ms: u64,
     answer: impl Fn(&str, u16) -> (u16, Vec<(String, String)>, String) + Send + Sync + 'static,
 ) -> (u16, Seen) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    listener.set_nonblocking(true).unwrap();
-    let seen: Seen = Arc::default();
-    let s = seen.clone();
-    let answer = Arc::new(answer);
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            use axum::extract::Request;
-            use axum::response::IntoResponse;
-            let app = axum::Router::new().fallback(move |req: Request| {
-                let (s, answer) = (s.clone(), answer.clone());
-                async move {
-                    let path = req
-                        .uri()
-                        .path_and_query()
-                        .map(|p| p.to_string())
-                        .unwrap_or_default();
-                    let body = axum::body::to_bytes(req.into_body(), 1 << 24)
-                        .await
-                        .unwrap_or_default();
-                    s.lock()
-                        .unwrap()
-                        .push((path.clone(), String::from_utf8_lossy(&body).into_owned()));
-                    let (status, headers, body) = answer(&path, port);
-                    tokio::time::sleep(Duration::from_millis(delay_ms)).await;
-                    let mut resp =
-                        (axum::http::StatusCode::from_u16(status).unwrap(), body).into_response();
-                    for (k, v) in headers {
-                        resp.headers_mut().insert(
-                            axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                            v.parse().unwrap(),
-                        );
-                    }
-                    resp
-                }
-            });
-            let l = tokio::net::TcpListener::from_std(listener).unwrap();
-            axum::serve(l, app).await.unwrap();
-        });
-    });
-    (port, seen)
+    let fake = FakeHttp::start_on(
+        listener,
+        Arc::new(move |_, path: &str| {
+            let (status, headers, body) = answer(path, port);
+            (status, headers, body, delay_ms)
+        }),
+    );
+    (port, fake.seen)
 }
 
 /// A GitHub org whose secret scanning list has `PAGES` pages of one
