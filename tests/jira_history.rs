@@ -4,57 +4,22 @@
 //! second sync writes no entry twice, and a later resolution is history at
 //! its Jira time only (no second entry at the sync time).
 
+use crate::common::loopback::Loopback;
 use crate::common::*;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
-/// A Jira Cloud on loopback (std only) answering `/search/jql` with the
-/// page held in `page` and `/myself` with UTC.
-fn tiny_jira(page: Arc<Mutex<String>>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut request_line = String::new();
-            if reader.read_line(&mut request_line).is_err() {
-                continue;
-            }
-            loop {
-                let mut h = String::new();
-                if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
-                    break;
-                }
-            }
-            let target = request_line.split_whitespace().nth(1).unwrap_or("");
-            let (status, body) = if target.starts_with("/rest/api/3/search/jql") {
-                ("200 OK", page.lock().unwrap().clone())
-            } else if target.starts_with("/rest/api/3/myself") {
-                (
-                    "200 OK",
-                    r#"{"accountId":"1","timeZone":"UTC"}"#.to_string(),
-                )
-            } else {
-                (
-                    "404 Not Found",
-                    r#"{"errorMessages":["no"],"errors":{}}"#.to_string(),
-                )
-            };
-            let head = format!(
-                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = stream.write_all(head.as_bytes());
-            let _ = stream.write_all(body.as_bytes());
-            let mut rest = Vec::new();
-            let _ = stream.set_read_timeout(Some(std::time::Duration::from_millis(10)));
-            let _ = stream.read_to_end(&mut rest);
-        }
-    });
-    base
+/// A Jira Cloud on loopback answering `/search/jql` with `page`, `/myself`
+/// with UTC, and anything else with Jira's 404.
+fn tiny_jira(page: &str) -> Loopback {
+    let jira = Loopback::start();
+    jira.route("/", 404, r#"{"errorMessages":["no"],"errors":{}}"#);
+    jira.route("/rest/api/3/search/jql", 200, page);
+    jira.route(
+        "/rest/api/3/myself",
+        200,
+        r#"{"accountId":"1","timeZone":"UTC"}"#,
+    );
+    jira
 }
 
 fn issue_page(resolved: bool) -> String {
@@ -108,8 +73,8 @@ fn downgrades(store: &Path, period: &str) -> serde_json::Value {
 
 #[test]
 fn changelog_history_is_stamped_with_jiras_times_and_written_once() {
-    let page = Arc::new(Mutex::new(issue_page(false)));
-    let base = tiny_jira(page.clone());
+    let jira = tiny_jira(&issue_page(false));
+    let base = &jira.base;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("secmetrics.toml");
     std::fs::write(
@@ -136,7 +101,7 @@ fn changelog_history_is_stamped_with_jiras_times_and_written_once() {
     assert_eq!(status(&store)["history_entries"], 1);
     // Resolved in Jira on April 1st: status and validity history at that
     // time, and no observed entries for the same change at the sync time.
-    *page.lock().unwrap() = issue_page(true);
+    jira.route("/rest/api/3/search/jql", 200, &issue_page(true));
     sync(&store, &config);
     assert_eq!(status(&store)["history_entries"], 3);
     sync(&store, &config);
