@@ -43,10 +43,7 @@ pub fn run(ctx: &Context, args: DigestArgs) -> anyhow::Result<i32> {
         .cloned()
         .with_context(|| format!("no digest named {:?} in the configuration", args.name))?;
     let zone = ctx.config.kpi.timezone.0;
-    let period = match &args.period {
-        Some(p) => deliver::parse_digest_period(&digest, p, zone)?,
-        None => deliver::digest_period(digest.period, Utc::now(), zone),
-    };
+    let period = deliver::asked_digest_period(&digest, args.period.as_deref(), Utc::now(), zone)?;
     let label = period.label();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

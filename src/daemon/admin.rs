@@ -420,21 +420,30 @@ struct DigestQuery {
     force: bool,
 }
 
+/// The configured digest `name` and the period asked for (else its last
+/// complete one), or the status and message to answer with.
+fn digest_asked(
+    s: &Shared,
+    name: &str,
+    period: Option<&str>,
+) -> Result<(crate::config::DigestConfig, Period), (StatusCode, String)> {
+    let Some(d) = s.config.digests.iter().find(|d| d.name == name).cloned() else {
+        return Err((StatusCode::NOT_FOUND, format!("no digest named {name:?}")));
+    };
+    match crate::deliver::asked_digest_period(&d, period, Utc::now(), s.config.kpi.timezone.0) {
+        Ok(p) => Ok((d, p)),
+        Err(e) => Err((StatusCode::BAD_REQUEST, format!("{e:#}"))),
+    }
+}
+
 async fn digest_now(
     State(s): State<Arc<Shared>>,
     Path(name): Path<String>,
     Query(q): Query<DigestQuery>,
 ) -> Response {
-    let Some(d) = s.config.digests.iter().find(|d| d.name == name).cloned() else {
-        return error(StatusCode::NOT_FOUND, format!("no digest named {name:?}"));
-    };
-    let zone = s.config.kpi.timezone.0;
-    let period = match q.period {
-        Some(p) => match crate::deliver::parse_digest_period(&d, &p, zone) {
-            Ok(p) => p,
-            Err(e) => return error(StatusCode::BAD_REQUEST, format!("{e:#}")),
-        },
-        None => crate::deliver::digest_period(d.period, Utc::now(), zone),
+    let (d, period) = match digest_asked(&s, &name, q.period.as_deref()) {
+        Ok(found) => found,
+        Err((status, message)) => return error(status, message),
     };
     let shared = s.clone();
     let label = period.label();
@@ -506,16 +515,9 @@ async fn digest_preview(
     Path(name): Path<String>,
     Query(q): Query<DigestQuery>,
 ) -> Response {
-    let Some(d) = s.config.digests.iter().find(|d| d.name == name).cloned() else {
-        return error(StatusCode::NOT_FOUND, format!("no digest named {name:?}"));
-    };
-    let zone = s.config.kpi.timezone.0;
-    let period = match q.period {
-        Some(p) => match crate::deliver::parse_digest_period(&d, &p, zone) {
-            Ok(p) => p,
-            Err(e) => return error(StatusCode::BAD_REQUEST, format!("{e:#}")),
-        },
-        None => crate::deliver::digest_period(d.period, Utc::now(), zone),
+    let (d, period) = match digest_asked(&s, &name, q.period.as_deref()) {
+        Ok(found) => found,
+        Err((status, message)) => return error(status, message),
     };
     let result = tokio::task::spawn_blocking(move || {
         crate::deliver::preview(&s.store, &s.config, &d, &period, Utc::now())

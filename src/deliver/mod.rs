@@ -58,9 +58,18 @@ pub fn digest_period(kind: DigestPeriod, now: Time, zone: Tz) -> Period {
     Period::last_complete(unit_of(kind), now, zone)
 }
 
-/// A period given for a digest (`--period`, `?period=`): its label in the
-/// digest's own form (`2026-11`, `2026-W48`, `2026-11-30`), in `zone`.
-pub fn parse_digest_period(d: &DigestConfig, text: &str, zone: Tz) -> anyhow::Result<Period> {
+/// The period a digest is asked for (`--period`, `?period=`): a label in
+/// the digest's own form (`2026-11`, `2026-W48`, `2026-11-30`) in `zone`,
+/// or, when none is given, the last complete one at `now`.
+pub fn asked_digest_period(
+    d: &DigestConfig,
+    asked: Option<&str>,
+    now: Time,
+    zone: Tz,
+) -> anyhow::Result<Period> {
+    let Some(text) = asked else {
+        return Ok(digest_period(d.period, now, zone));
+    };
     let period = Period::parse(text, zone)?;
     if period.unit() != Some(unit_of(d.period)) {
         let form = match d.period {
