@@ -174,11 +174,11 @@ pub struct RecordLine {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryLine {
-    /// The record's kind (as `records.md` spells it), source and id.
+    /// The record's kind, as `records.md` spells it.
     pub record_kind: String,
-    /// The record's kind (as `records.md` spells it), source and id.
+    /// The record's source (connector instance).
     pub source: String,
-    /// The record's kind (as `records.md` spells it), source and id.
+    /// The record's id within its source.
     pub id: String,
     /// The field that changed.
     pub field: String,
@@ -197,11 +197,11 @@ pub struct HistoryLine {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OverrideLine {
-    /// The record's kind (as `records.md` spells it), source and id.
+    /// The record's kind, as `records.md` spells it.
     pub record_kind: String,
-    /// The record's kind (as `records.md` spells it), source and id.
+    /// The record's source (connector instance).
     pub source: String,
-    /// The record's kind (as `records.md` spells it), source and id.
+    /// The record's id within its source.
     pub id: String,
     /// The validity the record takes.
     pub validity: String,
@@ -223,11 +223,11 @@ pub struct OverrideLine {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OverrideLogLine {
-    /// The record's kind (as `records.md` spells it), source and id.
+    /// The record's kind, as `records.md` spells it.
     pub record_kind: String,
-    /// The record's kind (as `records.md` spells it), source and id.
+    /// The record's source (connector instance).
     pub source: String,
-    /// The record's kind (as `records.md` spells it), source and id.
+    /// The record's id within its source.
     pub id: String,
     /// `set` or `removed`.
     pub change: String,
