@@ -74,14 +74,9 @@ impl FakeJira {
             script: HashMap::new(),
             seen: Vec::new(),
         }));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let app = axum::Router::new()
-            .fallback(handle)
-            .with_state(state.clone());
-        tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
+        let st = state.clone();
+        let base =
+            super::serve_on_loopback(|_| axum::Router::new().fallback(handle).with_state(st)).await;
         FakeJira { state, base }
     }
 

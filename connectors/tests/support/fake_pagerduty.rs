@@ -37,14 +37,9 @@ pub struct FakePagerduty {
 impl FakePagerduty {
     pub async fn start() -> FakePagerduty {
         let state = Arc::new(Mutex::new(PdState::default()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let app = axum::Router::new()
-            .fallback(handle)
-            .with_state(state.clone());
-        tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
+        let st = state.clone();
+        let base =
+            super::serve_on_loopback(|_| axum::Router::new().fallback(handle).with_state(st)).await;
         FakePagerduty { state, base }
     }
 

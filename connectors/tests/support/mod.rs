@@ -156,6 +156,18 @@ impl Scripted {
     }
 }
 
+/// Serve `app(base)` on a fresh loopback port until the test ends; the
+/// base URL (`http://127.0.0.1:PORT`).
+pub async fn serve_on_loopback(app: impl FnOnce(&str) -> axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = app(&base);
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    base
+}
+
 /// One request the fake Jira or PagerDuty saw: its path, its decoded query
 /// pairs, the status it was answered with and the headers tests look at.
 #[derive(Clone, Debug)]
@@ -282,14 +294,13 @@ pub struct FakeGithub {
 impl FakeGithub {
     pub async fn start() -> FakeGithub {
         let state = Arc::new(Mutex::new(GithubState::default()));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let app = axum::Router::new()
-            .fallback(handle)
-            .with_state((state.clone(), base.clone()));
-        tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
+        let st = state.clone();
+        let base = serve_on_loopback(|base| {
+            axum::Router::new()
+                .fallback(handle)
+                .with_state((st, base.to_string()))
+        })
+        .await;
         FakeGithub { state, base }
     }
 
